@@ -1,0 +1,5 @@
+import sys
+
+from skate.cli import main
+
+sys.exit(main())

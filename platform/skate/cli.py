@@ -1,0 +1,158 @@
+"""The ``skate`` command: run, validate, schema, runs, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from skate.errors import SkateError, SpecError, describe_error
+
+ROOT_ENV = "SKATE_ROOT"
+
+
+def _root(args: argparse.Namespace) -> str:
+    return args.root or os.environ.get(ROOT_ENV) or "runs"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from skate.cluster import ray_session
+    from skate.runner import resume_job, run_job
+    from skate.runs.report import summary_text, write_curves
+    from skate.runs.rundir import RunDir
+    from skate.spec import load_spec
+
+    if (args.file is None) == (args.resume is None):
+        raise SkateError("give a job spec FILE to run, or --resume RUN_DIR to continue a run (not both)")
+    if args.resume and args.set:
+        raise SkateError("--set cannot change a resumed run; its spec is fixed in RUN_DIR/spec.yaml")
+    spec = load_spec(args.file, args.set) if args.file else None
+    # A shell that started us in the background may have told us to ignore Ctrl-C; take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with ray_session(args.address):
+        if spec is not None:
+            result = run_job(spec, root=_root(args), progress=not args.no_progress)
+        else:
+            result = resume_job(args.resume, progress=not args.no_progress)
+    run = RunDir(result.run_dir)
+    if result.status == "completed":
+        plot = write_curves(run)
+        print(summary_text(run))
+        print(f"\nrun directory: {run.path}\nlearning curves: {plot}")
+        return 0
+    return 130
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from skate.spec import load_spec
+
+    failed = 0
+    for path in args.files:
+        try:
+            load_spec(path, args.set)
+        except SpecError as error:
+            failed += 1
+            for problem in error.problems:
+                print(problem, file=sys.stderr)
+        else:
+            print(f"{path}: ok")
+    return 1 if failed else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from skate.spec import spec_schema
+
+    print(json.dumps(spec_schema(), indent=2))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from skate.runs.report import runs_table
+    from skate.runs.rundir import list_runs
+
+    runs = list_runs(_root(args))
+    if not runs:
+        print(f"no runs under {_root(args)}/")
+        return 0
+    print(runs_table(runs))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from skate.runs.report import summary_text, write_curves
+    from skate.runs.rundir import RunDir
+
+    run = RunDir.open(args.run_dir)
+    print(summary_text(run))
+    if not run.metrics_path.exists():
+        raise SkateError(f"{run.path}: no metrics yet ({RunDir.METRICS} is missing)")
+    print(f"\nlearning curves: {write_curves(run)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skate", description="Distributed training on Ray from one YAML job spec.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("run", cmd_run, "train a job on an embedded local Ray, or on a cluster with --address")
+    p.add_argument("file", nargs="?", help="job spec (YAML)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec field, e.g. --set train.epochs=3 (repeatable)")
+    p.add_argument("--address", help="join this Ray cluster instead of starting one (default: $RAY_ADDRESS)")
+    p.add_argument("--root", help=f"folder of run directories (default: ${ROOT_ENV} or runs)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="print no progress")
+
+    p = add("validate", cmd_validate, "check job specs without running them (exit 1 if any is invalid)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as 'skate run' would")
+
+    add("schema", cmd_schema, "print the JSON Schema of job specs (for editors)")
+
+    p = add("runs", cmd_runs, "list runs")
+    p.add_argument("--root", help=f"folder of run directories (default: ${ROOT_ENV} or runs)")
+
+    p = add("report", cmd_report, "summarise a run and write its learning-curve PNG")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``skate`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SpecError as error:
+        for problem in error.problems:
+            print(f"skate: {problem}", file=sys.stderr)
+        return _debug(args, 1)
+    except SkateError as error:
+        print(f"skate: error: {error}", file=sys.stderr)
+        return _debug(args, 1)
+    except KeyboardInterrupt:
+        print("skate: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a failure we did not foresee: one line, the traceback on --debug
+        print(f"skate: error: {describe_error(error)} (run with --debug for the traceback)", file=sys.stderr)
+        return _debug(args, 1)
+
+
+def _debug(args: argparse.Namespace, code: int) -> int:
+    if args.debug:
+        traceback.print_exc()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""YAML in and out: safe parsing that remembers the line of every key, and ``--set`` overrides.
+
+Differences from plain ``yaml.safe_load``, each one a trap users fall into:
+a duplicated key is an error instead of silently keeping the last one, and ``1e-3`` is a number
+(YAML 1.2) instead of the string YAML 1.1 makes of it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path as FilePath
+from typing import Any
+
+import yaml
+
+from skate.errors import SpecError
+from skate.config.loader import Locator, Path, dotted
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _first in "-+0123456789.":
+    _Loader.yaml_implicit_resolvers[_first] = [
+        (tag, regexp) for tag, regexp in _Loader.yaml_implicit_resolvers.get(_first, [])
+        if tag != "tag:yaml.org,2002:float"
+    ]
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def _mark(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    return f":{mark.line + 1}" if mark is not None else ""
+
+
+def parse_yaml(text: str, *, source: str) -> tuple[Any, Locator]:
+    """Parse one YAML document into plain data and the line of each key.
+
+    Raises:
+        SpecError: for malformed YAML or a duplicated key, with the line.
+    """
+    loader = _Loader(text)
+    locator = Locator(source=source)
+    try:
+        node = loader.get_single_node()
+        data = _build(loader, node, (), locator) if node is not None else None
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error)
+        raise SpecError([f"{source}{_mark(error)}: malformed YAML: {problem}"]) from error
+    finally:
+        loader.dispose()
+    return data, locator
+
+
+def _build(loader: _Loader, node: yaml.Node, path: Path, locator: Locator) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                raise SpecError([f"{locator.source}:{key_node.start_mark.line + 1}: {dotted(path)}: a key must be a name"])
+            key_path = path + (str(key),)
+            if key in out:
+                raise SpecError([f"{locator.source}:{key_node.start_mark.line + 1}: {dotted(key_path)}: duplicated key"])
+            locator.lines[key_path] = key_node.start_mark.line + 1
+            out[key] = _build(loader, value_node, key_path, locator)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item, path + (str(i),), locator) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def read_yaml(path: str | FilePath) -> tuple[Any, Locator]:
+    """Read and parse a YAML file; a missing or unreadable file is a SpecError naming it."""
+    try:
+        text = FilePath(path).read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise SpecError([f"{path}: no such file"]) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError([f"{path}: cannot read: {error}"]) from error
+    return parse_yaml(text, source=str(path))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], locator: Locator) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``dotted.key=value`` set (the value parsed as YAML).
+
+    Raises:
+        SpecError: for an override that is not ``KEY=VALUE`` or that descends into a non-mapping.
+    """
+    out = _copy(data)
+    problems = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        path = tuple(part.strip() for part in key.split("."))
+        if not sep or not all(path):
+            problems.append(f"--set {item}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3")
+            continue
+        try:
+            value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
+        except yaml.YAMLError as error:
+            problems.append(f"--set {key}: cannot parse value {raw!r}: {getattr(error, 'problem', error)}")
+            continue
+        node = out
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                problems.append(f"--set {key}: {dotted(path[:depth + 1])} is not a mapping")
+                break
+            node = child
+        else:
+            node[path[-1]] = value
+            locator.overrides.add(path)
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+def _copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_copy(v) for v in data]
+    return data
+
+
+def dump_yaml(data: Any) -> str:
+    """Plain data as block-style YAML, keys in their given order."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

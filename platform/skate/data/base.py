@@ -1,0 +1,110 @@
+"""Data sources: each names itself in a spec (``data: {source: digits}``) and yields an Arrow table.
+
+A table has a column ``x`` (features, flattened to a fixed-size list of float32) and ``y``
+(targets). The shapes to restore live in the table's schema metadata, so they travel with it
+through Ray's object store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from skate.config.fields import Variants, param
+
+_X_SHAPE = b"skate.x_shape"
+_Y_SHAPE = b"skate.y_shape"
+_NUM_CLASSES = b"skate.num_classes"
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know of its data: shapes of one example and the number of classes."""
+
+    x_shape: tuple[int, ...]
+    y_shape: tuple[int, ...]
+    num_classes: int | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Where the examples come from and how they are split into train, validation and test."""
+
+    variants: ClassVar[Variants["DataConfig"]]
+    source: str = param(doc="the data source, by its registered name")
+    validation_fraction: float = param(0.15, doc="share of examples held out for validation", ge=0, lt=1)
+    test_fraction: float = param(0.15, doc="share of examples held out for the final test", ge=0, lt=1)
+    split_seed: int = param(0, doc="seed of the fixed train/validation/test split", ge=0)
+
+    def __post_init__(self) -> None:
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError("validation_fraction + test_fraction must leave examples to train on (< 1)")
+
+    def load(self) -> pa.Table:
+        """All examples of the source as one table (see :func:`make_table`)."""
+        raise NotImplementedError
+
+
+DataConfig.variants = Variants("data source", key="source")
+DATA_SOURCES = DataConfig.variants
+
+
+def make_table(x: np.ndarray, y: np.ndarray, *, num_classes: int | None) -> pa.Table:
+    """An Arrow table of examples ``x[i] -> y[i]``; shapes are kept in the schema metadata."""
+    n = len(x)
+    if len(y) != n:
+        raise AssertionError(f"{n} inputs but {len(y)} targets")
+    x_flat = np.ascontiguousarray(x, dtype=np.float32).reshape(n, -1)
+    columns = {"x": pa.FixedSizeListArray.from_arrays(pa.array(x_flat.ravel()), x_flat.shape[1])}
+    if y.ndim == 1:
+        columns["y"] = pa.array(y)
+    else:
+        y_flat = np.ascontiguousarray(y, dtype=np.float32).reshape(n, -1)
+        columns["y"] = pa.FixedSizeListArray.from_arrays(pa.array(y_flat.ravel()), y_flat.shape[1])
+    metadata = {
+        _X_SHAPE: json.dumps(list(x.shape[1:])).encode(),
+        _Y_SHAPE: json.dumps(list(y.shape[1:])).encode(),
+        _NUM_CLASSES: json.dumps(num_classes).encode(),
+    }
+    return pa.table(columns).replace_schema_metadata(metadata)
+
+
+def info_of(table: pa.Table) -> DatasetInfo:
+    """The shapes and class count recorded in a table made by :func:`make_table`."""
+    meta = table.schema.metadata or {}
+    if _X_SHAPE not in meta:
+        raise ValueError("table lacks skate's shape metadata: make it with skate.data.make_table")
+    return DatasetInfo(
+        x_shape=tuple(json.loads(meta[_X_SHAPE])),
+        y_shape=tuple(json.loads(meta[_Y_SHAPE])),
+        num_classes=json.loads(meta[_NUM_CLASSES]),
+    )
+
+
+def to_numpy(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """The table's examples as arrays shaped as recorded: ``(n, *x_shape)`` and ``(n, *y_shape)``."""
+    info = info_of(table)
+    n = table.num_rows
+    x = _column(table, "x").reshape((n, *info.x_shape))
+    y = _column(table, "y")
+    return x, (y.reshape((n, *info.y_shape)) if info.y_shape else y)
+
+
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    column = table.column(name).combine_chunks()
+    if pa.types.is_fixed_size_list(column.type):
+        return column.flatten().to_numpy(zero_copy_only=False)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def split_table(table: pa.Table, *, validation_fraction: float, test_fraction: float, seed: int) -> dict[str, pa.Table]:
+    """A seeded, fixed split of the rows into ``train``, ``validation`` and ``test`` tables."""
+    n = table.num_rows
+    order = np.random.default_rng(seed).permutation(n)
+    num_val, num_test = round(n * validation_fraction), round(n * test_fraction)
+    bounds = {"test": (0, num_test), "validation": (num_test, num_test + num_val), "train": (num_test + num_val, n)}
+    return {name: table.take(pa.array(order[lo:hi])) for name, (lo, hi) in bounds.items()}

@@ -1,0 +1,28 @@
+"""The optimizer config, shared by every engine (the parameter server runs it on its shards)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Literal
+
+import torch
+
+from skate.config.fields import param
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptimizerConfig:
+    """Gradient descent rule and its hyperparameters."""
+
+    name: Literal["sgd", "momentum", "adam"] = param("adam", doc="sgd, momentum (SGD with momentum) or adam")
+    lr: float = param(0.001, doc="learning rate", gt=0)
+    momentum: float = param(0.9, doc="momentum coefficient (momentum only)", ge=0, lt=1)
+    beta1: float = param(0.9, doc="Adam's first-moment decay", ge=0, lt=1)
+    beta2: float = param(0.999, doc="Adam's second-moment decay", ge=0, lt=1)
+    eps: float = param(1e-8, doc="Adam's denominator guard", gt=0)
+
+    def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """A torch optimizer over ``params``."""
+        if self.name == "adam":
+            return torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps)
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum if self.name == "momentum" else 0.0)

@@ -1,0 +1,104 @@
+"""A model replica with its data: the piece of work every engine's worker actor does.
+
+It knows how to draw the batches of an epoch, compute the loss of a batch and evaluate a split;
+what happens to the gradients (a local optimizer, a parameter server, an allreduce) is the engine's.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import numpy as np
+import ray
+import torch
+
+from skate.data.base import info_of, to_numpy
+from skate.engines.base import Metrics, Workload
+from skate.objectives import OBJECTIVES
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Replica:
+    """A freshly built model and the workload's data as tensors.
+
+    Args:
+        workload: the model, data and seed.
+        shard: which of ``num_shards`` disjoint parts of the training data this replica trains on.
+        num_shards: how many replicas share the training data.
+        device: where the model and the data live (``cpu``, ``cuda``).
+    """
+
+    def __init__(self, workload: Workload, *, shard: int = 0, num_shards: int = 1, device: str = "cpu") -> None:
+        tables = {name: ray.get(ref) for name, ref in workload.tables.items()}
+        torch.manual_seed(workload.seed)
+        self.device = torch.device(device)
+        self.model = workload.model.build(info_of(tables["train"])).to(self.device)
+        self.objective = OBJECTIVES[workload.model.objective]
+        self.batch_size = workload.batch_size
+        self.seed = workload.seed
+        self.shard, self.num_shards = shard, num_shards
+        self.data = {name: tuple(torch.from_numpy(np.require(a, requirements="W")).to(self.device) for a in to_numpy(t)) for name, t in tables.items()}
+
+    @property
+    def num_train(self) -> int:
+        return len(self.data["train"][0])
+
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        """This replica's batches of one epoch: a seeded shuffle of its shard, in order of draw."""
+        order = np.random.default_rng((self.seed, epoch)).permutation(self.num_train)
+        order = torch.from_numpy(order[self.shard :: self.num_shards]).to(self.device)
+        x, y = self.data["train"]
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield x[index], y[index]
+
+    def loss(self, batch: Batch, sums: dict[str, float]) -> torch.Tensor:
+        """The mean loss of a batch (for backward); adds the batch's metric sums to ``sums``."""
+        x, y = batch
+        values = self.objective(self.model(x), y)
+        for name, per_example in values.items():
+            sums[name] = sums.get(name, 0.0) + float(per_example.detach().sum())
+        sums["count"] = sums.get("count", 0.0) + len(y)
+        return values["loss"].mean()
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> Metrics:
+        """Per-example means of the objective's metrics over a whole split, in evaluation mode."""
+        self.model.eval()
+        sums: dict[str, float] = {}
+        x, y = self.data[split]
+        for start in range(0, len(y), 1024):
+            self.loss((x[start : start + 1024], y[start : start + 1024]), sums)
+        self.model.train()
+        return means(sums)
+
+
+def means(sums: dict[str, float]) -> Metrics:
+    """Per-example means from the sums :meth:`Replica.loss` accumulates."""
+    count = max(sums.get("count", 0.0), 1.0)
+    return {name: value / count for name, value in sums.items() if name != "count"}
+
+
+def to_cpu(tree: Any) -> Any:
+    """A copy of nested dicts/lists of tensors with every tensor on the CPU (for checkpoints)."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu()
+    if isinstance(tree, dict):
+        return {k: to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(to_cpu(v) for v in tree)
+    return tree
+
+
+class EpochClock:
+    """Measures an epoch's compute time and throughput for the ``perf/*`` metrics."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def metrics(self, num_examples: float) -> Metrics:
+        elapsed = time.perf_counter() - self.start
+        return {"perf/epoch_s": elapsed, "perf/epoch_samples": num_examples,
+                "perf/samples_per_s": num_examples / max(elapsed, 1e-9)}

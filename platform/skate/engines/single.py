@@ -1,0 +1,93 @@
+"""The reference engine: one Ray worker actor running a plain PyTorch loop.
+
+Every distributed engine is measured against this one, on the same job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import ray
+
+from skate.engines.base import STRATEGIES, Engine, Metrics, StrategyConfig, Workload
+from skate.engines.replica import EpochClock, Replica, means, to_cpu
+from skate.config.fields import param
+
+
+class SingleWorker:
+    """The actor: a replica and a local optimizer."""
+
+    def __init__(self, workload: Workload) -> None:
+        self.replica = Replica(workload, device="cuda" if ray.get_gpu_ids() else "cpu")
+        self.optimizer = workload.optimizer.build(self.replica.model.parameters())
+
+    def train_epoch(self, epoch: int) -> Metrics:
+        clock = EpochClock()
+        sums: dict[str, float] = {}
+        for batch in self.replica.batches(epoch):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.replica.loss(batch, sums).backward()
+            self.optimizer.step()
+        train = {f"train/{name}": value for name, value in means(sums).items()}
+        return {**train, **clock.metrics(sums.get("count", 0.0))}
+
+    def evaluate(self, split: str) -> Metrics:
+        return self.replica.evaluate(split)
+
+    def state(self) -> dict[str, Any]:
+        return to_cpu({"model": self.replica.model.state_dict(), "optimizer": self.optimizer.state_dict()})
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.replica.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def load_weights(self, weights: dict[str, Any]) -> None:
+        self.replica.model.load_state_dict(weights)
+
+
+class SingleEngine(Engine):
+    """Drives one :class:`SingleWorker` actor."""
+
+    def __init__(self, config: "SingleStrategyConfig", workload: Workload) -> None:
+        actor = ray.remote(num_cpus=config.num_cpus, num_gpus=config.num_gpus)(SingleWorker)
+        self._worker = actor.remote(workload)
+        self._pending: ray.ObjectRef | None = None
+
+    def train_epoch(self, epoch: int) -> Metrics:
+        self._pending = self._worker.train_epoch.remote(epoch)
+        metrics = ray.get(self._pending)
+        self._pending = None
+        return metrics
+
+    def finish_pending(self, timeout_s: float) -> Metrics | None:
+        pending, self._pending = self._pending, None
+        return None if pending is None else ray.get(pending, timeout=timeout_s)
+
+    def evaluate(self, split: str) -> Metrics:
+        return ray.get(self._worker.evaluate.remote(split))
+
+    def state(self) -> dict[str, Any]:
+        return ray.get(self._worker.state.remote())
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        ray.get(self._worker.load_state.remote(state))
+
+    def load_weights(self, weights: dict[str, Any]) -> None:
+        ray.get(self._worker.load_weights.remote(weights))
+
+    def shutdown(self) -> None:
+        ray.kill(self._worker)
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SingleStrategyConfig(StrategyConfig):
+    """One worker actor with a plain PyTorch loop: the reference every engine is compared with."""
+
+    kind: str = "single"
+    num_cpus: float = param(1.0, doc="CPUs reserved for the worker (and its torch threads)", gt=0)
+    num_gpus: float = param(0.0, doc="GPUs reserved for the worker; > 0 trains on cuda", ge=0)
+
+    def create(self, workload: Workload) -> Engine:
+        return SingleEngine(self, workload)

@@ -1,0 +1,26 @@
+"""User-facing errors: the CLI prints these as one line each, without a traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SkateError(Exception):
+    """A mistake the user can fix (bad input, missing file, unreachable cluster)."""
+
+
+class SpecError(SkateError, ValueError):
+    """One or more problems in a job spec, each naming where it is and what was expected."""
+
+    def __init__(self, problems: list[str]) -> None:
+        if not problems:
+            raise AssertionError("SpecError needs at least one problem")
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def describe_error(error: BaseException) -> str:
+    """One line saying what went wrong, with the root cause of an error raised inside Ray."""
+    cause: Any = getattr(error, "cause", None) or error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}".rstrip(": ")

@@ -1,0 +1,28 @@
+"""Models: each names itself in a spec (``model: {kind: rnn_classifier, ...}``) and builds a module."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from torch import nn
+
+from skate.data.base import DatasetInfo
+from skate.config.fields import Variants, param
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """A model, chosen by ``kind``; its other fields are the model's hyperparameters."""
+
+    variants: ClassVar[Variants["ModelConfig"]]
+    objective: ClassVar[str] = "classification"
+    kind: str = param(doc="the model, by its registered name")
+
+    def build(self, info: DatasetInfo) -> nn.Module:
+        """A freshly initialised module for data described by ``info``."""
+        raise NotImplementedError
+
+
+ModelConfig.variants = Variants("model")
+MODELS = ModelConfig.variants

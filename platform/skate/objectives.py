@@ -1,0 +1,33 @@
+"""What a model is trained to do: its loss and the metrics reported beside it."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+# Maps (outputs, targets) to per-example values by metric name; "loss" is the one minimised.
+Objective = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+
+
+def classification(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Cross-entropy loss and accuracy, per example."""
+    return {
+        "loss": F.cross_entropy(logits, targets, reduction="none"),
+        "accuracy": (logits.argmax(dim=-1) == targets).float(),
+    }
+
+
+def regression(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean squared error, per example."""
+    return {"loss": F.mse_loss(outputs, targets, reduction="none").flatten(1).mean(dim=1)}
+
+
+OBJECTIVES: dict[str, Objective] = {"classification": classification, "regression": regression}
+
+# The validation metric that picks the best checkpoint, and whether higher is better.
+BEST_METRIC: dict[str, tuple[str, str]] = {
+    "classification": ("val/accuracy", "max"),
+    "regression": ("val/loss", "min"),
+}

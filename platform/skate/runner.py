@@ -1,0 +1,130 @@
+"""Running a supervised job from start to finish: the run directory, the data, the engine, the loop."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import ray
+
+from skate.data import info_of, split_table
+from skate.engines.base import Workload
+from skate.errors import SkateError, describe_error
+from skate.objectives import BEST_METRIC
+from skate.progress import Progress
+from skate.runs.checkpoint import BEST, Checkpointer
+from skate.runs.metrics import MetricsLog
+from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
+from skate.spec import JobSpec, dump_spec, load_spec
+from skate.spec.job import CheckpointConfig
+from skate.trainer import Trainer
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """How a run ended.
+
+    Attributes:
+        run_dir: the run directory.
+        status: ``completed`` or ``interrupted``.
+        metrics: the final metrics (``test/*``, ``val/*`` of the best checkpoint), empty if interrupted.
+        best_checkpoint: the best model's weights, if one was written.
+    """
+
+    run_dir: Path
+    status: str
+    metrics: dict[str, float]
+    best_checkpoint: Path | None
+
+
+def run_job(spec: JobSpec, *, root: str | Path = DEFAULT_ROOT, progress: bool = True) -> RunResult:
+    """Train ``spec`` in a new run directory under ``root``. Ray must be initialised (see
+    :func:`skate.cluster.ray_session`)."""
+    run = RunDir.create(root, spec.name, dump_spec(spec))
+    return _execute(spec, run, resume=False, progress=progress)
+
+
+def resume_job(run_dir: str | Path, *, progress: bool = True) -> RunResult:
+    """Continue an interrupted or failed run from its last checkpoint, in the same directory."""
+    run = RunDir.open(run_dir)
+    status = run.read_summary().get("status")
+    if status == "completed":
+        raise SkateError(f"{run.path}: the run already completed; start a new one with 'skate run'")
+    return _execute(load_spec(run.spec_path), run, resume=True, progress=progress)
+
+
+def resolve_checkpoint(spec: JobSpec) -> CheckpointConfig:
+    """The checkpoint config with the best metric and mode filled in from the model's objective."""
+    metric, mode = BEST_METRIC[type(spec.model).objective]
+    chosen = spec.checkpoint.best_metric or metric
+    if spec.checkpoint.best_mode is None and chosen != metric:
+        mode = "min" if chosen.endswith("loss") else "max"
+    return dataclasses.replace(spec.checkpoint, best_metric=chosen, best_mode=spec.checkpoint.best_mode or mode)
+
+
+def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool) -> RunResult:
+    checkpointer = Checkpointer(run.checkpoint_dir, keep_last=spec.checkpoint.keep_last)
+    state = checkpointer.latest() if resume else None
+    started = run.read_summary().get("started_at") if resume else None
+    run.update_summary(name=spec.name, status="running", started_at=started or now_iso(), error=None)
+    display = Progress(total=spec.train.epochs, initial=int(state["epoch"]) if state else 0,
+                       desc=spec.name, enabled=progress)
+    engine = None
+    try:
+        workload = _workload(spec)
+        engine = spec.train.strategy.create(workload)
+        trainer = Trainer(train=spec.train, checkpoint=resolve_checkpoint(spec), engine=engine,
+                          metrics=MetricsLog(run.metrics_path), checkpointer=checkpointer, progress=display)
+        if state is not None:
+            trainer.restore(state)
+            display.write(f"resumed {run.path} at epoch {trainer.epoch}")
+        try:
+            trainer.fit()
+        except KeyboardInterrupt:
+            _interrupt(trainer, display)
+            run.update_summary(status="interrupted", epochs_completed=trainer.epoch, ended_at=now_iso(),
+                               best=dataclasses.asdict(trainer.best))
+            display.write(f"interrupted at epoch {trainer.epoch}; resume with: skate run --resume {run.path}")
+            return RunResult(run.path, "interrupted", {}, _best_path(checkpointer))
+        final = trainer.test()
+        run.update_summary(status="completed", epochs_completed=trainer.epoch, ended_at=now_iso(),
+                           duration_s=trainer.elapsed_s, best=dataclasses.asdict(trainer.best), final=final)
+        return RunResult(run.path, "completed", final, _best_path(checkpointer))
+    except BaseException as error:
+        if run.read_summary().get("status") == "running":
+            run.update_summary(status="failed", error=describe_error(error), ended_at=now_iso())
+        raise
+    finally:
+        display.close()
+        if engine is not None:
+            engine.shutdown()
+
+
+def _interrupt(trainer: Trainer, display: Progress) -> None:
+    display.write("interrupted: finishing the epoch in flight and writing a checkpoint (Ctrl-C again to skip)")
+    try:
+        trainer.interrupt()
+    except KeyboardInterrupt:
+        display.write(f"skipped; the last checkpoint on disk stands (epoch {trainer.checkpointed_epoch})")
+
+
+def _workload(spec: JobSpec) -> Workload:
+    try:
+        table = spec.data.load()
+    except (ImportError, OSError, ValueError) as error:
+        raise SkateError(f"data source '{spec.data.source}': cannot load: {error}") from error
+    tables = split_table(table, validation_fraction=spec.data.validation_fraction,
+                         test_fraction=spec.data.test_fraction, seed=spec.data.split_seed)
+    try:
+        spec.model.build(info_of(tables["train"]))
+    except ValueError as error:
+        raise SkateError(f"model '{spec.model.kind}' does not fit data '{spec.data.source}': {error}") from error
+    refs = {name: ray.put(t) for name, t in tables.items()}
+    return Workload(model=spec.model, optimizer=spec.train.optimizer, batch_size=spec.train.batch_size,
+                    seed=spec.seed, tables=refs)
+
+
+def _best_path(checkpointer: Checkpointer) -> Path | None:
+    path = checkpointer.directory / BEST
+    return path if path.exists() else None
+

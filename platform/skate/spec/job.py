@@ -1,0 +1,53 @@
+"""The job spec: one small typed config per component, gathered in :class:`JobSpec`."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Literal
+
+from skate.data import DataConfig
+from skate.engines import OptimizerConfig, StrategyConfig
+from skate.engines.single import SingleStrategyConfig
+from skate.models import ModelConfig
+from skate.config.fields import param
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How long and how to train."""
+
+    epochs: int = param(10, doc="passes over the training data", gt=0)
+    batch_size: int = param(32, doc="examples per gradient step", gt=0)
+    optimizer: OptimizerConfig = param(doc="update rule", default_factory=OptimizerConfig)
+    strategy: StrategyConfig = param(doc="engine that trains the model", default_factory=SingleStrategyConfig)
+    eval_every_epochs: int = param(1, doc="evaluate on the validation split every this many epochs", gt=0)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CheckpointConfig:
+    """When checkpoints are written and which one is kept as the best."""
+
+    every_epochs: int = param(1, doc="write a resumable checkpoint every this many epochs", gt=0)
+    keep_last: int = param(2, doc="resumable checkpoints kept on disk (older ones are deleted)", gt=0)
+    best_metric: str | None = param(None, doc="validation metric that picks the best checkpoint (default: the objective's, e.g. val/accuracy)")
+    best_mode: Literal["max", "min"] | None = param(None, doc="whether a higher (max) or lower (min) best_metric is better")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class JobSpec:
+    """A skate job: what to train, on which data, how, and how to keep its progress."""
+
+    name: str = param(doc="job name; run directories are named <name>-<timestamp>")
+    description: str = param("", doc="free text shown by 'skate runs'")
+    seed: int = param(0, doc="seed of model initialisation and example order", ge=0)
+    data: DataConfig = param(doc="the examples and their train/validation/test split")
+    model: ModelConfig = param(doc="the model to train")
+    train: TrainConfig = param(doc="training loop and engine", default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = param(doc="checkpoints and best-model selection", default_factory=CheckpointConfig)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"name {self.name!r}: use letters, digits, '_', '-' and '.', starting with a letter or digit")
