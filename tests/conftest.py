@@ -1,0 +1,22 @@
+"""Shared fixtures: one local Ray per test module that asks for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import ray
+
+REPO = Path(__file__).resolve().parents[1]
+JOBS = REPO / "jobs"
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[None]:
+    """A 2-CPU local Ray for the module's tests (about 2 s to start)."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from skate.data import DatasetInfo
+from skate.models.rnn import RnnClassifierConfig
+
+DIGITS = DatasetInfo(x_shape=(8, 8), y_shape=(), num_classes=10)
+
+
+def test_classifier_matches_the_seed_architecture_computed_by_hand() -> None:
+    torch.manual_seed(0)
+    model = RnnClassifierConfig().build(DIGITS)
+    x = torch.randn(4, 8, 8)
+    rnn = model.rnn
+    h = torch.zeros(4, 150)
+    for t in range(8):  # BasicRNNCell: h = tanh(W x + U h + b)
+        h = torch.tanh(x[:, t] @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h @ rnn.weight_hh_l0.T + rnn.bias_hh_l0)
+    expected = h @ model.logits.weight.T + model.logits.bias
+    torch.testing.assert_close(model(x), expected)
+    assert sum(p.numel() for p in model.parameters()) == 8 * 150 + 150 * 150 + 2 * 150 + 150 * 10 + 10
+
+
+@pytest.mark.parametrize("cell", ["basic", "lstm", "gru"])
+def test_every_cell_gives_logits_per_example(cell: str) -> None:
+    model = RnnClassifierConfig(cell=cell, num_units=16, num_layers=2, dropout=0.5).build(DIGITS)
+    assert model(torch.randn(3, 8, 8)).shape == (3, 10)
+
+
+def test_dropout_between_layers_is_off_in_eval_mode() -> None:
+    model = RnnClassifierConfig(num_units=16, num_layers=3, dropout=0.5).build(DIGITS)
+    x = torch.randn(5, 8, 8)
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    model.train()
+    assert not torch.allclose(model(x), model(x))
+
+
+def test_non_sequence_data_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="needs sequences"):
+        RnnClassifierConfig().build(DatasetInfo(x_shape=(64,), y_shape=(), num_classes=10))

@@ -1,0 +1,87 @@
+"""The CLI's answers to bad input: one clear line, a non-zero exit, no traceback (no Ray needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from skate.cli import main
+
+from conftest import JOBS
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = (JOBS / "digits_rnn.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "argv", "expected"),
+    [
+        ("name: x\ndata: {source: digits\n", [], ":3: malformed YAML"),
+        (GOOD.replace("kind: rnn_classifier", "kind: rnn_clasifier"), [], "model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?)"),
+        (GOOD.replace("source: digits", "source: digitz"), [], "data.source: unknown data source 'digitz' (did you mean 'digits'?)"),
+        (GOOD.replace("batch_size: 150", "batch_size: -150"), [], "train.batch_size: expected an integer > 0, got -150"),
+        (GOOD, ["--set", "train.epocs=3"], "--set: train.epocs: unknown key (did you mean 'epochs'?)"),
+        (GOOD, ["--set", "train.epochs"], "--set train.epochs: expected KEY=VALUE"),
+    ],
+)
+def test_bad_specs_give_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
+                                       argv: list[str], expected: str) -> None:
+    code, _, err = run_cli(capsys, "run", write(tmp_path, text), *argv)
+    assert code == 1
+    assert expected in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "run", "jobs/nope.yaml")
+    assert code == 1 and err.strip() == "skate: jobs/nope.yaml: no such file"
+
+
+def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "--debug", "run", "jobs/nope.yaml")
+    assert code == 1 and "Traceback" in err
+
+
+def test_validate_reports_each_file_and_fails_on_any_invalid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write(tmp_path, GOOD.replace("epochs: 100", "epochs: 0"))
+    code, out, err = run_cli(capsys, "validate", str(JOBS / "digits_rnn.yaml"), bad)
+    assert code == 1
+    assert out.strip().endswith("digits_rnn.yaml: ok")
+    assert "train.epochs: expected an integer > 0, got 0" in err
+    assert run_cli(capsys, "validate", str(JOBS / "digits_rnn.yaml"))[0] == 0
+
+
+def test_schema_is_json_with_every_section(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "schema")
+    schema = json.loads(out)
+    assert code == 0
+    assert {"name", "data", "model", "train", "checkpoint"} <= set(schema["properties"])
+
+
+def test_run_needs_a_file_or_resume(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "run")
+    assert code == 1 and "give a job spec FILE" in err
+
+
+def test_report_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "report", str(tmp_path))
+    assert code == 1 and "not a skate run directory" in err
+
+
+def test_runs_on_an_empty_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "runs", "--root", str(tmp_path))
+    assert code == 0 and "no runs" in out

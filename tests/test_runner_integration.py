@@ -1,0 +1,90 @@
+"""Whole runs in-process on a real local Ray: the run directory they leave, success or failure."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+from torch import nn
+
+from skate.data import DatasetInfo
+from skate.models.base import MODELS
+from skate.models.rnn import RnnClassifierConfig
+from skate.runner import resume_job, run_job
+from skate.runs.metrics import read_metrics
+from skate.runs.rundir import RunDir
+from skate.spec import load_spec
+
+from conftest import JOBS
+
+pytestmark = pytest.mark.integration
+
+
+class Exploding(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("the model exploded")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExplodingConfig(RnnClassifierConfig):
+    kind: str = "exploding_for_tests"
+
+    def build(self, info: DatasetInfo) -> nn.Module:
+        return Exploding()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def exploding_model(ray_local: None) -> None:
+    MODELS.register(ExplodingConfig, origin="tests")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def test_a_completed_run_leaves_a_complete_directory(tmp_path: Path) -> None:
+    spec = load_spec(JOBS / "digits_rnn.yaml", ["train.epochs=3", "checkpoint.every_epochs=2"])
+    result = run_job(spec, root=tmp_path, progress=False)
+    run = RunDir(result.run_dir)
+    summary = run.read_summary()
+    assert result.status == summary["status"] == "completed" and summary["epochs_completed"] == 3
+    assert set(result.metrics) == {"val/accuracy", "val/loss", "test/accuracy", "test/loss"}
+    assert summary["final"] == result.metrics
+    assert load_spec(run.spec_path) == spec
+    table = read_metrics(run.metrics_path).to_pydict()
+    assert table["epoch"] == [1, 2, 3]
+    assert {"train/loss", "train/accuracy", "val/accuracy", "perf/samples_per_s"} <= set(table)
+    assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["best.pt", "ckpt-000002.pt", "ckpt-000003.pt"]
+    assert result.best_checkpoint == run.checkpoint_dir / "best.pt"
+    best_epoch = summary["best"]["epoch"]
+    assert result.metrics["val/accuracy"] == pytest.approx(table["val/accuracy"][best_epoch - 1])
+
+
+def test_a_failed_run_says_why_and_keeps_what_it_wrote(tmp_path: Path) -> None:
+    spec = load_spec(JOBS / "digits_rnn.yaml", ["model.kind=exploding_for_tests", "train.epochs=2"])
+    with pytest.raises(Exception, match="the model exploded"):
+        run_job(spec, root=tmp_path, progress=False)
+    (run_path,) = tmp_path.iterdir()
+    run = RunDir(run_path)
+    summary = run.read_summary()
+    assert summary["status"] == "failed"
+    assert summary["error"] == "RuntimeError: the model exploded"
+    assert run.spec_path.exists()
+
+
+def test_resuming_a_completed_run_is_refused(tmp_path: Path) -> None:
+    spec = load_spec(JOBS / "digits_rnn.yaml", ["train.epochs=1"])
+    result = run_job(spec, root=tmp_path, progress=False)
+    with pytest.raises(Exception, match="already completed"):
+        resume_job(result.run_dir, progress=False)
+
+
+def test_the_shipped_job_reaches_95_percent_on_test(tmp_path: Path) -> None:
+    """The README's promise for `make run` (about 10 s of training here)."""
+    result = run_job(load_spec(JOBS / "digits_rnn.yaml"), root=tmp_path, progress=False)
+    assert result.metrics["test/accuracy"] >= 0.95
