@@ -138,10 +138,8 @@ def loader_accepts(data: dict[str, Any]) -> bool:
 @pytest.mark.parametrize("override", [
     "seed=1", "train.batch_size=-5", "model.cell=lstn", "model.num_units=big", "train.strategy={}",
     "train.optimizer.lr=1", "checkpoint.best_mode=null", "checkpoint.best_mode=maximum", "description=3",
-    pytest.param("model={}", marks=pytest.mark.xfail(
-        strict=True, reason="schema gap: the variant's kind has a default, so the schema does not require it")),
-    pytest.param("name=bad name", marks=pytest.mark.xfail(
-        strict=True, reason="schema gap: the job name's pattern is not in the schema")),
+    "model={}",
+    "name=bad name",
 ])
 def test_schema_and_loader_agree(override: str) -> None:
     data = digits_with(override)
@@ -176,8 +174,6 @@ def test_containers_and_any() -> None:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="bug: json_schema pops the root's own $defs entry, so a config that nests "
-                                       "itself refers to a missing '#/$defs/Node'")
 def test_a_config_that_nests_itself_validates_nested_data() -> None:
     validator = jsonschema.Draft202012Validator(json_schema(Node))
     assert list(validator.iter_errors({"mode": "a", "child": {"mode": "b", "child": None}})) == []

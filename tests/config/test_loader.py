@@ -65,9 +65,8 @@ class Toy:
 
 
 # Nested keys have no line, so they point at their section's line; ``name`` has none at all.
-LOCATOR = Locator(source="toy.yaml", lines={("count",): 2, ("flag",): 3, ("mode",): 4,
-                                            ("tags",): 5, ("labels",): 6, ("limit",): 7, ("inner",): 8,
-                                            ("shape",): 9})
+LOCATOR = Locator(source="toy.yaml", lines={("count",): 2, ("flag",): 3, ("mode",): 4, ("tags",): 5,
+                                            ("labels",): 6, ("limit",): 7, ("inner",): 8, ("shape",): 9})
 
 
 def problems_of(cls: type, data: Any, locator: Locator | None = None, **kwargs: Any) -> list[str]:
@@ -243,3 +242,8 @@ def test_variants_refuse_a_class_without_a_default_name_or_a_second_class_of_a_n
     with pytest.raises(TypeError, match="Shape needs a default string for its 'kind' field"):
         registry.register(Shape)
     assert registry.names() == ["square"]
+
+
+def test_an_integer_too_large_for_a_number_is_a_problem() -> None:
+    problems = problems_of(Inner, {"rate": 10**400})
+    assert len(problems) == 1 and problems[0].startswith("<spec>: rate: expected a number")

@@ -18,12 +18,14 @@ T = TypeVar("T")
 
 @dataclasses.dataclass(frozen=True)
 class Bounds:
-    """Numeric limits of a field; ``None`` means unbounded on that side."""
+    """Limits of a field: numeric bounds (``None`` is unbounded) and a pattern for strings."""
 
     gt: float | None = None
     ge: float | None = None
     lt: float | None = None
     le: float | None = None
+    pattern: str | None = None
+    pattern_doc: str | None = None
 
     def violated_by(self, value: float) -> bool:
         return (
@@ -50,6 +52,8 @@ def param(
     ge: float | None = None,
     lt: float | None = None,
     le: float | None = None,
+    pattern: str | None = None,
+    pattern_doc: str | None = None,
 ) -> Any:
     """A config field with documentation and optional numeric bounds.
 
@@ -58,8 +62,9 @@ def param(
         doc: one line telling the user what the field means (shown by ``skate schema``).
         default_factory: for mutable or nested defaults, a callable that makes one.
         gt, ge, lt, le: numeric bounds the loader enforces.
+        pattern: a regular expression a string must match whole; ``pattern_doc`` says it in words.
     """
-    metadata = {"doc": doc, "bounds": Bounds(gt=gt, ge=ge, lt=lt, le=le)}
+    metadata = {"doc": doc, "bounds": Bounds(gt=gt, ge=ge, lt=lt, le=le, pattern=pattern, pattern_doc=pattern_doc)}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
 
 

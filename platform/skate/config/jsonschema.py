@@ -17,7 +17,7 @@ def json_schema(cls: type, *, title: str | None = None) -> dict[str, Any]:
     defs: dict[str, Any] = {}
     root = _type_schema(cls, defs)
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title or cls.__name__}
-    schema.update(defs.pop(cls.__name__, root))
+    schema.update(defs.get(cls.__name__, root))
     schema["$defs"] = defs
     return schema
 
@@ -43,6 +43,8 @@ def _type_schema(tp: Any, defs: dict[str, Any], bounds: Bounds | None = None) ->
                            ("exclusiveMaximum", bounds.lt), ("maximum", bounds.le)):
             if value is not None:
                 schema[key] = value
+        if bounds.pattern is not None:
+            schema["pattern"] = f"^(?:{bounds.pattern})$"
     return schema
 
 
@@ -74,7 +76,10 @@ def _object_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
     for base in cls.__mro__[1:]:
         variants = variants_of(base)
         if variants is not None and variants.key in properties:
-            properties[variants.key] = {**properties[variants.key], "const": properties[variants.key].get("default")}
+            name = properties[variants.key].get("default")
+            properties[variants.key] = {**properties[variants.key], "const": name}
+            if name != variants.default:  # only the family's default variant may leave its name out
+                required.append(variants.key)
     schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if cls.__doc__:
         schema["description"] = cls.__doc__.strip().splitlines()[0]

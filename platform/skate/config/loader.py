@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import functools
 import math
+import re
 import types
 import typing
 from dataclasses import MISSING
@@ -138,13 +139,18 @@ class _Loader:
             ok = isinstance(data, int) and not isinstance(data, bool)
         elif tp is float:
             ok = isinstance(data, (int, float)) and not isinstance(data, bool)
-            data = float(data) if ok else data
+            try:
+                data = float(data) if ok else data
+            except OverflowError:
+                return self.fail(path, f"expected {describe_type(tp)}, got an integer too large for one")
         elif tp is str:
             ok = isinstance(data, str)
         else:
             raise AssertionError(f"unsupported config type {tp!r} at {dotted(path)}")
         if not ok:
             return self.fail(path, f"expected {describe_type(tp)}, got {_show(data)}")
+        if bounds is not None and tp is str and bounds.pattern is not None and not re.fullmatch(bounds.pattern, data):
+            return self.fail(path, f"expected {bounds.pattern_doc or 'a string matching ' + bounds.pattern}, got {_show(data)}")
         if bounds is not None and tp in (int, float):
             if bounds.violated_by(data) or (isinstance(data, float) and math.isnan(data)):
                 return self.fail(path, f"expected {describe_type(tp)} {bounds.describe()}, got {_show(data)}")

@@ -24,7 +24,7 @@ class _Loader(yaml.SafeLoader):
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""",
     re.X,
@@ -62,22 +62,31 @@ def parse_yaml(text: str, *, source: str) -> tuple[Any, Locator]:
     return data, locator
 
 
-def _build(loader: _Loader, node: yaml.Node, path: Path, locator: Locator) -> Any:
+def _build(loader: _Loader, node: yaml.Node, path: Path, locator: Locator, parents: tuple[int, ...] = ()) -> Any:
+    if id(node) in parents:
+        raise SpecError([f"{locator.source}:{node.start_mark.line + 1}: {dotted(path)}: an alias refers to itself"])
+    parents += (id(node),)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        explicit = len(node.value) - sum(1 for k, _ in node.value if k.tag == "tag:yaml.org,2002:merge")
+        loader.flatten_mapping(node)  # merged pairs come first; the keys written here override them
+        merged = len(node.value) - explicit
         out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        written: set[Any] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
-            if isinstance(key, (list, dict)):
-                raise SpecError([f"{locator.source}:{key_node.start_mark.line + 1}: {dotted(path)}: a key must be a name"])
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise SpecError([f"{locator.source}:{line}: {dotted(path)}: a key must be a name"])
             key_path = path + (str(key),)
-            if key in out:
-                raise SpecError([f"{locator.source}:{key_node.start_mark.line + 1}: {dotted(key_path)}: duplicated key"])
-            locator.lines[key_path] = key_node.start_mark.line + 1
-            out[key] = _build(loader, value_node, key_path, locator)
+            if index >= merged:
+                if key in written:
+                    raise SpecError([f"{locator.source}:{line}: {dotted(key_path)}: duplicated key"])
+                written.add(key)
+            locator.lines[key_path] = line
+            out[key] = _build(loader, value_node, key_path, locator, parents)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, path + (str(i),), locator) for i, item in enumerate(node.value)]
+        return [_build(loader, item, path + (str(i),), locator, parents) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 
@@ -134,6 +143,14 @@ def _copy(data: Any) -> Any:
     return data
 
 
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+# The dumper quotes a string exactly when the loader would read it as something else.
+_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+
 def dump_yaml(data: Any) -> str:
-    """Plain data as block-style YAML, keys in their given order."""
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    """Plain data as block-style YAML, keys in their given order; reading it back gives ``data``."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False)

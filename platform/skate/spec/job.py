@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Literal
 
 from skate.data import DataConfig
@@ -12,7 +11,7 @@ from skate.engines.single import SingleStrategyConfig
 from skate.models import ModelConfig
 from skate.config.fields import param
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -40,14 +39,11 @@ class CheckpointConfig:
 class JobSpec:
     """A skate job: what to train, on which data, how, and how to keep its progress."""
 
-    name: str = param(doc="job name; run directories are named <name>-<timestamp>")
+    name: str = param(doc="job name; run directories are named <name>-<timestamp>", pattern=_NAME,
+                      pattern_doc="a name of letters, digits, '_', '-' and '.', starting with a letter or digit")
     description: str = param("", doc="free text shown by 'skate runs'")
     seed: int = param(0, doc="seed of model initialisation and example order", ge=0)
     data: DataConfig = param(doc="the examples and their train/validation/test split")
     model: ModelConfig = param(doc="the model to train")
     train: TrainConfig = param(doc="training loop and engine", default_factory=TrainConfig)
     checkpoint: CheckpointConfig = param(doc="checkpoints and best-model selection", default_factory=CheckpointConfig)
-
-    def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
-            raise ValueError(f"name {self.name!r}: use letters, digits, '_', '-' and '.', starting with a letter or digit")
