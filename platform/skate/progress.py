@@ -19,7 +19,7 @@ _SHOWN = {
 
 
 def _format(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.4f}"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
 def summarize(metrics: dict[str, float]) -> dict[str, str]:

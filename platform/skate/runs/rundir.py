@@ -1,0 +1,103 @@
+"""The run directory: ``<root>/<name>-<timestamp>/`` with the spec, metrics, checkpoints and summary.
+
+``summary.json`` says how the run stands: ``running``, ``completed``, ``failed`` (with the reason)
+or ``interrupted`` (resumable with ``skate run --resume``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from skate.errors import SkateError
+from skate.runs.atomic import write_text_atomic
+
+Status = Literal["running", "completed", "failed", "interrupted"]
+DEFAULT_ROOT = "runs"
+
+
+class RunDir:
+    """One run's folder and the files in it."""
+
+    SPEC = "spec.yaml"
+    METRICS = "metrics.parquet"
+    SUMMARY = "summary.json"
+    CHECKPOINTS = "checkpoints"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, root: str | Path, name: str, spec_yaml: str) -> "RunDir":
+        """A new, empty run folder under ``root`` holding the resolved spec."""
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path(root) / f"{name}-{stamp}"
+        path, n = base, 1
+        while True:
+            try:
+                path.mkdir(parents=True)
+                break
+            except FileExistsError:
+                n += 1
+                path = base.with_name(f"{base.name}-{n}")
+        run = cls(path)
+        write_text_atomic(run.spec_path, spec_yaml)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        """An existing run folder; a folder without a spec is a clear error."""
+        run = cls(path)
+        if not run.spec_path.is_file():
+            raise SkateError(f"{path}: not a skate run directory (no {cls.SPEC})")
+        return run
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / self.SPEC
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / self.SUMMARY
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / self.CHECKPOINTS
+
+    def read_summary(self) -> dict[str, Any]:
+        """The summary, or ``{}`` when the run has not written one yet."""
+        try:
+            return json.loads(self.summary_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, json.JSONDecodeError) as error:
+            return {"status": "unknown", "error": f"unreadable summary: {error}"}
+
+    def update_summary(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into the summary and write it atomically; returns the new summary."""
+        summary = {**self.read_summary(), **fields, "updated_at": now_iso()}
+        write_text_atomic(self.summary_path, json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
+        return summary
+
+
+def now_iso() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def list_runs(root: str | Path) -> list[RunDir]:
+    """Run folders under ``root``, oldest first (by name, whose timestamp sorts in time)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = [RunDir(p) for p in root.iterdir() if (p / RunDir.SPEC).is_file()]
+    return sorted(runs, key=lambda r: (r.read_summary().get("started_at", ""), r.name))
