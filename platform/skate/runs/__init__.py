@@ -1,0 +1,1 @@
+"""The run directory: spec, metrics.parquet, checkpoints, summary.json and reports."""
