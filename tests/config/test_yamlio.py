@@ -194,3 +194,10 @@ def test_dump_keeps_key_order_and_parses_back() -> None:
     text = dump_yaml(data)
     assert text.splitlines()[:2] == ["z: 1", "a:"]
     assert parse_yaml(text, source="d")[0] == data
+
+
+def test_a_billion_laughs_document_is_refused_quickly() -> None:
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    with pytest.raises(SpecError, match="expands to more than 100000 values"):
+        parse_yaml("\n".join(lines) + "\n", source="laughs.yaml")

@@ -53,7 +53,7 @@ def parse_yaml(text: str, *, source: str) -> tuple[Any, Locator]:
     locator = Locator(source=source)
     try:
         node = loader.get_single_node()
-        data = _build(loader, node, (), locator) if node is not None else None
+        data = _Builder(loader, locator).build(node, ()) if node is not None else None
     except yaml.YAMLError as error:
         problem = getattr(error, "problem", None) or str(error)
         raise SpecError([f"{source}{_mark(error)}: malformed YAML: {problem}"]) from error
@@ -62,32 +62,51 @@ def parse_yaml(text: str, *, source: str) -> tuple[Any, Locator]:
     return data, locator
 
 
-def _build(loader: _Loader, node: yaml.Node, path: Path, locator: Locator, parents: tuple[int, ...] = ()) -> Any:
-    if id(node) in parents:
-        raise SpecError([f"{locator.source}:{node.start_mark.line + 1}: {dotted(path)}: an alias refers to itself"])
-    parents += (id(node),)
-    if isinstance(node, yaml.MappingNode):
+MAX_NODES = 100_000  # a spec is small; more nodes means aliases multiplying (a "billion laughs")
+
+
+class _Builder:
+    """Turns a composed YAML node tree into plain data, noting the line of every key."""
+
+    def __init__(self, loader: _Loader, locator: Locator) -> None:
+        self.loader = loader
+        self.locator = locator
+        self.budget = MAX_NODES
+
+    def fail(self, node: yaml.Node, path: Path, message: str) -> SpecError:
+        return SpecError([f"{self.locator.source}:{node.start_mark.line + 1}: {dotted(path)}: {message}"])
+
+    def build(self, node: yaml.Node, path: Path, parents: tuple[int, ...] = ()) -> Any:
+        if id(node) in parents:
+            raise self.fail(node, path, "an alias refers to itself")
+        self.budget -= 1
+        if self.budget < 0:
+            raise self.fail(node, path, f"the document expands to more than {MAX_NODES} values (aliases?)")
+        parents += (id(node),)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, parents)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (str(i),), parents) for i, item in enumerate(node.value)]
+        return self.loader.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path, parents: tuple[int, ...]) -> dict[Any, Any]:
         explicit = len(node.value) - sum(1 for k, _ in node.value if k.tag == "tag:yaml.org,2002:merge")
-        loader.flatten_mapping(node)  # merged pairs come first; the keys written here override them
+        self.loader.flatten_mapping(node)  # merged pairs come first; the keys written here override them
         merged = len(node.value) - explicit
         out: dict[Any, Any] = {}
         written: set[Any] = set()
         for index, (key_node, value_node) in enumerate(node.value):
-            key = loader.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
+            key = self.loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
-                raise SpecError([f"{locator.source}:{line}: {dotted(path)}: a key must be a name"])
+                raise self.fail(key_node, path, "a key must be a name")
             key_path = path + (str(key),)
             if index >= merged:
                 if key in written:
-                    raise SpecError([f"{locator.source}:{line}: {dotted(key_path)}: duplicated key"])
+                    raise self.fail(key_node, key_path, "duplicated key")
                 written.add(key)
-            locator.lines[key_path] = line
-            out[key] = _build(loader, value_node, key_path, locator, parents)
+            self.locator.lines[key_path] = key_node.start_mark.line + 1
+            out[key] = self.build(value_node, key_path, parents)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, path + (str(i),), locator, parents) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
 
 
 def read_yaml(path: str | FilePath) -> tuple[Any, Locator]:
