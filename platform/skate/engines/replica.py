@@ -25,12 +25,12 @@ class Replica:
 
     Args:
         workload: the model, data and seed.
-        shard: which of ``num_shards`` disjoint parts of the training data this replica trains on.
-        num_shards: how many replicas share the training data.
+        rank: which of the ``num_replicas`` disjoint parts of each batch window this replica trains on.
+        num_replicas: how many replicas share the training data.
         device: where the model and the data live (``cpu``, ``cuda``).
     """
 
-    def __init__(self, workload: Workload, *, shard: int = 0, num_shards: int = 1, device: str = "cpu") -> None:
+    def __init__(self, workload: Workload, *, rank: int = 0, num_replicas: int = 1, device: str = "cpu") -> None:
         tables = {name: ray.get(ref) for name, ref in workload.tables.items()}
         torch.manual_seed(workload.seed)
         self.device = torch.device(device)
@@ -38,20 +38,33 @@ class Replica:
         self.objective = OBJECTIVES[workload.model.objective]
         self.batch_size = workload.batch_size
         self.seed = workload.seed
-        self.shard, self.num_shards = shard, num_shards
+        self.rank, self.num_replicas = rank, num_replicas
         self.data = {name: tuple(torch.from_numpy(np.require(a, requirements="W")).to(self.device) for a in to_numpy(t)) for name, t in tables.items()}
 
     @property
     def num_train(self) -> int:
         return len(self.data["train"][0])
 
+    def steps_per_epoch(self) -> int:
+        """Gradient steps in an epoch; the same for every replica, so synchronous steps line up."""
+        window = self.batch_size * self.num_replicas
+        return -(-self.num_train // window)
+
     def batches(self, epoch: int) -> Iterator[Batch]:
-        """This replica's batches of one epoch: a seeded shuffle of its shard, in order of draw."""
+        """This replica's batches of one epoch, in order of draw.
+
+        The epoch's seeded shuffle is cut into windows of ``batch_size * num_replicas`` examples;
+        replica ``rank`` takes every ``num_replicas``-th example of each window. The replicas'
+        batches of one step together are exactly the single-process batch of that step, so a
+        synchronous step over N replicas equals one step of N times the batch. The last window
+        may leave a replica an empty batch.
+        """
         order = np.random.default_rng((self.seed, epoch)).permutation(self.num_train)
-        order = torch.from_numpy(order[self.shard :: self.num_shards]).to(self.device)
+        order = torch.from_numpy(order).to(self.device)
+        window = self.batch_size * self.num_replicas
         x, y = self.data["train"]
-        for start in range(0, len(order), self.batch_size):
-            index = order[start : start + self.batch_size]
+        for start in range(0, self.num_train, window):
+            index = order[start : start + window][self.rank :: self.num_replicas]
             yield x[index], y[index]
 
     def loss(self, batch: Batch, sums: dict[str, float]) -> torch.Tensor:
