@@ -7,6 +7,7 @@ from pathlib import Path
 
 import ray
 
+from skate.cluster import check_fits
 from skate.data import info_of, split_table
 from skate.engines.base import Workload
 from skate.errors import SkateError, describe_error
@@ -72,6 +73,7 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool) -> Run
     engine = None
     try:
         workload = _workload(spec)
+        check_fits(spec.train.strategy.resources(), what=f"train.strategy ({spec.train.strategy.kind})")
         engine = spec.train.strategy.create(workload)
         trainer = Trainer(train=spec.train, checkpoint=resolve_checkpoint(spec), engine=engine,
                           metrics=MetricsLog(run.metrics_path), checkpointer=checkpointer, progress=display)

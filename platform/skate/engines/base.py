@@ -76,10 +76,14 @@ class StrategyConfig:
     """How training is spread over Ray: the engine, chosen by ``kind``, and its settings."""
 
     variants: ClassVar[Variants["StrategyConfig"]]
-    kind: str = param(doc="the engine: single (one worker, the reference)")
+    kind: str = param(doc="the engine: single (one worker, the reference) or parameter_server")
 
     def create(self, workload: Workload) -> Engine:
         """Start the engine's actors for ``workload``."""
+        raise NotImplementedError
+
+    def resources(self) -> dict[str, float]:
+        """What all of the engine's actors together reserve (``CPU``, ``GPU``), with how."""
         raise NotImplementedError
 
 

@@ -91,3 +91,6 @@ class SingleStrategyConfig(StrategyConfig):
 
     def create(self, workload: Workload) -> Engine:
         return SingleEngine(self, workload)
+
+    def resources(self) -> dict[str, float]:
+        return {"CPU": self.num_cpus, "GPU": self.num_gpus}

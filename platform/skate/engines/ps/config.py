@@ -1,0 +1,53 @@
+"""``train.strategy: {kind: parameter_server, ...}``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from skate.config.fields import param
+from skate.engines.base import STRATEGIES, Engine, StrategyConfig, Workload
+from skate.engines.ps.asynchronous import StalePolicy
+from skate.engines.ps.layout import Compression
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ParameterServerConfig(StrategyConfig):
+    """Parameter-server shards and data-parallel workers on Ray actors."""
+
+    kind: str = "parameter_server"
+    mode: Literal["sync", "async", "ssp"] = param("sync", doc="sync (mean of all gradients per version), async (apply on arrival) or ssp (bounded staleness)")
+    num_workers: int = param(2, doc="data-parallel worker actors; train.batch_size is per worker", gt=0)
+    num_shards: int = param(1, doc="parameter-server shard actors, each a slice of the parameters balanced by bytes", gt=0)
+    staleness: int | None = param(None, doc="ssp only: how many steps a worker may run ahead of the slowest", ge=0)
+    backup_workers: int = param(0, doc="sync only: apply a version from the first num_workers - backup_workers gradients", ge=0)
+    stale_policy: StalePolicy = param("none", doc="async only: none, scale (lr / staleness) or drop (staler than max_staleness)")
+    max_staleness: int | None = param(None, doc="async with stale_policy drop: the staleness beyond which a gradient is dropped", ge=0)
+    compression: Compression = param("none", doc="wire format of gradients and parameters: none (float32), fp16 or bf16")
+    cpus_per_worker: float = param(1.0, doc="CPUs reserved for each worker", gt=0)
+    gpus_per_worker: float = param(0.0, doc="GPUs reserved for each worker; > 0 computes on cuda", ge=0)
+    cpus_per_shard: float = param(0.0, doc="CPUs reserved for each shard (0: shards fit beside the workers)", ge=0)
+
+    def __post_init__(self) -> None:
+        if self.staleness is not None and self.mode != "ssp":
+            raise ValueError(f"staleness is the ssp bound; mode is {self.mode!r} (set mode: ssp, or drop staleness)")
+        if self.mode == "ssp" and self.staleness is None:
+            raise ValueError("mode ssp needs staleness (how many steps a worker may run ahead of the slowest)")
+        if self.backup_workers and self.mode != "sync":
+            raise ValueError(f"backup_workers applies to mode sync only; mode is {self.mode!r}")
+        if self.backup_workers >= self.num_workers:
+            raise ValueError(f"backup_workers ({self.backup_workers}) must be fewer than num_workers ({self.num_workers})")
+        if self.mode != "async" and (self.stale_policy != "none" or self.max_staleness is not None):
+            raise ValueError(f"stale_policy and max_staleness apply to mode async only; mode is {self.mode!r}")
+        if (self.stale_policy == "drop") != (self.max_staleness is not None):
+            raise ValueError("stale_policy drop and max_staleness go together")
+
+    def resources(self) -> dict[str, float]:
+        return {"CPU": self.num_workers * self.cpus_per_worker + self.num_shards * self.cpus_per_shard,
+                "GPU": self.num_workers * self.gpus_per_worker}
+
+    def create(self, workload: Workload) -> Engine:
+        from skate.engines.ps.engine import ParameterServerEngine
+
+        return ParameterServerEngine(self, workload)

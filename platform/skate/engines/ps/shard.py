@@ -1,0 +1,105 @@
+"""A parameter-server shard: a slice of the flat parameters, its optimizer state and a version.
+
+The shard is an asyncio actor: a worker's ``push_pull`` may wait (for the other workers of a
+synchronous step, or for the slowest worker under SSP) without blocking the other workers' calls.
+How a pushed gradient is applied is the update rule's (one file per mode: sync, asynchronous, ssp).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from skate.engines.optim import OptimizerConfig
+from skate.engines.ps.layout import Compression, decode, encode
+
+
+class ShardCore:
+    """The state every update rule works on."""
+
+    def __init__(self, init: np.ndarray, optimizer: OptimizerConfig) -> None:
+        self.params = torch.nn.Parameter(torch.from_numpy(np.array(init, dtype=np.float32)))
+        self.optimizer = optimizer.build([self.params])
+        self.base_lr = optimizer.lr
+        self.version = 0
+        self.changed = asyncio.Condition()
+        self.stats = {"applied": 0, "dropped": 0, "staleness_sum": 0}
+
+    def apply(self, grad: np.ndarray | None, *, lr_scale: float = 1.0) -> None:
+        """One optimizer step with ``grad`` (``None``: nothing to apply, the version still moves)."""
+        if grad is not None:
+            self.params.grad = torch.from_numpy(np.asarray(grad, dtype=np.float32))
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.base_lr * lr_scale
+            self.optimizer.step()
+            self.stats["applied"] += 1
+        self.version += 1
+
+    async def notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_until(self, predicate: Any) -> None:
+        async with self.changed:
+            await self.changed.wait_for(predicate)
+
+
+class UpdateRule(Protocol):
+    """When and how a pushed gradient changes the shard, and when the pusher may go on."""
+
+    async def push(self, core: ShardCore, *, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
+        """Take one gradient (the mean over ``count`` examples, read at ``read_version``)."""
+
+    async def drain(self, core: ShardCore) -> None:
+        """Stop waiting for workers that have finished the epoch."""
+
+    def begin_epoch(self) -> None:
+        """Undo :meth:`drain`."""
+
+
+class ParameterShard:
+    """The actor. ``rule`` decides the update mode; ``compression`` the wire format."""
+
+    def __init__(self, *, init: np.ndarray, optimizer: OptimizerConfig, rule: UpdateRule,
+                 compression: Compression) -> None:
+        torch.set_num_threads(1)
+        self.core = ShardCore(init, optimizer)
+        self.rule = rule
+        self.compression = compression
+
+    async def push_pull(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> tuple[np.ndarray, int]:
+        """Push a gradient; returns the parameters to use next and their version."""
+        await self.rule.push(self.core, worker=worker, read_version=read_version,
+                             grad=decode(grad, self.compression), count=count)
+        return self.pull()
+
+    def begin_epoch(self) -> None:
+        self.rule.begin_epoch()
+
+    async def drain(self) -> None:
+        await self.rule.drain(self.core)
+
+    def pull(self) -> tuple[np.ndarray, int]:
+        return encode(self.core.params.detach().numpy().copy(), self.compression), self.core.version
+
+    def stats(self) -> dict[str, int]:
+        """Counts since the last call: gradients applied and dropped, summed staleness."""
+        stats, self.core.stats = self.core.stats, {"applied": 0, "dropped": 0, "staleness_sum": 0}
+        return stats
+
+    def state(self) -> dict[str, Any]:
+        return {"params": self.core.params.detach().clone(), "optimizer": self.core.optimizer.state_dict(),
+                "version": self.core.version}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.core.params.copy_(state["params"])
+        self.core.optimizer.load_state_dict(state["optimizer"])
+        self.core.version = int(state["version"])
+
+    def set_params(self, values: np.ndarray) -> None:
+        with torch.no_grad():
+            self.core.params.copy_(torch.from_numpy(np.array(values, dtype=np.float32)))

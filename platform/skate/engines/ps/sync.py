@@ -1,0 +1,53 @@
+"""Synchronous updates: a version is applied from the count-weighted mean of N - b gradients.
+
+With ``backup_workers = b`` the first ``N - b`` gradients of a version make it (TensorFlow's
+``replicas_to_aggregate``); a straggler's gradient for a version already applied is dropped.
+Weighting by example counts makes N workers with batch B equal to one worker with batch N*B.
+
+Once the first N - b workers have finished an epoch, the engine drains the shards: a step waiting
+for gradients that will never come is applied from those it has, and until the next epoch each
+gradient is applied as it arrives, so the stragglers finish their epoch instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skate.engines.ps.shard import ShardCore
+
+
+class SyncRule:
+    def __init__(self, *, num_workers: int, backup_workers: int) -> None:
+        self.needed = num_workers - backup_workers
+        self._sum: np.ndarray | None = None
+        self._count = 0
+        self._arrived = 0
+        self._draining = False
+
+    async def push(self, core: ShardCore, *, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
+        if read_version != core.version:
+            core.stats["dropped"] += 1
+            return
+        if count:
+            weighted = grad * np.float32(count)
+            self._sum = weighted if self._sum is None else self._sum + weighted
+            self._count += count
+        self._arrived += 1
+        if self._arrived >= self.needed or self._draining:
+            await self._apply(core)
+        else:
+            await core.wait_until(lambda: core.version > read_version)
+
+    async def _apply(self, core: ShardCore) -> None:
+        mean = None if self._sum is None else self._sum / np.float32(self._count)
+        self._sum, self._count, self._arrived = None, 0, 0
+        core.apply(mean)
+        await core.notify()
+
+    async def drain(self, core: ShardCore) -> None:
+        self._draining = True
+        if self._arrived:
+            await self._apply(core)
+
+    def begin_epoch(self) -> None:
+        self._draining = False

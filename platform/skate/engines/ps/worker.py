@@ -1,0 +1,67 @@
+"""A data-parallel worker: a model replica that pushes gradients to the shards and pulls back
+fresh parameters, directly (the driver is not in the data path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from skate.engines.base import Metrics, Workload
+from skate.engines.ps.layout import Compression, FlatModel, Layout, decode, encode
+from skate.engines.replica import EpochClock, Replica
+
+
+class PSWorker:
+    """The actor.
+
+    Args:
+        workload: model, data and seed.
+        rank: this worker's index among ``num_workers``.
+        shards: the shard actors, in layout order.
+        layout: the flat parameter vector and its shard ranges.
+        compression: the wire format of gradients and parameters.
+    """
+
+    def __init__(self, workload: Workload, *, rank: int, num_workers: int, shards: list[Any], layout: Layout,
+                 compression: Compression) -> None:
+        self.rank = rank
+        self.replica = Replica(workload, rank=rank, num_replicas=num_workers,
+                               device="cuda" if ray.get_gpu_ids() else "cpu")
+        self.flat = FlatModel(self.replica.model, layout)
+        self.shards = shards
+        self.layout = layout
+        self.compression = compression
+        self.versions = [0] * len(shards)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One epoch of this worker's batches; returns metric sums (the engine averages them)."""
+        clock = EpochClock()
+        sums: dict[str, float] = {}
+        for batch in self.replica.batches(epoch):
+            self.flat.zero_grad()
+            count = len(batch[1])
+            if count:
+                self.replica.loss(batch, sums).backward()
+            self._exchange(count)
+        return {**sums, **clock.metrics(sums.get("count", 0.0))}
+
+    def _exchange(self, count: int) -> None:
+        refs = [
+            shard.push_pull.remote(self.rank, self.versions[i], encode(self.flat.grad_slice(lo, hi), self.compression), count)
+            for i, (shard, (lo, hi)) in enumerate(zip(self.shards, self.layout.shards))
+        ]
+        self._install(ray.get(refs))
+
+    def _install(self, results: list[tuple[Any, int]]) -> None:
+        for i, ((values, version), (lo, hi)) in enumerate(zip(results, self.layout.shards)):
+            self.flat.set_slice(lo, hi, decode(values, self.compression))
+            self.versions[i] = version
+
+    def refresh(self) -> None:
+        """Pull the shards' current parameters."""
+        self._install(ray.get([shard.pull.remote() for shard in self.shards]))
+
+    def evaluate(self, split: str) -> Metrics:
+        self.refresh()
+        return self.replica.evaluate(split)
