@@ -6,7 +6,6 @@ checkpoints; gradients and parameters go between workers and shards only.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -81,9 +80,10 @@ class ParameterServerEngine(Engine):
         sums: dict[str, float] = {}
         for result in results:
             for name, value in result.items():
-                if not name.startswith("perf/"):
+                if not name.startswith("perf/") and name != "wire_bytes_per_step":
                     sums[name] = sums.get(name, 0.0) + value
         metrics = {f"train/{name}": value for name, value in means(sums).items()}
+        metrics["perf/wire_bytes_per_worker_step"] = sum(r["wire_bytes_per_step"] for r in results) / len(results)
         stats = [ray.get(shard.stats.remote()) for shard in self.shards]
         applied = sum(s["applied"] for s in stats)
         metrics["ps/dropped_gradients"] = float(sum(s["dropped"] for s in stats))

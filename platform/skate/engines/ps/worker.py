@@ -33,25 +33,29 @@ class PSWorker:
         self.layout = layout
         self.compression = compression
         self.versions = [0] * len(shards)
+        self.wire_bytes = 0
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One epoch of this worker's batches; returns metric sums (the engine averages them)."""
         clock = EpochClock()
         sums: dict[str, float] = {}
+        self.wire_bytes, steps = 0, 0
         for batch in self.replica.batches(epoch):
             self.flat.zero_grad()
             count = len(batch[1])
             if count:
                 self.replica.loss(batch, sums).backward()
             self._exchange(count)
-        return {**sums, **clock.metrics(sums.get("count", 0.0))}
+            steps += 1
+        return {**sums, **clock.metrics(sums.get("count", 0.0)), "wire_bytes_per_step": self.wire_bytes / max(steps, 1)}
 
     def _exchange(self, count: int) -> None:
-        refs = [
-            shard.push_pull.remote(self.rank, self.versions[i], encode(self.flat.grad_slice(lo, hi), self.compression), count)
-            for i, (shard, (lo, hi)) in enumerate(zip(self.shards, self.layout.shards))
-        ]
-        self._install(ray.get(refs))
+        grads = [encode(self.flat.grad_slice(lo, hi), self.compression) for lo, hi in self.layout.shards]
+        refs = [shard.push_pull.remote(self.rank, self.versions[i], grad, count)
+                for i, (shard, grad) in enumerate(zip(self.shards, grads))]
+        results = ray.get(refs)
+        self.wire_bytes += sum(g.nbytes for g in grads) + sum(values.nbytes for values, _ in results)
+        self._install(results)
 
     def _install(self, results: list[tuple[Any, int]]) -> None:
         for i, ((values, version), (lo, hi)) in enumerate(zip(results, self.layout.shards)):

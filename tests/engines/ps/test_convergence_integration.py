@@ -1,0 +1,31 @@
+"""The digits job on every parameter-server mode reaches the single-process accuracy (~25 s each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skate.runner import run_job
+from skate.spec import load_spec
+
+from conftest import JOBS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def single_accuracy(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> float:
+    result = run_job(load_spec(JOBS / "digits_rnn.yaml"), root=tmp_path_factory.mktemp("single"), progress=False)
+    return result.metrics["test/accuracy"]
+
+
+@pytest.mark.parametrize("mode", [["train.strategy.mode=sync"], ["train.strategy.mode=async"],
+                                  ["train.strategy.mode=ssp", "train.strategy.staleness=2"]],
+                         ids=["sync", "async", "ssp"])
+def test_each_mode_reaches_95_percent_and_single_within_a_point(mode: list[str], single_accuracy: float,
+                                                                tmp_path: Path) -> None:
+    result = run_job(load_spec(JOBS / "digits_rnn_ps.yaml", mode), root=tmp_path, progress=False)
+    accuracy = result.metrics["test/accuracy"]
+    assert accuracy >= 0.95
+    assert abs(accuracy - single_accuracy) <= 0.01, (accuracy, single_accuracy)
