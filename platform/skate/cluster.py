@@ -27,7 +27,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
     try:
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+        ray.init(address=address, num_cpus=None if address else num_cpus,
                  logging_level=logging.ERROR, log_to_driver=True)
     except (ConnectionError, TimeoutError) as error:
         raise SkateError(f"cannot reach the Ray cluster at {address}: {error}") from error

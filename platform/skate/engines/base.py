@@ -76,7 +76,7 @@ class StrategyConfig:
     """How training is spread over Ray: the engine, chosen by ``kind``, and its settings."""
 
     variants: ClassVar[Variants["StrategyConfig"]]
-    kind: str = param(doc="the engine: single (one worker, the reference) or parameter_server")
+    kind: str = param(doc="the engine: single (one worker, the reference), parameter_server or allreduce")
 
     def create(self, workload: Workload) -> Engine:
         """Start the engine's actors for ``workload``."""

@@ -39,6 +39,7 @@ class Replica:
         self.batch_size = workload.batch_size
         self.seed = workload.seed
         self.rank, self.num_replicas = rank, num_replicas
+        self.train_model: torch.nn.Module = self.model  # what training steps call (an engine may wrap it, e.g. DDP)
         self.data = {name: tuple(torch.from_numpy(np.require(a, requirements="W")).to(self.device) for a in to_numpy(t)) for name, t in tables.items()}
 
     @property
@@ -67,14 +68,20 @@ class Replica:
             index = order[start : start + window][self.rank :: self.num_replicas]
             yield x[index], y[index]
 
-    def loss(self, batch: Batch, sums: dict[str, float]) -> torch.Tensor:
-        """The mean loss of a batch (for backward); adds the batch's metric sums to ``sums``."""
+    def loss(self, batch: Batch, sums: dict[str, float], *, divisor: float | None = None) -> torch.Tensor:
+        """The loss of a batch to call backward on: its mean, or its sum over ``divisor``.
+        Adds the batch's metric sums to ``sums``."""
+        loss = self._measure(self.train_model, batch, sums)
+        return loss.mean() if divisor is None else loss.sum() / divisor
+
+    def _measure(self, model: torch.nn.Module, batch: Batch, sums: dict[str, float]) -> torch.Tensor:
+        """Per-example losses of ``batch`` through ``model``; adds every metric's sum to ``sums``."""
         x, y = batch
-        values = self.objective(self.model(x), y)
+        values = self.objective(model(x), y)
         for name, per_example in values.items():
             sums[name] = sums.get(name, 0.0) + float(per_example.detach().sum())
         sums["count"] = sums.get("count", 0.0) + len(y)
-        return values["loss"].mean()
+        return values["loss"]
 
     @torch.no_grad()
     def evaluate(self, split: str) -> Metrics:
@@ -83,7 +90,7 @@ class Replica:
         sums: dict[str, float] = {}
         x, y = self.data[split]
         for start in range(0, len(y), 1024):
-            self.loss((x[start : start + 1024], y[start : start + 1024]), sums)
+            self._measure(self.model, (x[start : start + 1024], y[start : start + 1024]), sums)
         self.model.train()
         return means(sums)
 

@@ -1,0 +1,181 @@
+"""The allreduce engine: the job through Ray Train's TorchTrainer (DDP; gloo on CPU, nccl on GPU).
+
+Ray Train runs one function per worker to its end, while skate's driver wants to ask for an epoch,
+an evaluation or a state at a time. So each worker runs a small command loop: the driver puts a
+command in every worker's queue, the workers carry it out together (a training epoch is the only
+collective one), and rank 0 puts the answer in the reply queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import threading
+import time
+from typing import Any
+
+import ray
+import torch
+from ray.util.queue import Empty, Queue
+
+from skate.config.fields import param
+from skate.engines.base import STRATEGIES, Engine, Metrics, StrategyConfig, Workload
+from skate.engines.replica import EpochClock, Replica, means, to_cpu
+
+_POLL_S = 1.0
+
+
+def _worker_loop(config: dict[str, Any]) -> None:
+    """What each Ray Train worker runs: commands from its queue until ``stop``."""
+    import ray.train
+    import torch.distributed as dist
+    from ray.train.torch import get_device, prepare_model
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    workload: Workload = config["workload"]
+    replica = Replica(workload, rank=rank, num_replicas=world, device=str(get_device()))
+    replica.train_model = prepare_model(replica.model)
+    optimizer = workload.optimizer.build(replica.model.parameters())
+    commands, replies = config["commands"][rank], config["replies"]
+
+    def train_epoch(epoch: int) -> Metrics:
+        clock = EpochClock()
+        sums: dict[str, float] = {}
+        window = replica.batch_size * world
+        for step, batch in enumerate(replica.batches(epoch)):
+            step_total = min(window, replica.num_train - step * window)
+            if step_total < world:  # a rank would have no example; every rank skips this step alike
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            # DDP averages gradients over ranks: a sum over world/step_total makes the step's
+            # gradient the mean over all of the step's examples, whatever each rank's share.
+            replica.loss(batch, sums, divisor=step_total / world).backward()
+            optimizer.step()
+        names = sorted(sums)
+        totals = torch.tensor([sums[n] for n in names], dtype=torch.float64)
+        if world > 1:
+            dist.all_reduce(totals)
+        merged = dict(zip(names, totals.tolist()))
+        return {**{f"train/{n}": v for n, v in means(merged).items()}, **clock.metrics(merged.get("count", 0.0))}
+
+    while True:
+        command, argument = commands.get()
+        if command == "stop":
+            return
+        if command == "train":
+            answer: Any = train_epoch(argument)
+        elif command == "evaluate":
+            answer = replica.evaluate(argument) if rank == 0 else None
+        elif command == "state":
+            answer = to_cpu({"model": replica.model.state_dict(), "optimizer": optimizer.state_dict()}) if rank == 0 else None
+        elif command == "load_state":
+            replica.model.load_state_dict(argument["model"])
+            optimizer.load_state_dict(argument["optimizer"])
+            answer = True
+        elif command == "load_weights":
+            replica.model.load_state_dict(argument)
+            answer = True
+        else:
+            raise AssertionError(f"unknown command {command!r}")
+        if rank == 0:
+            replies.put(answer)
+
+
+class AllreduceEngine(Engine):
+    """Drives a TorchTrainer whose workers obey :func:`_worker_loop`."""
+
+    def __init__(self, config: "AllreduceConfig", workload: Workload) -> None:
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+
+        queue_options = {"num_cpus": 0}
+        self._commands = [Queue(actor_options=queue_options) for _ in range(config.num_workers)]
+        self._replies = Queue(actor_options=queue_options)
+        self._storage = tempfile.mkdtemp(prefix="skate-allreduce-")
+        resources = {"CPU": config.cpus_per_worker, **({"GPU": config.gpus_per_worker} if config.gpus_per_worker else {})}
+        trainer = TorchTrainer(
+            _worker_loop,
+            train_loop_config={"workload": workload, "commands": self._commands, "replies": self._replies},
+            scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.gpus_per_worker > 0,
+                                         resources_per_worker=resources),
+            run_config=RunConfig(storage_path=self._storage, name="allreduce"),
+        )
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._fit, args=(trainer,), daemon=True, name="skate-allreduce")
+        self._thread.start()
+        self._pending = False
+        self._started = 0.0
+
+    def _fit(self, trainer: Any) -> None:
+        try:
+            trainer.fit()
+        except BaseException as error:  # handed to the driver's next wait
+            self._error = error
+
+    def _ask(self, command: str, argument: Any = None) -> Any:
+        for queue in self._commands:
+            queue.put((command, argument))
+        return self._reply()
+
+    def _reply(self, timeout_s: float | None = None) -> Any:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            try:
+                return self._replies.get(timeout=_POLL_S)
+            except Empty:
+                if self._error is not None or not self._thread.is_alive():
+                    raise RuntimeError(f"the allreduce workers stopped: {self._error}") from self._error
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"no answer from the allreduce workers in {timeout_s} s")
+
+    def train_epoch(self, epoch: int) -> Metrics:
+        self._pending = True
+        metrics = self._ask("train", epoch)
+        self._pending = False
+        return metrics
+
+    def finish_pending(self, timeout_s: float) -> Metrics | None:
+        if not self._pending:
+            return None
+        self._pending = False
+        return self._reply(timeout_s)
+
+    def evaluate(self, split: str) -> Metrics:
+        return self._ask("evaluate", split)
+
+    def state(self) -> dict[str, Any]:
+        return self._ask("state")
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._ask("load_state", state)
+
+    def load_weights(self, weights: dict[str, Any]) -> None:
+        self._ask("load_weights", weights)
+
+    def shutdown(self) -> None:
+        if self._thread.is_alive() and self._error is None:
+            for queue in self._commands:
+                queue.put(("stop", None))
+            self._thread.join(timeout=60)
+        for queue in [*self._commands, self._replies]:
+            queue.shutdown()
+        shutil.rmtree(self._storage, ignore_errors=True)
+
+
+@STRATEGIES.register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AllreduceConfig(StrategyConfig):
+    """Data-parallel workers that average gradients by allreduce: Ray Train's TorchTrainer with DDP."""
+
+    kind: str = "allreduce"
+    num_workers: int = param(2, doc="Ray Train workers; train.batch_size is per worker", gt=0)
+    cpus_per_worker: float = param(1.0, doc="CPUs reserved for each worker", gt=0)
+    gpus_per_worker: float = param(0.0, doc="GPUs reserved for each worker; > 0 uses cuda and nccl", ge=0)
+
+    def resources(self) -> dict[str, float]:
+        return {"CPU": self.num_workers * self.cpus_per_worker, "GPU": self.num_workers * self.gpus_per_worker}
+
+    def create(self, workload: Workload) -> Engine:
+        return AllreduceEngine(self, workload)
