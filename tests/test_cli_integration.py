@@ -50,31 +50,46 @@ def test_run_then_runs_and_report(tmp_path: Path) -> None:
     assert png.startswith(b"\x89PNG") and len(png) > 5000
 
 
-def test_ctrl_c_leaves_a_resumable_run_that_resume_finishes(tmp_path: Path) -> None:
-    epochs = 8
+def start_and_stop(tmp_path: Path, epochs: int, sig: signal.Signals) -> tuple[int, str]:
+    """Start a run, send ``sig`` once three epochs are recorded (so epoch 2 is checkpointed);
+    returns the exit code and stderr."""
     proc = subprocess.Popen(
-        [*SKATE, "run", str(JOBS / "digits_rnn.yaml"), "--set", f"train.epochs={epochs}", "--set", "train.batch_size=4"],
+        [*SKATE, "run", str(JOBS / "digits_rnn.yaml"), "--set", f"train.epochs={epochs}", "--set", "train.batch_size=4",
+         "--set", "checkpoint.every_epochs=1"],
         cwd=REPO, env={**os.environ, "SKATE_ROOT": str(tmp_path)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             runs = [p for p in tmp_path.iterdir() if (p / "metrics.parquet").exists()]
-            if runs and read_metrics(runs[0] / "metrics.parquet").num_rows >= 2:
+            if runs and read_metrics(runs[0] / "metrics.parquet").num_rows >= 3:
                 break
             time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize(("sig", "code", "status"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGKILL, -9, "running")],
+                         ids=["ctrl-c", "driver-killed"])
+def test_a_stopped_run_resumes_to_the_end_without_losing_or_repeating_an_epoch(
+        tmp_path: Path, sig: signal.Signals, code: int, status: str) -> None:
+    epochs = 8
+    returncode, err = start_and_stop(tmp_path, epochs, sig)
+    assert returncode == code, err
     run = only_run(tmp_path)
     summary = json.loads((run / "summary.json").read_text())
-    stopped = summary["epochs_completed"]
-    assert summary["status"] == "interrupted" and 2 <= stopped < epochs, summary
-    assert f"ckpt-{stopped:06d}.pt" in {p.name for p in (run / "checkpoints").iterdir()}
-    assert read_metrics(run / "metrics.parquet").column("epoch").to_pylist() == list(range(1, stopped + 1))
-    assert "skate run --resume" in err
+    assert summary["status"] == status, summary
+    checkpoints = sorted(p.name for p in (run / "checkpoints").glob("ckpt-*.pt"))
+    recorded = read_metrics(run / "metrics.parquet").column("epoch").to_pylist()
+    assert checkpoints and recorded == list(range(1, len(recorded) + 1))
+    last_checkpoint = int(checkpoints[-1][5:11])
+    assert 2 <= last_checkpoint < epochs and len(recorded) - last_checkpoint <= 1
+    if sig == signal.SIGINT:
+        assert summary["epochs_completed"] == last_checkpoint == len(recorded)
+        assert "skate run --resume" in err
 
     resumed = skate("run", "--resume", str(run), root=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
