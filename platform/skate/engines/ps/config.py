@@ -28,6 +28,7 @@ class ParameterServerConfig(StrategyConfig):
     cpus_per_worker: float = param(1.0, doc="CPUs reserved for each worker", gt=0)
     gpus_per_worker: float = param(0.0, doc="GPUs reserved for each worker; > 0 computes on cuda", ge=0)
     cpus_per_shard: float = param(0.0, doc="CPUs reserved for each shard (0: shards fit beside the workers)", ge=0)
+    max_restarts: int = param(3, doc="times in a run the engine replaces its actors after one dies and reruns the epoch", ge=0)
 
     def __post_init__(self) -> None:
         if self.staleness is not None and self.mode != "ssp":

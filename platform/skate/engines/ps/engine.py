@@ -9,8 +9,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import ray
 import torch
+from ray.exceptions import RayActorError, RayError
 
 from skate.data.base import info_of
 from skate.engines.base import Engine, Metrics, Workload
@@ -39,37 +41,66 @@ class ParameterServerEngine(Engine):
 
     def __init__(self, config: "ParameterServerConfig", workload: Workload) -> None:
         self.config = config
+        self.workload = workload
         torch.manual_seed(workload.seed)  # the same initial weights as every replica and as `single`
         model = workload.model.build(info_of(ray.get(workload.tables["train"])))
         self.layout = Layout.of(model, config.num_shards)
-        flat = self.layout.flatten(dict(model.named_parameters()))
+        self._start(self.layout.flatten(dict(model.named_parameters())))
+        self._pending: list[ray.ObjectRef] | None = None
+        self._started = 0.0
+        self.recoveries = 0
+        self.recovery_s = 0.0
+
+    def _start(self, flat: np.ndarray) -> None:
+        config = self.config
         shard_actor = ray.remote(num_cpus=config.cpus_per_shard)(ParameterShard)
         self.shards = [
-            shard_actor.remote(init=flat[lo:hi], optimizer=workload.optimizer, rule=make_rule(config),
+            shard_actor.remote(init=flat[lo:hi], optimizer=self.workload.optimizer, rule=make_rule(config),
                                compression=config.compression)
             for lo, hi in self.layout.shards
         ]
         worker_actor = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)(PSWorker)
         self.workers = [
-            worker_actor.remote(workload, rank=rank, num_workers=config.num_workers, shards=self.shards,
+            worker_actor.remote(self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards,
                                 layout=self.layout, compression=config.compression)
             for rank in range(config.num_workers)
         ]
-        self._pending: list[ray.ObjectRef] | None = None
-        self._started = 0.0
 
     def train_epoch(self, epoch: int) -> Metrics:
+        """One epoch; if an actor dies, every actor is replaced, the state of the epoch's start is
+        restored and the epoch is run again (at most ``max_restarts`` times in a run)."""
+        snapshot = self.state() if self.config.max_restarts > self.recoveries else None
+        while True:
+            try:
+                return self._run_epoch(epoch)
+            except RayError as error:
+                if snapshot is None or not actor_died(error):
+                    raise
+                self._recover(snapshot)
+                snapshot = snapshot if self.config.max_restarts > self.recoveries else None
+
+    def _run_epoch(self, epoch: int) -> Metrics:
         self._started = time.perf_counter()
         if self.config.backup_workers:
             ray.get([shard.begin_epoch.remote() for shard in self.shards])
         self._pending = [worker.train_epoch.remote(epoch) for worker in self.workers]
         if self.config.backup_workers:
             # The first N - b workers are done: stop holding steps for the stragglers' gradients.
-            ray.wait(self._pending, num_returns=self.config.num_workers - self.config.backup_workers)
+            _wait_failing_fast(self._pending, self.config.num_workers - self.config.backup_workers)
             ray.get([shard.drain.remote() for shard in self.shards])
+        _wait_failing_fast(self._pending, len(self._pending))
         results = ray.get(self._pending)
         self._pending = None
         return self._merge(results)
+
+    def _recover(self, snapshot: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        self._pending = None
+        self.shutdown()
+        self._start(self.layout.flatten(snapshot["model"]))
+        self.load_state(snapshot)
+        self.recoveries += 1
+        self.recovery_s += time.perf_counter() - started
 
     def finish_pending(self, timeout_s: float) -> Metrics | None:
         pending, self._pending = self._pending, None
@@ -90,6 +121,8 @@ class ParameterServerEngine(Engine):
         if self.config.mode != "sync":
             pushes = applied + metrics["ps/dropped_gradients"]
             metrics["ps/staleness_mean"] = sum(s["staleness_sum"] for s in stats) / max(pushes, 1.0)
+        metrics["faults/recoveries"] = float(self.recoveries)
+        metrics["faults/recovery_s"] = self.recovery_s
         examples = sums.get("count", 0.0)
         metrics.update({"perf/epoch_s": elapsed, "perf/epoch_samples": examples,
                         "perf/samples_per_s": examples / max(elapsed, 1e-9)})
@@ -124,3 +157,18 @@ class ParameterServerEngine(Engine):
     def shutdown(self) -> None:
         for actor in self.workers + self.shards:
             ray.kill(actor)
+
+
+def actor_died(error: BaseException) -> bool:
+    """Whether ``error`` (or the error inside a failed task) is the death of an actor."""
+    return isinstance(error, RayActorError) or isinstance(getattr(error, "cause", None), RayActorError)
+
+
+def _wait_failing_fast(refs: list[ray.ObjectRef], num_returns: int) -> None:
+    """Wait until ``num_returns`` of ``refs`` are done, raising as soon as one of them failed
+    (a plain ``ray.get`` would first wait for workers stuck on a dead peer)."""
+    pending, done = list(refs), 0
+    while done < num_returns:
+        ready, pending = ray.wait(pending, num_returns=1)
+        ray.get(ready)
+        done += 1
