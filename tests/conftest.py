@@ -14,8 +14,9 @@ JOBS = REPO / "jobs"
 
 @pytest.fixture(scope="module")
 def ray_local() -> Iterator[None]:
-    """A 2-CPU local Ray for the module's tests (about 2 s to start)."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    """A 2-CPU local Ray for the module's tests (a few seconds to start). With the dashboard, as
+    `skate run` starts it: Ray Train's cleanup of its placement groups asks the state API."""
+    ray.init(num_cpus=2, logging_level="ERROR", log_to_driver=False)
     try:
         yield
     finally:

@@ -21,6 +21,7 @@ PS = "train.strategy.kind=parameter_server"
         (["train.strategy.stale_policy=drop", "train.strategy.mode=async"], "stale_policy drop and max_staleness go together"),
         (["train.strategy.compression=fp8"], "train.strategy.compression: unknown value 'fp8'"),
         (["train.strategy.mode=asynch"], "unknown value 'asynch' (did you mean 'async'?)"),
+        (["train.strategy.overlap=true"], "overlap needs mode async or ssp"),
     ],
 )
 def test_bad_parameter_server_settings_are_named(overrides: list[str], expected: str) -> None:
@@ -32,3 +33,5 @@ def test_bad_parameter_server_settings_are_named(overrides: list[str], expected:
 def test_defaults() -> None:
     strategy = load_spec(JOBS / "digits_rnn.yaml", [PS]).train.strategy
     assert (strategy.mode, strategy.num_workers, strategy.num_shards, strategy.compression) == ("sync", 2, 1, "none")
+    assert not strategy.overlaps
+    assert load_spec(JOBS / "digits_rnn.yaml", [PS, "train.strategy.mode=async"]).train.strategy.overlaps

@@ -28,9 +28,12 @@ class ParameterServerConfig(StrategyConfig):
     cpus_per_worker: float = param(1.0, doc="CPUs reserved for each worker", gt=0)
     gpus_per_worker: float = param(0.0, doc="GPUs reserved for each worker; > 0 computes on cuda", ge=0)
     cpus_per_shard: float = param(0.0, doc="CPUs reserved for each shard (0: shards fit beside the workers)", ge=0)
+    overlap: bool | None = param(None, doc="compute the next gradient while a push is in flight (one step staler); default: on for async and ssp, off for sync")
     max_restarts: int = param(3, doc="times in a run the engine replaces its actors after one dies and reruns the epoch", ge=0)
 
     def __post_init__(self) -> None:
+        if self.mode == "sync" and self.overlap:
+            raise ValueError("overlap needs mode async or ssp: a sync step waits for the version it pushed to")
         if self.staleness is not None and self.mode != "ssp":
             raise ValueError(f"staleness is the ssp bound; mode is {self.mode!r} (set mode: ssp, or drop staleness)")
         if self.mode == "ssp" and self.staleness is None:
@@ -43,6 +46,11 @@ class ParameterServerConfig(StrategyConfig):
             raise ValueError(f"stale_policy and max_staleness apply to mode async only; mode is {self.mode!r}")
         if (self.stale_policy == "drop") != (self.max_staleness is not None):
             raise ValueError("stale_policy drop and max_staleness go together")
+
+    @property
+    def overlaps(self) -> bool:
+        """Whether workers overlap pushes with computation (``overlap``, or its default for the mode)."""
+        return self.mode != "sync" if self.overlap is None else self.overlap
 
     def resources(self) -> dict[str, float]:
         return {"CPU": self.num_workers * self.cpus_per_worker + self.num_shards * self.cpus_per_shard,

@@ -62,7 +62,7 @@ class ParameterServerEngine(Engine):
         worker_actor = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)(PSWorker)
         self.workers = [
             worker_actor.remote(self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards,
-                                layout=self.layout, compression=config.compression)
+                                layout=self.layout, compression=config.compression, overlap=config.overlaps)
             for rank in range(config.num_workers)
         ]
 
