@@ -115,7 +115,7 @@ class ParameterServerEngine(Engine):
                     sums[name] = sums.get(name, 0.0) + value
         metrics = {f"train/{name}": value for name, value in means(sums).items()}
         metrics["perf/wire_bytes_per_worker_step"] = sum(r["wire_bytes_per_step"] for r in results) / len(results)
-        stats = [ray.get(shard.stats.remote()) for shard in self.shards]
+        stats = ray.get([shard.stats.remote() for shard in self.shards])
         applied = sum(s["applied"] for s in stats)
         metrics["ps/dropped_gradients"] = float(sum(s["dropped"] for s in stats))
         if self.config.mode != "sync":
