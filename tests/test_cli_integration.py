@@ -90,6 +90,8 @@ def test_a_stopped_run_resumes_to_the_end_without_losing_or_repeating_an_epoch(
     if sig == signal.SIGINT:
         assert summary["epochs_completed"] == last_checkpoint == len(recorded)
         assert "skate run --resume" in err
+    else:
+        assert f"{run.name}  lost" in skate("runs", root=tmp_path).stdout
 
     resumed = skate("run", "--resume", str(run), root=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

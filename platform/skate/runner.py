@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 from pathlib import Path
 
 import ray
@@ -67,7 +69,8 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool) -> Run
     checkpointer = Checkpointer(run.checkpoint_dir, keep_last=spec.checkpoint.keep_last)
     state = checkpointer.latest() if resume else None
     started = run.read_summary().get("started_at") if resume else None
-    run.update_summary(name=spec.name, status="running", started_at=started or now_iso(), error=None)
+    run.update_summary(name=spec.name, status="running", started_at=started or now_iso(), error=None,
+                       driver={"host": socket.gethostname(), "pid": os.getpid()})
     display = Progress(total=spec.train.epochs, initial=int(state["epoch"]) if state else 0,
                        desc=spec.name, enabled=progress)
     engine = None

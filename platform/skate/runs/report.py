@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from skate.runs.metrics import read_metrics
-from skate.runs.rundir import RunDir
+from skate.runs.rundir import RunDir, shown_status
 from skate.table import format_table
 
 CURVES = "learning_curves.png"
@@ -64,7 +64,7 @@ def summary_text(run: RunDir) -> str:
     best = summary.get("best") or {}
     rows: list[list[Any]] = [
         ["run", run.path],
-        ["status", summary.get("status", "unknown")],
+        ["status", shown_status(summary)],
         ["epochs", summary.get("epochs_completed")],
         ["duration_s", summary.get("duration_s")],
         ["best", f"{best.get('metric')} = {best.get('value'):.4g} at epoch {best.get('epoch')}" if best.get("value") is not None else None],
@@ -88,7 +88,7 @@ def runs_table(runs: list[RunDir]) -> str:
         final = summary.get("final") or {}
         test = {k: v for k, v in final.items() if k.startswith("test/") and not k.endswith("loss")}
         rows.append([
-            run.name, summary.get("status", "unknown"), summary.get("epochs_completed"),
+            run.name, shown_status(summary), summary.get("epochs_completed"),
             best.get("value"), next(iter(test.values()), None), summary.get("started_at"),
         ])
     return format_table(["run", "status", "epochs", "best val", "test", "started"], rows)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,6 +90,28 @@ class RunDir:
         summary = {**self.read_summary(), **fields, "updated_at": now_iso()}
         write_text_atomic(self.summary_path, json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
         return summary
+
+
+def shown_status(summary: dict[str, Any]) -> str:
+    """The status to show: a ``running`` run whose driver process is gone from this host is
+    ``lost`` (resumable with ``skate run --resume``)."""
+    status = summary.get("status", "unknown")
+    driver = summary.get("driver") or {}
+    if status == "running" and driver.get("host") == socket.gethostname() and not _alive(driver.get("pid")):
+        return "lost"
+    return status
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return True  # unknown: do not call it lost
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def now_iso() -> str:
