@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import traceback
-from pathlib import Path
 from typing import Callable
 
 from skate.errors import SkateError, SpecError, describe_error

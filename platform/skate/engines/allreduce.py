@@ -15,7 +15,6 @@ import threading
 import time
 from typing import Any
 
-import ray
 import torch
 from ray.util.queue import Empty, Queue
 
