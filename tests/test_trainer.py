@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import io
+
 import pytest
 import torch
 
@@ -127,3 +129,21 @@ def test_resume_from_an_older_checkpoint_drops_the_rows_after_it(tmp_path: Path)
     assert read_metrics(tmp_path / "metrics.parquet").column("epoch").to_pylist() == [1, 2, 3, 4]
     resumed.fit()
     assert read_metrics(tmp_path / "metrics.parquet").column("epoch").to_pylist() == [1, 2, 3, 4, 5, 6]
+
+
+class RecoveringEngine(ScriptedEngine):
+    """Reports one recovery from epoch 2 on, as the parameter-server engine does after a death."""
+
+    def train_epoch(self, epoch: int) -> Metrics:
+        metrics = super().train_epoch(epoch)
+        return {**metrics, "faults/recoveries": float(epoch >= 2), "faults/recovery_s": 2.5 * (epoch >= 2)}
+
+
+def test_a_recovery_is_reported_once(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, RecoveringEngine(), epochs=4)
+    out = io.StringIO()
+    trainer.progress = Progress(total=4, desc="test", stream=out, min_interval_s=1e9)
+    trainer.fit()
+    lines = [line for line in out.getvalue().splitlines() if "an actor died" in line]
+    assert lines == ["epoch 2: an actor died; the engine replaced its actors and reran the epoch (1 recoveries so far, 2.5 s in all)"]
+    assert read_metrics(tmp_path / "metrics.parquet").column("faults/recoveries").to_pylist() == [0.0, 1.0, 1.0, 1.0]

@@ -65,6 +65,7 @@ class Trainer:
         self.samples = 0
         self.elapsed_s = 0.0
         self.checkpointed_epoch = 0
+        self._recoveries_seen = 0
         self._started = time.monotonic()
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -117,7 +118,16 @@ class Trainer:
             self.checkpointer.save_best(epoch, state["model"], metric=self.best.metric, value=self.best.value)
         if due and state is not None:
             self._save_resumable(state)
+        self._report_recoveries(epoch, metrics)
         self.progress.update(epoch, metrics)
+
+    def _report_recoveries(self, epoch: int, metrics: Metrics) -> None:
+        """Say so when the engine had to replace dead actors during the epoch."""
+        recoveries = int(metrics.get("faults/recoveries", 0))
+        if recoveries > self._recoveries_seen:
+            self.progress.write(f"epoch {epoch}: an actor died; the engine replaced its actors and reran the epoch "
+                                f"({recoveries} recoveries so far, {metrics.get('faults/recovery_s', 0.0):.1f} s in all)")
+            self._recoveries_seen = recoveries
 
     def _save_resumable(self, state: dict[str, Any]) -> None:
         best = {"metric": self.best.metric, "value": self.best.value, "epoch": self.best.epoch}
