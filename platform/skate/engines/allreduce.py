@@ -105,7 +105,6 @@ class AllreduceEngine(Engine):
         self._thread = threading.Thread(target=self._fit, args=(trainer,), daemon=True, name="skate-allreduce")
         self._thread.start()
         self._pending = False
-        self._started = 0.0
 
     def _fit(self, trainer: Any) -> None:
         try:

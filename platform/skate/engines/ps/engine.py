@@ -22,7 +22,7 @@ from skate.engines.ps.shard import ParameterShard, UpdateRule
 from skate.engines.ps.ssp import SspRule
 from skate.engines.ps.sync import SyncRule
 from skate.engines.ps.worker import PSWorker
-from skate.engines.replica import means
+from skate.engines.replica import EpochClock, means
 
 if TYPE_CHECKING:
     from skate.engines.ps.config import ParameterServerConfig
@@ -47,7 +47,7 @@ class ParameterServerEngine(Engine):
         self.layout = Layout.of(model, config.num_shards)
         self._start(self.layout.flatten(dict(model.named_parameters())))
         self._pending: list[ray.ObjectRef] | None = None
-        self._started = 0.0
+        self._clock = EpochClock()
         self.recoveries = 0
         self.recovery_s = 0.0
 
@@ -80,7 +80,7 @@ class ParameterServerEngine(Engine):
                 snapshot = snapshot if self.config.max_restarts > self.recoveries else None
 
     def _run_epoch(self, epoch: int) -> Metrics:
-        self._started = time.perf_counter()
+        self._clock = EpochClock()
         if self.config.backup_workers:
             ray.get([shard.begin_epoch.remote() for shard in self.shards])
         self._pending = [worker.train_epoch.remote(epoch) for worker in self.workers]
@@ -107,7 +107,6 @@ class ParameterServerEngine(Engine):
         return None if pending is None else self._merge(ray.get(pending, timeout=timeout_s))
 
     def _merge(self, results: list[dict[str, float]]) -> Metrics:
-        elapsed = time.perf_counter() - self._started
         sums: dict[str, float] = {}
         for result in results:
             for name, value in result.items():
@@ -123,9 +122,7 @@ class ParameterServerEngine(Engine):
             metrics["ps/staleness_mean"] = sum(s["staleness_sum"] for s in stats) / max(pushes, 1.0)
         metrics["faults/recoveries"] = float(self.recoveries)
         metrics["faults/recovery_s"] = self.recovery_s
-        examples = sums.get("count", 0.0)
-        metrics.update({"perf/epoch_s": elapsed, "perf/epoch_samples": examples,
-                        "perf/samples_per_s": examples / max(elapsed, 1e-9)})
+        metrics.update(self._clock.metrics(sums.get("count", 0.0)))
         return metrics
 
     def evaluate(self, split: str) -> Metrics:
