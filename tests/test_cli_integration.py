@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from skate.runs.checkpoint import Checkpointer
 from skate.runs.metrics import read_metrics
 
 from conftest import JOBS, REPO
@@ -82,10 +83,10 @@ def test_a_stopped_run_resumes_to_the_end_without_losing_or_repeating_an_epoch(
     run = only_run(tmp_path)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == status, summary
-    checkpoints = sorted(p.name for p in (run / "checkpoints").glob("ckpt-*.pt"))
+    latest = Checkpointer(run / "checkpoints").latest()
     recorded = read_metrics(run / "metrics.parquet").column("epoch").to_pylist()
-    assert checkpoints and recorded == list(range(1, len(recorded) + 1))
-    last_checkpoint = int(checkpoints[-1][5:11])
+    assert latest is not None and recorded == list(range(1, len(recorded) + 1))
+    last_checkpoint = latest["epoch"]
     assert 2 <= last_checkpoint < epochs and len(recorded) - last_checkpoint <= 1
     if sig == signal.SIGINT:
         assert summary["epochs_completed"] == last_checkpoint == len(recorded)

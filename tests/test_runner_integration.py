@@ -6,6 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 import ray
 import torch
@@ -15,6 +16,8 @@ from skate.data import DatasetInfo
 from skate.models.base import MODELS
 from skate.models.rnn import RnnClassifierConfig
 from skate.runner import resume_job, run_job
+from skate.runs import storage
+from skate.runs.checkpoint import Checkpointer
 from skate.runs.metrics import read_metrics
 from skate.runs.rundir import RunDir
 from skate.spec import load_spec
@@ -59,10 +62,23 @@ def test_a_completed_run_leaves_a_complete_directory(tmp_path: Path) -> None:
     table = read_metrics(run.metrics_path).to_pydict()
     assert table["epoch"] == [1, 2, 3]
     assert {"train/loss", "train/accuracy", "val/accuracy", "perf/samples_per_s"} <= set(table)
-    assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["best.pt", "ckpt-000002.pt", "ckpt-000003.pt"]
-    assert result.best_checkpoint == run.checkpoint_dir / "best.pt"
+    assert table["step"] == [9, 18, 27]  # 1,257 training examples in batches of 150
+    assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["best.pt", "ckpt-000000018.pt", "ckpt-000000027.pt"]
+    assert result.best_checkpoint == str(run.checkpoint_dir / "best.pt")
     best_epoch = summary["best"]["epoch"]
     assert result.metrics["val/accuracy"] == pytest.approx(table["val/accuracy"][best_epoch - 1])
+
+
+def test_checkpoints_go_to_a_filesystem_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket, _ = pafs.FileSystem.from_uri("mock:///")  # an in-memory object store, shared by every open
+    monkeypatch.setattr(storage, "open_location", lambda location: (bucket, str(location).split("://", 1)[1]))
+    spec = load_spec(JOBS / "digits_rnn.yaml", ["train.epochs=2", "checkpoint.location=mock://bucket/ckpts"])
+    result = run_job(spec, root=tmp_path, progress=False)
+    run = RunDir(result.run_dir)
+    assert result.best_checkpoint == f"mock://bucket/ckpts/{run.name}/best.pt"
+    stored = Checkpointer(f"mock://bucket/ckpts/{run.name}")
+    assert stored.resumable() == ["ckpt-000000018.pt"] and stored.best() is not None
+    assert not run.checkpoint_dir.exists()
 
 
 def test_a_failed_run_says_why_and_keeps_what_it_wrote(tmp_path: Path) -> None:

@@ -13,27 +13,40 @@ import torch
 from skate.engines.base import Engine, Metrics
 from skate.progress import Progress
 from skate.runs.checkpoint import Checkpointer
+from skate.runs.events import EventLog, read_events
 from skate.runs.metrics import MetricsLog, read_metrics
 from skate.spec.job import CheckpointConfig, TrainConfig
 from skate.trainer import Trainer
 
 VAL_ACCURACY = {1: 0.5, 2: 0.8, 3: 0.7, 4: 0.8, 5: 0.6, 6: 0.9}
+STEPS = 4  # steps per epoch
+SAMPLES = 5  # examples per step
 
 
 class ScriptedEngine(Engine):
-    """Its 'weight' is the number of epochs trained; validation accuracy follows VAL_ACCURACY."""
+    """Its 'weight' is the number of steps trained; validation accuracy follows VAL_ACCURACY by epoch.
+    Step s of an epoch has loss 1/epoch + s, so an epoch's mean loss is 1/epoch + 1.5 however it is cut."""
 
-    def __init__(self, *, interrupt_at: int | None = None) -> None:
+    steps_per_epoch = STEPS
+
+    def __init__(self, *, interrupt_at: int | None = None, events: dict[int, dict[str, Any]] | None = None) -> None:
         self.trained = 0
-        self.interrupt_at = interrupt_at
+        self.interrupt_at = interrupt_at  # a global step: the segment that reaches it is interrupted
+        self.events = events or {}
         self.pending: Metrics | None = None
+        self.queued: list[dict[str, Any]] = []
         self.weights_loaded: list[float] = []
+        self.segments: list[tuple[int, int, int]] = []
 
-    def train_epoch(self, epoch: int) -> Metrics:
-        assert epoch == self.trained + 1, "epochs must follow each other"
-        self.trained += 1
-        metrics = {"train/loss": 1.0 / epoch, "perf/epoch_samples": 10.0}
-        if epoch == self.interrupt_at:
+    def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
+        assert (epoch - 1) * STEPS + start == self.trained, "steps must follow each other"
+        self.segments.append((epoch, start, stop))
+        first, self.trained = self.trained, (epoch - 1) * STEPS + stop
+        steps = range(start, stop)
+        metrics = {"train/loss": sum(1.0 / epoch + s for s in steps) / len(steps),
+                   "perf/epoch_samples": float(SAMPLES * len(steps)), "perf/epoch_s": 1.0}
+        self.queued += [event for step, event in self.events.items() if first < step <= self.trained]
+        if self.interrupt_at is not None and first < self.interrupt_at <= self.trained:
             self.pending = metrics
             raise KeyboardInterrupt
         return metrics
@@ -42,8 +55,13 @@ class ScriptedEngine(Engine):
         pending, self.pending = self.pending, None
         return pending
 
+    def take_events(self) -> list[dict[str, Any]]:
+        events, self.queued = self.queued, []
+        return events
+
     def evaluate(self, split: str) -> Metrics:
-        return {"accuracy": VAL_ACCURACY[self.trained], "loss": 1.0 - VAL_ACCURACY[self.trained]}
+        accuracy = VAL_ACCURACY[self.trained // STEPS]
+        return {"accuracy": accuracy, "loss": 1.0 - accuracy}
 
     def state(self) -> dict[str, Any]:
         return {"model": {"w": torch.tensor(float(self.trained))}, "optimizer": {}}
@@ -59,14 +77,17 @@ class ScriptedEngine(Engine):
         pass
 
 
-def make_trainer(tmp_path: Path, engine: Engine, *, epochs: int = 6, every: int = 2) -> Trainer:
+def make_trainer(tmp_path: Path, engine: Engine, *, epochs: int = 6, every: int = 2,
+                 every_steps: int | None = None) -> Trainer:
     return Trainer(
         train=TrainConfig(epochs=epochs),
-        checkpoint=CheckpointConfig(every_epochs=every, keep_last=5, best_metric="val/accuracy", best_mode="max"),
+        checkpoint=CheckpointConfig(every_epochs=every, every_steps=every_steps, keep_last=5,
+                                    best_metric="val/accuracy", best_mode="max"),
         engine=engine,
         metrics=MetricsLog(tmp_path / "metrics.parquet"),
         checkpointer=Checkpointer(tmp_path / "checkpoints", keep_last=5),
         progress=Progress(total=epochs, desc="test", enabled=False),
+        events=EventLog(tmp_path / "events.jsonl"),
     )
 
 
@@ -76,12 +97,14 @@ def test_records_every_epoch_and_tests_the_best_checkpoint(tmp_path: Path) -> No
     trainer.fit()
     table = read_metrics(tmp_path / "metrics.parquet").to_pydict()
     assert table["epoch"] == [1, 2, 3, 4, 5, 6]
+    assert table["step"] == [4, 8, 12, 16, 20, 24]
     assert table["val/accuracy"] == [VAL_ACCURACY[e] for e in range(1, 7)]
-    assert table["samples"] == [10, 20, 30, 40, 50, 60]
+    assert table["samples"] == [20, 40, 60, 80, 100, 120]
     assert (trainer.best.epoch, trainer.best.value) == (6, 0.9)
-    assert [p.name for p in trainer.checkpointer.resumable()] == ["ckpt-000002.pt", "ckpt-000004.pt", "ckpt-000006.pt"]
+    assert trainer.checkpointer.resumable() == ["ckpt-000000008.pt", "ckpt-000000016.pt", "ckpt-000000024.pt"]
+    assert engine.segments == [(e, 0, STEPS) for e in range(1, 7)]
     final = trainer.test()
-    assert engine.weights_loaded == [6.0] and final["test/accuracy"] == 0.9
+    assert engine.weights_loaded == [24.0] and final["test/accuracy"] == 0.9
 
 
 def test_ties_keep_the_earlier_best(tmp_path: Path) -> None:
@@ -91,19 +114,17 @@ def test_ties_keep_the_earlier_best(tmp_path: Path) -> None:
 
 
 def test_interrupt_records_the_epoch_in_flight_and_checkpoints_it(tmp_path: Path) -> None:
-    engine = ScriptedEngine(interrupt_at=3)
+    engine = ScriptedEngine(interrupt_at=12)
     trainer = make_trainer(tmp_path, engine)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     trainer.interrupt()
-    assert trainer.epoch == 3 and trainer.checkpointed_epoch == 3
+    assert trainer.epoch == 3 and trainer.checkpointed_step == 12
     assert read_metrics(tmp_path / "metrics.parquet").column("epoch").to_pylist() == [1, 2, 3]
-    latest = trainer.checkpointer.latest()
-    assert latest is not None and latest["epoch"] == 3 and float(latest["model"]["w"]) == 3.0
 
 
 def test_resume_continues_without_duplicating_or_losing_a_step(tmp_path: Path) -> None:
-    first = make_trainer(tmp_path, ScriptedEngine(interrupt_at=3))
+    first = make_trainer(tmp_path, ScriptedEngine(interrupt_at=12))
     with pytest.raises(KeyboardInterrupt):
         first.fit()
     first.interrupt()
@@ -115,15 +136,15 @@ def test_resume_continues_without_duplicating_or_losing_a_step(tmp_path: Path) -
     resumed.fit()
     table = read_metrics(tmp_path / "metrics.parquet").to_pydict()
     assert table["epoch"] == [1, 2, 3, 4, 5, 6]
-    assert table["samples"] == [10, 20, 30, 40, 50, 60]
+    assert table["samples"] == [20, 40, 60, 80, 100, 120]
     assert (resumed.best.epoch, resumed.best.value) == (6, 0.9)
 
 
 def test_resume_from_an_older_checkpoint_drops_the_rows_after_it(tmp_path: Path) -> None:
     trainer = make_trainer(tmp_path, ScriptedEngine(), epochs=6, every=4)
     trainer.fit()
-    for path in trainer.checkpointer.resumable()[1:]:
-        path.unlink()  # as if the run died after epoch 6 was recorded but before it was checkpointed
+    for name in trainer.checkpointer.resumable()[1:]:
+        (tmp_path / "checkpoints" / name).unlink()  # as if the run died after epoch 6 was recorded but before it was checkpointed
     resumed = make_trainer(tmp_path, ScriptedEngine(), epochs=6, every=4)
     resumed.restore(resumed.checkpointer.latest() or {})
     assert read_metrics(tmp_path / "metrics.parquet").column("epoch").to_pylist() == [1, 2, 3, 4]
@@ -131,19 +152,51 @@ def test_resume_from_an_older_checkpoint_drops_the_rows_after_it(tmp_path: Path)
     assert read_metrics(tmp_path / "metrics.parquet").column("epoch").to_pylist() == [1, 2, 3, 4, 5, 6]
 
 
-class RecoveringEngine(ScriptedEngine):
-    """Reports one recovery from epoch 2 on, as the parameter-server engine does after a death."""
+def test_step_checkpoints_cut_epochs_into_segments_with_the_same_rows(tmp_path: Path) -> None:
+    whole = make_trainer(tmp_path / "whole", ScriptedEngine(), epochs=3)
+    whole.fit()
+    engine = ScriptedEngine()
+    cut = make_trainer(tmp_path / "cut", engine, epochs=3, every=100, every_steps=3)
+    cut.fit()
+    assert engine.segments == [(1, 0, 3), (1, 3, 4), (2, 0, 2), (2, 2, 4), (3, 0, 1), (3, 1, 4)]
+    assert cut.checkpointer.resumable()[-3:] == ["ckpt-000000006.pt", "ckpt-000000009.pt", "ckpt-000000012.pt"]
+    rows = read_metrics(tmp_path / "cut" / "metrics.parquet").to_pydict()
+    reference = read_metrics(tmp_path / "whole" / "metrics.parquet").to_pydict()
+    assert rows["train/loss"] == pytest.approx(reference["train/loss"])
+    assert rows["samples"] == reference["samples"] and rows["perf/epoch_s"] == [2.0, 2.0, 2.0]
 
-    def train_epoch(self, epoch: int) -> Metrics:
-        metrics = super().train_epoch(epoch)
-        return {**metrics, "faults/recoveries": float(epoch >= 2), "faults/recovery_s": 2.5 * (epoch >= 2)}
+
+def test_a_mid_epoch_interrupt_resumes_at_the_same_step_with_a_whole_epoch_row(tmp_path: Path) -> None:
+    first = make_trainer(tmp_path, ScriptedEngine(interrupt_at=6), epochs=3, every_steps=3)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    first.interrupt()  # the segment of steps 4..5 (global) of epoch 2 finishes and is checkpointed
+    assert (first.epoch, first.step, first.checkpointed_step) == (1, 6, 6)
+    engine = ScriptedEngine()
+    resumed = make_trainer(tmp_path, engine, epochs=3, every_steps=3)
+    state = resumed.checkpointer.latest()
+    assert state is not None and state["step"] == 6
+    resumed.restore(state)
+    resumed.fit()
+    assert engine.segments[0] == (2, 2, 4)
+    rows = read_metrics(tmp_path / "metrics.parquet").to_pydict()
+    assert rows["epoch"] == [1, 2, 3] and rows["step"] == [4, 8, 12]
+    assert rows["train/loss"] == pytest.approx([1 / e + 1.5 for e in (1, 2, 3)])
+    assert rows["samples"] == [20, 40, 60]
 
 
-def test_a_recovery_is_reported_once(tmp_path: Path) -> None:
-    trainer = make_trainer(tmp_path, RecoveringEngine(), epochs=4)
+def test_fault_events_are_shown_and_logged(tmp_path: Path) -> None:
+    event = {"time": 0.0, "kind": "worker_died", "actor": "worker 1", "epoch": 2, "step": 4, "detail": "the others go on"}
+    trainer = make_trainer(tmp_path, ScriptedEngine(events={6: event}), epochs=3)
     out = io.StringIO()
-    trainer.progress = Progress(total=4, desc="test", stream=out, min_interval_s=1e9)
+    trainer.progress = Progress(total=3, desc="test", stream=out, min_interval_s=1e9)
     trainer.fit()
-    lines = [line for line in out.getvalue().splitlines() if "an actor died" in line]
-    assert lines == ["epoch 2: an actor died; the engine replaced its actors and reran the epoch (1 recoveries so far, 2.5 s in all)"]
-    assert read_metrics(tmp_path / "metrics.parquet").column("faults/recoveries").to_pylist() == [0.0, 1.0, 1.0, 1.0]
+    assert [line for line in out.getvalue().splitlines() if "died" in line] == [
+        "epoch 2 step 4: worker 1: worker died; the others go on"]
+    assert read_events(tmp_path / "events.jsonl") == [event]
+
+
+def test_a_checkpoint_from_another_batch_size_is_refused(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, ScriptedEngine(), epochs=1)
+    with pytest.raises(ValueError, match="2 steps per epoch, this job 4"):
+        trainer.restore({"steps_per_epoch": 2, "epoch": 0})

@@ -15,7 +15,8 @@ from skate.engines.base import Workload
 from skate.errors import SkateError, describe_error
 from skate.objectives import BEST_METRIC
 from skate.progress import Progress
-from skate.runs.checkpoint import BEST, Checkpointer
+from skate.runs.checkpoint import Checkpointer
+from skate.runs.events import EventLog
 from skate.runs.metrics import MetricsLog
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
@@ -31,13 +32,13 @@ class RunResult:
         run_dir: the run directory.
         status: ``completed`` or ``interrupted``.
         metrics: the final metrics (``test/*``, ``val/*`` of the best checkpoint), empty if interrupted.
-        best_checkpoint: the best model's weights, if one was written.
+        best_checkpoint: where the best model's weights are (a path or URI), if they were written.
     """
 
     run_dir: Path
     status: str
     metrics: dict[str, float]
-    best_checkpoint: Path | None
+    best_checkpoint: str | None
 
 
 def run_job(spec: JobSpec, *, root: str | Path = DEFAULT_ROOT, progress: bool = True) -> RunResult:
@@ -66,7 +67,10 @@ def resolve_checkpoint(spec: JobSpec) -> CheckpointConfig:
 
 
 def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool) -> RunResult:
-    checkpointer = Checkpointer(run.checkpoint_dir, keep_last=spec.checkpoint.keep_last)
+    try:
+        checkpointer = Checkpointer(run.checkpoint_location(spec.checkpoint.location), keep_last=spec.checkpoint.keep_last)
+    except ValueError as error:
+        raise SkateError(f"checkpoint.location: {error}") from error
     state = checkpointer.latest() if resume else None
     started = run.read_summary().get("started_at") if resume else None
     run.update_summary(name=spec.name, status="running", started_at=started or now_iso(), error=None,
@@ -79,22 +83,26 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool) -> Run
         check_fits(spec.train.strategy.resources(), what=f"train.strategy ({spec.train.strategy.kind})")
         engine = spec.train.strategy.create(workload)
         trainer = Trainer(train=spec.train, checkpoint=resolve_checkpoint(spec), engine=engine,
-                          metrics=MetricsLog(run.metrics_path), checkpointer=checkpointer, progress=display)
+                          metrics=MetricsLog(run.metrics_path), checkpointer=checkpointer, progress=display,
+                          events=EventLog(run.events_path))
         if state is not None:
             trainer.restore(state)
-            display.write(f"resumed {run.path} at epoch {trainer.epoch}")
+            display.write(f"resumed {run.path} at epoch {trainer.epoch} step {trainer.step}")
         try:
             trainer.fit()
         except KeyboardInterrupt:
             _interrupt(trainer, display)
-            run.update_summary(status="interrupted", epochs_completed=trainer.epoch, ended_at=now_iso(),
+            run.update_summary(status="interrupted", epochs_completed=trainer.epoch, steps_completed=trainer.step,
+                               ended_at=now_iso(),
                                best=dataclasses.asdict(trainer.best))
-            display.write(f"interrupted at epoch {trainer.epoch}; resume with: skate run --resume {run.path}")
-            return RunResult(run.path, "interrupted", {}, _best_path(checkpointer))
+            display.write(f"interrupted at epoch {trainer.epoch} step {trainer.step}; "
+                          f"resume with: skate run --resume {run.path}")
+            return RunResult(run.path, "interrupted", {}, checkpointer.best_location())
         final = trainer.test()
-        run.update_summary(status="completed", epochs_completed=trainer.epoch, ended_at=now_iso(),
+        run.update_summary(status="completed", epochs_completed=trainer.epoch, steps_completed=trainer.step,
+                           ended_at=now_iso(),
                            duration_s=trainer.elapsed_s, best=dataclasses.asdict(trainer.best), final=final)
-        return RunResult(run.path, "completed", final, _best_path(checkpointer))
+        return RunResult(run.path, "completed", final, checkpointer.best_location())
     except BaseException as error:
         if run.read_summary().get("status") == "running":
             run.update_summary(status="failed", error=describe_error(error), ended_at=now_iso())
@@ -110,7 +118,7 @@ def _interrupt(trainer: Trainer, display: Progress) -> None:
     try:
         trainer.interrupt()
     except KeyboardInterrupt:
-        display.write(f"skipped; the last checkpoint on disk stands (epoch {trainer.checkpointed_epoch})")
+        display.write(f"skipped; the last checkpoint on disk stands (step {trainer.checkpointed_step})")
 
 
 def _workload(spec: JobSpec) -> Workload:
@@ -127,9 +135,3 @@ def _workload(spec: JobSpec) -> Workload:
     refs = {name: ray.put(t) for name, t in tables.items()}
     return Workload(model=spec.model, optimizer=spec.train.optimizer, batch_size=spec.train.batch_size,
                     seed=spec.seed, tables=refs)
-
-
-def _best_path(checkpointer: Checkpointer) -> Path | None:
-    path = checkpointer.directory / BEST
-    return path if path.exists() else None
-

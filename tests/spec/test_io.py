@@ -128,6 +128,10 @@ def test_overrides_create_keys_and_sections_the_file_leaves_out(write_job: Write
     ("model.kind=lstm", "--set: model.kind: unknown model 'lstm'; known: rnn_classifier"),
     ("train.epochs", "--set train.epochs: expected KEY=VALUE with a dotted key, e.g. train.epochs=3"),
     ("name.first=a", "--set name.first: name is not a mapping"),
+    ("checkpoint.every_steps=0", "--set: checkpoint.every_steps: expected an integer > 0, got 0"),
+    ("checkpoint.location=/tmp/ckpts", "--set: checkpoint.location: expected a URI such as s3://bucket/path, got '/tmp/ckpts'"),
+    ("checkpoint.location=file:///etc", "jobs/x.yaml: checkpoint: location: a file:// URI would write outside the run root; "
+                                        "local checkpoints always go to the run directory (choose where with 'skate run --root')"),
 ])
 def test_a_bad_override_is_reported_as_set_on_the_command_line(write_job: WriteJob, override: str,
                                                                expected: str) -> None:

@@ -39,11 +39,11 @@ def _worker_loop(config: dict[str, Any]) -> None:
     optimizer = workload.optimizer.build(replica.model.parameters())
     commands, replies = config["commands"][rank], config["replies"]
 
-    def train_epoch(epoch: int) -> Metrics:
+    def train_steps(epoch: int, start: int, stop: int) -> Metrics:
         clock = EpochClock()
         sums: dict[str, float] = {}
         window = replica.batch_size * world
-        for step, batch in enumerate(replica.batches(epoch)):
+        for step, batch in enumerate(replica.batches(epoch, start, stop), start=start):
             step_total = min(window, replica.num_train - step * window)
             if step_total < world:  # a rank would have no example; every rank skips this step alike
                 continue
@@ -64,7 +64,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
         if command == "stop":
             return
         if command == "train":
-            answer: Any = train_epoch(argument)
+            answer: Any = train_steps(*argument)
         elif command == "evaluate":
             answer = replica.evaluate(argument) if rank == 0 else None
         elif command == "state":
@@ -105,6 +105,7 @@ class AllreduceEngine(Engine):
         self._thread = threading.Thread(target=self._fit, args=(trainer,), daemon=True, name="skate-allreduce")
         self._thread.start()
         self._pending = False
+        self.steps_per_epoch = workload.steps_per_epoch(config.num_workers)
 
     def _fit(self, trainer: Any) -> None:
         try:
@@ -128,9 +129,9 @@ class AllreduceEngine(Engine):
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"no answer from the allreduce workers in {timeout_s} s")
 
-    def train_epoch(self, epoch: int) -> Metrics:
+    def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         self._pending = True
-        metrics = self._ask("train", epoch)
+        metrics = self._ask("train", (epoch, start, stop))
         self._pending = False
         return metrics
 

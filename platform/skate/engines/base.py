@@ -1,7 +1,8 @@
 """What every engine offers the driver, and what the driver hands every engine.
 
-An engine trains one epoch at a time when asked and can evaluate, save and restore its state;
-the driver (:mod:`skate.trainer`) owns the loop, the metrics, the checkpoints and the run directory.
+An engine trains a run of steps of an epoch at a time when asked (a whole epoch, or the segment
+up to the next step checkpoint) and can evaluate, save and restore its state; the driver
+(:mod:`skate.trainer`) owns the loop, the metrics, the checkpoints and the run directory.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import abc
 import dataclasses
 from typing import Any, ClassVar
 
+import ray
 from ray import ObjectRef
 
 from skate.engines.optim import OptimizerConfig
@@ -37,18 +39,35 @@ class Workload:
     seed: int
     tables: dict[str, ObjectRef]
 
+    def steps_per_epoch(self, num_replicas: int = 1) -> int:
+        """Gradient steps in an epoch when ``num_replicas`` replicas each take ``batch_size`` examples a step."""
+        num_train = ray.get(self.tables["train"]).num_rows
+        return -(-num_train // (self.batch_size * num_replicas))
+
 
 class Engine(abc.ABC):
     """One way of training a :class:`Workload` on Ray."""
 
+    steps_per_epoch: int
+    """Gradient steps in one epoch (the same on every worker of a data-parallel engine)."""
+
     @abc.abstractmethod
+    def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
+        """Run steps ``start`` to ``stop - 1`` of ``epoch``; returns ``train/*`` and ``perf/*``
+        metrics of those steps (:func:`combine` merges the segments of an epoch)."""
+
     def train_epoch(self, epoch: int) -> Metrics:
-        """Run one pass over the training data; returns ``train/*`` and ``perf/*`` metrics."""
+        """Run one whole pass over the training data."""
+        return self.train_steps(epoch, 0, self.steps_per_epoch)
 
     @abc.abstractmethod
     def finish_pending(self, timeout_s: float) -> Metrics | None:
-        """After an interrupted :meth:`train_epoch`: wait for the epoch in flight and return its
-        metrics (``None`` if none was in flight), so the state and the metrics agree."""
+        """After an interrupted :meth:`train_steps`: wait for the steps in flight and return their
+        metrics (``None`` if none were in flight), so the state and the metrics agree."""
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """Fault events since the last call (an actor died, was replaced, state was rolled back)."""
+        return []
 
     @abc.abstractmethod
     def evaluate(self, split: str) -> Metrics:
@@ -89,3 +108,30 @@ class StrategyConfig:
 
 StrategyConfig.variants = Variants("strategy", default="single")
 STRATEGIES = StrategyConfig.variants
+
+
+SUMMED = ("perf/epoch_s", "perf/epoch_samples", "ps/dropped_gradients")
+"""Metrics that are totals over a segment; an epoch's is the sum over its segments."""
+
+
+def combine(parts: list[Metrics]) -> Metrics:
+    """An epoch's metrics from those of its segments: totals (:data:`SUMMED`) add up, running totals
+    (``faults/*``) keep their last value, throughput is recomputed, and every other metric (a
+    per-example or per-step mean) is weighted by its segment's examples."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    weights = [part.get("perf/epoch_samples", 0.0) for part in parts]
+    total = sum(weights)
+    merged: Metrics = {}
+    for name in dict.fromkeys(name for part in parts for name in part):
+        values = [(part[name], w) for part, w in zip(parts, weights) if name in part]
+        if name in SUMMED:
+            merged[name] = sum(v for v, _ in values)
+        elif name.startswith("faults/"):
+            merged[name] = values[-1][0]
+        else:
+            weight = sum(w for _, w in values)
+            merged[name] = sum(v * w for v, w in values) / weight if weight else values[-1][0]
+    if "perf/samples_per_s" in merged:
+        merged["perf/samples_per_s"] = total / max(merged.get("perf/epoch_s", 0.0), 1e-9)
+    return merged

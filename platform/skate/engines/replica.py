@@ -51,8 +51,8 @@ class Replica:
         window = self.batch_size * self.num_replicas
         return -(-self.num_train // window)
 
-    def batches(self, epoch: int) -> Iterator[Batch]:
-        """This replica's batches of one epoch, in order of draw.
+    def batches(self, epoch: int, start: int = 0, stop: int | None = None) -> Iterator[Batch]:
+        """This replica's batches of steps ``start`` to ``stop - 1`` of an epoch (default: all), in order.
 
         The epoch's seeded shuffle is cut into windows of ``batch_size * num_replicas`` examples;
         replica ``rank`` takes every ``num_replicas``-th example of each window. The replicas'
@@ -64,8 +64,9 @@ class Replica:
         order = torch.from_numpy(order).to(self.device)
         window = self.batch_size * self.num_replicas
         x, y = self.data["train"]
-        for start in range(0, self.num_train, window):
-            index = order[start : start + window][self.rank :: self.num_replicas]
+        stop = self.steps_per_epoch() if stop is None else stop
+        for step in range(start, stop):
+            index = order[step * window : (step + 1) * window][self.rank :: self.num_replicas]
             yield x[index], y[index]
 
     def loss(self, batch: Batch, sums: dict[str, float], *, divisor: float | None = None) -> torch.Tensor:

@@ -22,10 +22,10 @@ class SingleWorker:
         self.replica = Replica(workload, device="cuda" if ray.get_gpu_ids() else "cpu")
         self.optimizer = workload.optimizer.build(self.replica.model.parameters())
 
-    def train_epoch(self, epoch: int) -> Metrics:
+    def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         clock = EpochClock()
         sums: dict[str, float] = {}
-        for batch in self.replica.batches(epoch):
+        for batch in self.replica.batches(epoch, start, stop):
             self.optimizer.zero_grad(set_to_none=True)
             self.replica.loss(batch, sums).backward()
             self.optimizer.step()
@@ -53,9 +53,10 @@ class SingleEngine(Engine):
         actor = ray.remote(num_cpus=config.num_cpus, num_gpus=config.num_gpus)(SingleWorker)
         self._worker = actor.remote(workload)
         self._pending: ray.ObjectRef | None = None
+        self.steps_per_epoch = workload.steps_per_epoch()
 
-    def train_epoch(self, epoch: int) -> Metrics:
-        self._pending = self._worker.train_epoch.remote(epoch)
+    def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
+        self._pending = self._worker.train_steps.remote(epoch, start, stop)
         metrics = ray.get(self._pending)
         self._pending = None
         return metrics

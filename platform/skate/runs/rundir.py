@@ -27,6 +27,7 @@ class RunDir:
     METRICS = "metrics.parquet"
     SUMMARY = "summary.json"
     CHECKPOINTS = "checkpoints"
+    EVENTS = "events.jsonl"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -75,6 +76,14 @@ class RunDir:
     @property
     def checkpoint_dir(self) -> Path:
         return self.path / self.CHECKPOINTS
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / self.EVENTS
+
+    def checkpoint_location(self, location: str | None) -> str:
+        """Where the run's checkpoints go: ``checkpoints/`` here, or ``<location>/<run name>``."""
+        return str(self.checkpoint_dir) if location is None else f"{location.rstrip('/')}/{self.name}"
 
     def read_summary(self) -> dict[str, Any]:
         """The summary, or ``{}`` when the run has not written one yet."""

@@ -30,9 +30,17 @@ class CheckpointConfig:
     """When checkpoints are written and which one is kept as the best."""
 
     every_epochs: int = param(1, doc="write a resumable checkpoint every this many epochs", gt=0)
+    every_steps: int | None = param(None, doc="also write one every this many gradient steps, mid-epoch too (a lost actor then costs at most this many steps)", gt=0)
+    location: str | None = param(None, doc="a URI any pyarrow filesystem opens (s3://bucket/ckpts, gs://..., hdfs://...) to keep checkpoints in, under <location>/<run directory name>/; default: the run directory's checkpoints/",
+                                 pattern=r"[A-Za-z][A-Za-z0-9+.-]*://.+", pattern_doc="a URI such as s3://bucket/path")
     keep_last: int = param(2, doc="resumable checkpoints kept on disk (older ones are deleted)", gt=0)
     best_metric: str | None = param(None, doc="validation metric that picks the best checkpoint (default: the objective's, e.g. val/accuracy)")
     best_mode: Literal["max", "min"] | None = param(None, doc="whether a higher (max) or lower (min) best_metric is better")
+
+    def __post_init__(self) -> None:
+        if self.location is not None and self.location.lower().startswith("file:"):
+            raise ValueError("location: a file:// URI would write outside the run root; local checkpoints "
+                             "always go to the run directory (choose where with 'skate run --root')")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,5 @@
-"""Killing a parameter-server actor mid-epoch: the engine replaces its actors and carries on."""
+"""Killing a parameter-server actor mid-epoch: a worker is replaced while the others go on; a shard's
+death rolls the engine back to the segment's start."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from skate.data.sources import DigitsConfig
 from skate.engines.base import Workload
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.config import ParameterServerConfig
+from skate.engines.ps.engine import ParameterServerEngine
 from skate.models.rnn import RnnClassifierConfig
 
 pytestmark = pytest.mark.integration
@@ -30,35 +32,63 @@ def kill_later(actor: ray.actor.ActorHandle, delay_s: float) -> threading.Thread
     return thread
 
 
-@pytest.mark.parametrize("victim", ["worker", "shard"])
-def test_a_killed_actor_is_replaced_and_training_goes_on(refs: dict, victim: str) -> None:
-    config = ParameterServerConfig(mode="sync", num_workers=2, num_shards=2)
-    engine = config.create(Workload(model=RnnClassifierConfig(num_units=32), optimizer=OptimizerConfig(lr=0.01),
-                                    batch_size=8, seed=1, tables=refs))
+def start_engine(refs: dict, **options: object) -> ParameterServerEngine:
+    config = ParameterServerConfig(**{"num_workers": 2, "num_shards": 2, **options})  # type: ignore[arg-type]
+    return config.create(Workload(model=RnnClassifierConfig(num_units=32), optimizer=OptimizerConfig(lr=0.01),
+                                  batch_size=8, seed=1, tables=refs))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "ssp"])
+def test_a_killed_worker_is_replaced_while_the_others_go_on(refs: dict, mode: str) -> None:
+    engine = start_engine(refs, mode=mode, staleness=2 if mode == "ssp" else None)
+    full = float(ray.get(refs["train"]).num_rows)
     try:
         first = engine.train_epoch(1)
-        killer = kill_later((engine.workers if victim == "worker" else engine.shards)[1], 0.3)
+        killer = kill_later(engine.workers[1], 0.3)
+        later = [engine.train_epoch(2)]
+        killer.join()
+        later.append(engine.train_epoch(3))  # the replacement takes part
+        val = engine.evaluate("validation")
+        events = engine.take_events()
+    finally:
+        engine.shutdown()
+    assert first["perf/epoch_samples"] == full and first["faults/worker_restarts"] == 0
+    assert later[-1]["faults/worker_restarts"] == 1 and later[-1]["faults/rollbacks"] == 0
+    assert min(m["perf/epoch_samples"] for m in later) < full  # the dead worker's batches were not rerun
+    assert later[-1]["perf/epoch_samples"] == full or later[0]["perf/epoch_samples"] == full
+    assert [(e["kind"], e["actor"]) for e in events] == [("worker_died", "worker 1"), ("worker_replaced", "worker 1")]
+    assert later[-1]["train/loss"] < first["train/loss"]
+    assert val["accuracy"] > 0.6
+
+
+def test_a_killed_shard_rolls_every_actor_back_to_the_segment_start(refs: dict) -> None:
+    engine = start_engine(refs, mode="sync")
+    try:
+        first = engine.train_epoch(1)
+        killer = kill_later(engine.shards[1], 0.3)
         second = engine.train_epoch(2)
         killer.join()
         third = engine.train_epoch(3)
         val = engine.evaluate("validation")
+        events = engine.take_events()
     finally:
         engine.shutdown()
-    assert first["faults/recoveries"] == 0
-    assert second["faults/recoveries"] == 1 and second["faults/recovery_s"] > 0
-    assert third["faults/recoveries"] == 1
+    assert first["faults/rollbacks"] == 0
+    assert second["faults/rollbacks"] == 1 and second["faults/recovery_s"] > 0
+    assert second["perf/epoch_samples"] == first["perf/epoch_samples"]  # the epoch was rerun whole
+    assert third["faults/rollbacks"] == 1
+    assert [(e["kind"], e["actor"]) for e in events] == [("rolled_back", "shard 1")]
     assert third["train/loss"] < first["train/loss"]
     assert val["accuracy"] > 0.85
 
 
-def test_without_restarts_the_death_is_raised(refs: dict) -> None:
-    config = ParameterServerConfig(mode="async", num_workers=2, max_restarts=0)
-    engine = config.create(Workload(model=RnnClassifierConfig(num_units=32), optimizer=OptimizerConfig(lr=0.01),
-                                    batch_size=8, seed=1, tables=refs))
+def test_past_max_restarts_a_death_is_raised(refs: dict) -> None:
+    engine = start_engine(refs, mode="async", max_restarts=0)
     try:
         engine.train_epoch(1)
         kill_later(engine.workers[0], 0.3)
-        with pytest.raises(ray.exceptions.RayActorError):
+        with pytest.raises(RuntimeError, match=r"worker 0 died .*train.strategy.max_restarts: 0"):
             engine.train_epoch(2)
+            engine.train_epoch(3)
     finally:
         engine.shutdown()

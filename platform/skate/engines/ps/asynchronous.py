@@ -34,5 +34,11 @@ class AsyncRule:
     async def drain(self, core: ShardCore) -> None:
         """Nothing waits on other workers' gradients here."""
 
-    def begin_epoch(self) -> None:
+    def begin_segment(self) -> None:
+        pass
+
+    async def leave(self, core: ShardCore, worker: int) -> None:
+        pass
+
+    def rejoin(self, worker: int) -> None:
         pass

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import ray
 import torch
-from ray.exceptions import RayActorError, RayError
+from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from skate.data.base import info_of
 from skate.engines.base import Engine, Metrics, Workload
@@ -37,18 +37,30 @@ def make_rule(config: "ParameterServerConfig") -> UpdateRule:
 
 
 class ParameterServerEngine(Engine):
-    """Drives the shards and workers of one job."""
+    """Drives the shards and workers of one job.
+
+    Faults: a worker that dies leaves the shards' barriers at once, so the others go on; a
+    replacement rejoins at the start of the next segment of steps (its lost batches are not
+    rerun). Any other death (a shard) rolls every actor back to the state at the segment's start
+    and runs the segment again. Both count against ``max_restarts`` and are recorded as events.
+    """
 
     def __init__(self, config: "ParameterServerConfig", workload: Workload) -> None:
         self.config = config
         self.workload = workload
+        self.steps_per_epoch = workload.steps_per_epoch(config.num_workers)
         torch.manual_seed(workload.seed)  # the same initial weights as every replica and as `single`
         model = workload.model.build(info_of(ray.get(workload.tables["train"])))
         self.layout = Layout.of(model, config.num_shards)
         self._start(self.layout.flatten(dict(model.named_parameters())))
-        self._pending: list[ray.ObjectRef] | None = None
+        self._in_flight: dict[ray.ObjectRef, int] = {}
+        self._results: list[dict[str, float]] = []
+        self._lost: list[int] = []
+        self._where = (0, 0)
         self._clock = EpochClock()
-        self.recoveries = 0
+        self._events: list[dict[str, Any]] = []
+        self.restarts = 0
+        self.faults = {"worker_restarts": 0, "rollbacks": 0}
         self.recovery_s = 0.0
 
     def _start(self, flat: np.ndarray) -> None:
@@ -59,52 +71,114 @@ class ParameterServerEngine(Engine):
                                compression=config.compression)
             for lo, hi in self.layout.shards
         ]
-        worker_actor = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)(PSWorker)
-        self.workers = [
-            worker_actor.remote(self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards,
-                                layout=self.layout, compression=config.compression, overlap=config.overlaps)
-            for rank in range(config.num_workers)
-        ]
+        self.workers = [self._new_worker(rank) for rank in range(config.num_workers)]
 
-    def train_epoch(self, epoch: int) -> Metrics:
-        """One epoch; if an actor dies, every actor is replaced, the state of the epoch's start is
-        restored and the epoch is run again (at most ``max_restarts`` times in a run)."""
-        snapshot = self.state() if self.config.max_restarts > self.recoveries else None
+    def _new_worker(self, rank: int) -> Any:
+        config = self.config
+        actor = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)(PSWorker)
+        return actor.remote(self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards,
+                            layout=self.layout, compression=config.compression, overlap=config.overlaps)
+
+    def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
+        snapshot = self.state() if self._can_restart() else None
         while True:
             try:
-                return self._run_epoch(epoch)
+                return self._run_segment(epoch, start, stop)
             except RayError as error:
                 if snapshot is None or not actor_died(error):
                     raise
-                self._recover(snapshot)
-                snapshot = snapshot if self.config.max_restarts > self.recoveries else None
+                self._roll_back(snapshot, error)
+                snapshot = snapshot if self._can_restart() else None
 
-    def _run_epoch(self, epoch: int) -> Metrics:
+    def _can_restart(self) -> bool:
+        return self.restarts < self.config.max_restarts
+
+    def _run_segment(self, epoch: int, start: int, stop: int) -> Metrics:
         self._clock = EpochClock()
-        if self.config.backup_workers:
-            ray.get([shard.begin_epoch.remote() for shard in self.shards])
-        self._pending = [worker.train_epoch.remote(epoch) for worker in self.workers]
-        if self.config.backup_workers:
-            # The first N - b workers are done: stop holding steps for the stragglers' gradients.
-            _wait_failing_fast(self._pending, self.config.num_workers - self.config.backup_workers)
-            ray.get([shard.drain.remote() for shard in self.shards])
-        _wait_failing_fast(self._pending, len(self._pending))
-        results = ray.get(self._pending)
-        self._pending = None
-        return self._merge(results)
+        self._where = (epoch, start)
+        self._results, self._lost = [], []
+        if self.config.mode == "sync":
+            ray.get([shard.begin_segment.remote() for shard in self.shards])
+        self._in_flight = {w.train_steps.remote(epoch, start, stop): rank for rank, w in enumerate(self.workers)}
+        return self._finish(None)
 
-    def _recover(self, snapshot: dict[str, Any]) -> None:
+    def finish_pending(self, timeout_s: float) -> Metrics | None:
+        return self._finish(timeout_s) if self._in_flight else None
+
+    def _finish(self, timeout_s: float | None) -> Metrics:
+        """Wait for the segment's workers; a dead worker leaves the barriers and is replaced at the end."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        drained = False
+        while self._in_flight:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            ready, _ = ray.wait(list(self._in_flight), num_returns=1, timeout=left)
+            if not ready:
+                raise TimeoutError(f"the parameter-server workers did not finish in {timeout_s} s")
+            rank = self._in_flight.pop(ready[0])
+            try:
+                self._results.append(ray.get(ready[0]))
+            except RayActorError as error:
+                if isinstance(error, RayTaskError):  # the worker lived; something it called died
+                    raise
+                self._leave(rank)
+            if not drained and self.config.mode == "sync" and self._starved():
+                # Fewer workers are left than a version needs: apply what arrives from now on.
+                ray.get([shard.drain.remote() for shard in self.shards])
+                drained = True
+        self._replace_lost()
+        return self._merge(self._results)
+
+    def _starved(self) -> bool:
+        live = self.config.num_workers - len(self._lost)
+        return 0 < len(self._in_flight) < min(self.config.num_workers - self.config.backup_workers, live)
+
+    def _leave(self, rank: int) -> None:
+        self._record("worker_died", f"worker {rank}", "the others go on; a replacement joins at the next segment")
+        self._lost.append(rank)
+        ray.get([shard.leave.remote(rank) for shard in self.shards])
+
+    def _replace_lost(self) -> None:
+        for rank in self._lost:
+            if not self._can_restart():
+                raise RuntimeError(f"worker {rank} died and the engine has replaced actors {self.restarts} times "
+                                   f"already (train.strategy.max_restarts: {self.config.max_restarts})")
+            started = time.perf_counter()
+            self.workers[rank] = self._new_worker(rank)
+            ray.get(self.workers[rank].refresh.remote())
+            ray.get([shard.rejoin.remote(rank) for shard in self.shards])
+            self.restarts += 1
+            self.faults["worker_restarts"] += 1
+            self.recovery_s += time.perf_counter() - started
+            self._record("worker_replaced", f"worker {rank}", f"rejoined after {time.perf_counter() - started:.1f} s")
+        self._lost = []
+
+    def _roll_back(self, snapshot: dict[str, Any], error: RayError) -> None:
         started = time.perf_counter()
-        self._pending = None
+        dead = self._dead_actor(error)
+        self._in_flight, self._lost = {}, []
         self.shutdown()
         self._start(self.layout.flatten(snapshot["model"]))
         self.load_state(snapshot)
-        self.recoveries += 1
+        self.restarts += 1
+        self.faults["rollbacks"] += 1
         self.recovery_s += time.perf_counter() - started
+        self._record("rolled_back", dead,
+                     f"every actor replaced and the segment rerun from its start ({time.perf_counter() - started:.1f} s)")
 
-    def finish_pending(self, timeout_s: float) -> Metrics | None:
-        pending, self._pending = self._pending, None
-        return None if pending is None else self._merge(ray.get(pending, timeout=timeout_s))
+    def _dead_actor(self, error: RayError) -> str:
+        cause = error.cause if isinstance(error, RayTaskError) else error
+        dead = getattr(cause, "actor_id", None)
+        named = [(f"shard {i}", a) for i, a in enumerate(self.shards)] + [(f"worker {i}", a) for i, a in enumerate(self.workers)]
+        return next((name for name, actor in named if actor._actor_id.hex() == dead), "an actor")
+
+    def _record(self, kind: str, actor: str, detail: str) -> None:
+        epoch, step = self._where
+        self._events.append({"time": time.time(), "kind": kind, "actor": actor, "epoch": epoch, "step": step,
+                             "detail": detail})
+
+    def take_events(self) -> list[dict[str, Any]]:
+        events, self._events = self._events, []
+        return events
 
     def _merge(self, results: list[dict[str, float]]) -> Metrics:
         sums: dict[str, float] = {}
@@ -120,7 +194,7 @@ class ParameterServerEngine(Engine):
         if self.config.mode != "sync":
             pushes = applied + metrics["ps/dropped_gradients"]
             metrics["ps/staleness_mean"] = sum(s["staleness_sum"] for s in stats) / max(pushes, 1.0)
-        metrics["faults/recoveries"] = float(self.recoveries)
+        metrics.update({f"faults/{name}": float(count) for name, count in self.faults.items()})
         metrics["faults/recovery_s"] = self.recovery_s
         metrics.update(self._clock.metrics(sums.get("count", 0.0)))
         return metrics
@@ -159,13 +233,3 @@ class ParameterServerEngine(Engine):
 def actor_died(error: BaseException) -> bool:
     """Whether ``error`` (or the error inside a failed task) is the death of an actor."""
     return isinstance(error, RayActorError) or isinstance(getattr(error, "cause", None), RayActorError)
-
-
-def _wait_failing_fast(refs: list[ray.ObjectRef], num_returns: int) -> None:
-    """Wait until ``num_returns`` of ``refs`` are done, raising as soon as one of them failed
-    (a plain ``ray.get`` would first wait for workers stuck on a dead peer)."""
-    pending, done = list(refs), 0
-    while done < num_returns:
-        ready, pending = ray.wait(pending, num_returns=1)
-        ray.get(ready)
-        done += 1

@@ -54,10 +54,16 @@ class UpdateRule(Protocol):
         """Take one gradient (the mean over ``count`` examples, read at ``read_version``)."""
 
     async def drain(self, core: ShardCore) -> None:
-        """Stop waiting for workers that have finished the epoch."""
+        """Stop waiting for workers that have finished the segment of steps."""
 
-    def begin_epoch(self) -> None:
+    def begin_segment(self) -> None:
         """Undo :meth:`drain`."""
+
+    async def leave(self, core: ShardCore, worker: int) -> None:
+        """``worker`` died: stop waiting for it."""
+
+    def rejoin(self, worker: int) -> None:
+        """``worker``'s replacement takes part again from now on."""
 
 
 class ParameterShard:
@@ -76,11 +82,17 @@ class ParameterShard:
                              grad=decode(grad, self.compression), count=count)
         return self.pull()
 
-    def begin_epoch(self) -> None:
-        self.rule.begin_epoch()
+    def begin_segment(self) -> None:
+        self.rule.begin_segment()
 
     async def drain(self) -> None:
         await self.rule.drain(self.core)
+
+    async def leave(self, worker: int) -> None:
+        await self.rule.leave(self.core, worker)
+
+    def rejoin(self, worker: int) -> None:
+        self.rule.rejoin(worker)
 
     def pull(self) -> tuple[np.ndarray, int]:
         return encode(self.core.params.detach().numpy().copy(), self.compression), self.core.version

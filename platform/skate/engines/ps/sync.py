@@ -4,9 +4,11 @@ With ``backup_workers = b`` the first ``N - b`` gradients of a version make it (
 ``replicas_to_aggregate``); a straggler's gradient for a version already applied is dropped.
 Weighting by example counts makes N workers with batch B equal to one worker with batch N*B.
 
-Once the first N - b workers have finished an epoch, the engine drains the shards: a step waiting
-for gradients that will never come is applied from those it has, and until the next epoch each
-gradient is applied as it arrives, so the stragglers finish their epoch instead of waiting forever.
+When fewer workers are still running a segment of steps than a version needs (the first ones
+finished it, or workers died), the engine drains the shards: a step waiting for gradients that
+will never come is applied from those it has, and until the next segment each gradient is applied
+as it arrives, so the stragglers finish instead of waiting forever. A worker that died leaves the
+barrier, which re-forms with the others at once; its replacement rejoins at the next segment.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from skate.engines.ps.shard import ShardCore
 
 class SyncRule:
     def __init__(self, *, num_workers: int, backup_workers: int) -> None:
-        self.needed = num_workers - backup_workers
+        self.aggregate = num_workers - backup_workers
+        self.live = num_workers
         self._sum: np.ndarray | None = None
         self._count = 0
         self._arrived = 0
@@ -44,10 +47,23 @@ class SyncRule:
         core.apply(mean)
         await core.notify()
 
+    @property
+    def needed(self) -> int:
+        """Gradients that make a version: N - b, or every live worker when fewer are alive."""
+        return min(self.aggregate, self.live)
+
     async def drain(self, core: ShardCore) -> None:
         self._draining = True
         if self._arrived:
             await self._apply(core)
 
-    def begin_epoch(self) -> None:
+    def begin_segment(self) -> None:
         self._draining = False
+
+    async def leave(self, core: ShardCore, worker: int) -> None:
+        self.live -= 1
+        if self._arrived and self._arrived >= self.needed:
+            await self._apply(core)
+
+    def rejoin(self, worker: int) -> None:
+        self.live += 1

@@ -37,8 +37,9 @@ class PSWorker:
         self.versions = [0] * len(shards)
         self.wire_bytes = 0
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One epoch of this worker's batches; returns metric sums (the engine averages them).
+    def train_steps(self, epoch: int, start: int, stop: int) -> dict[str, float]:
+        """This worker's batches of steps ``start`` to ``stop - 1`` of an epoch; returns metric sums
+        (the engine averages them).
 
         With ``overlap``, a step's push goes out and the next gradient is computed while it is in
         flight; the fresh parameters are installed before that gradient is pushed. Gradients are
@@ -48,7 +49,7 @@ class PSWorker:
         sums: dict[str, float] = {}
         self.wire_bytes, steps = 0, 0
         in_flight: list[ray.ObjectRef] | None = None
-        for batch in self.replica.batches(epoch):
+        for batch in self.replica.batches(epoch, start, stop):
             self.flat.zero_grad()
             count = len(batch[1])
             if count:
@@ -75,6 +76,9 @@ class PSWorker:
         for i, ((values, version), (lo, hi)) in enumerate(zip(results, self.layout.shards)):
             self.flat.set_slice(lo, hi, decode(values, self.compression))
             self.versions[i] = version
+
+    def ping(self) -> bool:
+        return True
 
     def refresh(self) -> None:
         """Pull the shards' current parameters."""
