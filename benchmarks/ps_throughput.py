@@ -2,7 +2,7 @@
 
 The seed's MNIST-sized classifier (BasicRNN of 150 units over 28 steps of 28 inputs, batch 150
 per worker, random data) trained by: a single-process loop on 1 thread; skate's parameter server
-in sync, async and ssp modes (one shard); Ray Train's allreduce (TorchTrainer, DDP over gloo);
+in sync (a compiled graph per step, and by actor calls), async and ssp modes (one shard); Ray Train's allreduce (TorchTrainer, DDP over gloo);
 and a parameter server driven from the driver as in Ray's documentation. At N=1 and N=2 workers.
 
     .venv/bin/python benchmarks/ps_throughput.py [--steps 20] [--epochs 3]
@@ -36,6 +36,12 @@ from skate.models.rnn import RnnClassifierConfig
 MODEL = RnnClassifierConfig(num_units=150)
 OPTIMIZER = OptimizerConfig(name="adam", lr=0.001)
 BATCH = 150
+PS_VARIANTS: dict[str, dict[str, Any]] = {
+    "ps_sync": {"mode": "sync"},  # a compiled graph per step, the default for sync
+    "ps_sync_actor_calls": {"mode": "sync", "transport": "actor_calls"},
+    "ps_async": {"mode": "async"},
+    "ps_ssp": {"mode": "ssp", "staleness": 2},
+}
 
 
 def random_data(num_examples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,9 +196,9 @@ def main() -> None:
         single = single_process(args.steps, args.epochs)
         for n in (1, 2):
             figures: dict[str, float] = {"single": single}
-            for mode, extra in (("sync", {}), ("async", {}), ("ssp", {"staleness": 2})):
-                config = ParameterServerConfig(mode=mode, num_workers=n, num_shards=1, **extra)  # type: ignore[arg-type]
-                figures[f"ps_{mode}"], moved = skate_ps(config, args.steps, args.epochs)
+            for name, options in PS_VARIANTS.items():
+                config = ParameterServerConfig(num_workers=n, num_shards=1, **options)  # type: ignore[arg-type]
+                figures[name], moved = skate_ps(config, args.steps, args.epochs)
                 bytes_per_step = max(bytes_per_step, moved)
             figures["allreduce"] = allreduce(n, args.steps, args.epochs)
             figures["driver_loop_ps"] = driver_loop_ps(n, args.steps, args.epochs, sync=True)

@@ -22,6 +22,10 @@ PS = "train.strategy.kind=parameter_server"
         (["train.strategy.compression=fp8"], "train.strategy.compression: unknown value 'fp8'"),
         (["train.strategy.mode=asynch"], "unknown value 'asynch' (did you mean 'async'?)"),
         (["train.strategy.overlap=true"], "overlap needs mode async or ssp"),
+        (["train.strategy.mode=async", "train.strategy.transport=compiled_graph"],
+         "transport compiled_graph needs mode sync without backup_workers"),
+        (["train.strategy.num_workers=3", "train.strategy.backup_workers=1", "train.strategy.transport=compiled_graph"],
+         "transport compiled_graph needs mode sync without backup_workers"),
     ],
 )
 def test_bad_parameter_server_settings_are_named(overrides: list[str], expected: str) -> None:
@@ -35,3 +39,13 @@ def test_defaults() -> None:
     assert (strategy.mode, strategy.num_workers, strategy.num_shards, strategy.compression) == ("sync", 2, 1, "none")
     assert not strategy.overlaps
     assert load_spec(JOBS / "digits_rnn.yaml", [PS, "train.strategy.mode=async"]).train.strategy.overlaps
+
+
+@pytest.mark.parametrize(("overrides", "compiles"), [
+    ([], True),
+    (["train.strategy.transport=actor_calls"], False),
+    (["train.strategy.num_workers=3", "train.strategy.backup_workers=1"], False),
+    (["train.strategy.mode=async"], False),
+])
+def test_sync_steps_run_as_a_compiled_graph_by_default(overrides: list[str], compiles: bool) -> None:
+    assert load_spec(JOBS / "digits_rnn.yaml", [PS, *overrides]).train.strategy.compiles is compiles

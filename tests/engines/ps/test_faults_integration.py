@@ -8,6 +8,7 @@ import time
 
 import pytest
 import ray
+import torch
 
 from skate.data import split_table
 from skate.data.sources import DigitsConfig
@@ -38,16 +39,20 @@ def start_engine(refs: dict, **options: object) -> ParameterServerEngine:
                                   batch_size=8, seed=1, tables=refs))
 
 
-@pytest.mark.parametrize("mode", ["sync", "async", "ssp"])
-def test_a_killed_worker_is_replaced_while_the_others_go_on(refs: dict, mode: str) -> None:
-    engine = start_engine(refs, mode=mode, staleness=2 if mode == "ssp" else None)
+@pytest.mark.parametrize(("mode", "transport"), [("sync", "compiled_graph"), ("sync", "actor_calls"),
+                                               ("async", "actor_calls"), ("ssp", "actor_calls")])
+def test_a_killed_worker_is_replaced_while_the_others_go_on(refs: dict, mode: str, transport: str) -> None:
+    engine = start_engine(refs, mode=mode, staleness=2 if mode == "ssp" else None,
+                          transport="auto" if mode != "sync" else transport)
     full = float(ray.get(refs["train"]).num_rows)
     try:
+        assert engine.transport == transport
         first = engine.train_epoch(1)
         killer = kill_later(engine.workers[1], 0.3)
         later = [engine.train_epoch(2)]
         killer.join()
         later.append(engine.train_epoch(3))  # the replacement takes part
+        assert engine.transport == transport  # a new graph is built with the replacement
         val = engine.evaluate("validation")
         events = engine.take_events()
     finally:
@@ -92,3 +97,21 @@ def test_past_max_restarts_a_death_is_raised(refs: dict) -> None:
             engine.train_epoch(3)
     finally:
         engine.shutdown()
+
+
+def test_a_shard_lost_between_epochs_costs_no_step(refs: dict) -> None:
+    engine = start_engine(refs, mode="sync")
+    try:
+        engine.train_epoch(1)
+        before = engine.state()
+        ray.kill(engine.shards[0])
+        engine.evaluate("validation")  # pulls from the dead shard: the engine rolls back to the state after epoch 1
+        after = engine.state()
+        second = engine.train_epoch(2)
+        events = engine.take_events()
+    finally:
+        engine.shutdown()
+    for name, value in before["model"].items():
+        torch.testing.assert_close(after["model"][name], value)
+    assert [s["version"] for s in after["optimizer"]["shards"]] == [s["version"] for s in before["optimizer"]["shards"]]
+    assert second["faults/rollbacks"] == 1 and [e["kind"] for e in events] == ["rolled_back"]

@@ -29,6 +29,7 @@ class ParameterServerConfig(StrategyConfig):
     gpus_per_worker: float = param(0.0, doc="GPUs reserved for each worker; > 0 computes on cuda", ge=0)
     cpus_per_shard: float = param(0.0, doc="CPUs reserved for each shard (0: shards fit beside the workers)", ge=0)
     overlap: bool | None = param(None, doc="compute the next gradient while a push is in flight (one step staler); default: on for async and ssp, off for sync")
+    transport: Literal["auto", "actor_calls", "compiled_graph"] = param("auto", doc="how sync steps move between actors: a Ray Compiled Graph per step (shared-memory channels, the default for sync without backup workers) or actor calls (always used by async, ssp and backup workers)")
     max_restarts: int = param(3, doc="times in a run the engine replaces its actors after one dies and reruns the epoch", ge=0)
 
     def __post_init__(self) -> None:
@@ -46,6 +47,16 @@ class ParameterServerConfig(StrategyConfig):
             raise ValueError(f"stale_policy and max_staleness apply to mode async only; mode is {self.mode!r}")
         if (self.stale_policy == "drop") != (self.max_staleness is not None):
             raise ValueError("stale_policy drop and max_staleness go together")
+        if self.transport == "compiled_graph" and (self.mode != "sync" or self.backup_workers):
+            raise ValueError("transport compiled_graph needs mode sync without backup_workers: its graph "
+                             "waits for every worker's gradient at each step")
+
+    @property
+    def compiles(self) -> bool:
+        """Whether sync steps run as a compiled graph (``transport``, or its default for the mode)."""
+        if self.transport == "auto":
+            return self.mode == "sync" and not self.backup_workers
+        return self.transport == "compiled_graph"
 
     @property
     def overlaps(self) -> bool:

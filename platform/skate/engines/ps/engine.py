@@ -7,7 +7,7 @@ checkpoints; gradients and parameters go between workers and shards only.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 import ray
@@ -17,6 +17,7 @@ from ray.exceptions import RayActorError, RayError, RayTaskError
 from skate.data.base import info_of
 from skate.engines.base import Engine, Metrics, Workload
 from skate.engines.ps.asynchronous import AsyncRule
+from skate.engines.ps.compiled import CompiledSteps
 from skate.engines.ps.layout import Layout
 from skate.engines.ps.shard import ParameterShard, UpdateRule
 from skate.engines.ps.ssp import SspRule
@@ -26,6 +27,9 @@ from skate.engines.replica import EpochClock, means
 
 if TYPE_CHECKING:
     from skate.engines.ps.config import ParameterServerConfig
+
+
+T = TypeVar("T")
 
 
 def make_rule(config: "ParameterServerConfig") -> UpdateRule:
@@ -52,16 +56,20 @@ class ParameterServerEngine(Engine):
         torch.manual_seed(workload.seed)  # the same initial weights as every replica and as `single`
         model = workload.model.build(info_of(ray.get(workload.tables["train"])))
         self.layout = Layout.of(model, config.num_shards)
+        self._snapshot: dict[str, Any] | None = None
         self._start(self.layout.flatten(dict(model.named_parameters())))
         self._in_flight: dict[ray.ObjectRef, int] = {}
         self._results: list[dict[str, float]] = []
         self._lost: list[int] = []
         self._where = (0, 0)
+        self._segment = (0, 0, 0)
+        self._start_version = 0
         self._clock = EpochClock()
         self._events: list[dict[str, Any]] = []
         self.restarts = 0
         self.faults = {"worker_restarts": 0, "rollbacks": 0}
         self.recovery_s = 0.0
+        self._keep_snapshot()
 
     def _start(self, flat: np.ndarray) -> None:
         config = self.config
@@ -72,6 +80,12 @@ class ParameterServerEngine(Engine):
             for lo, hi in self.layout.shards
         ]
         self.workers = [self._new_worker(rank) for rank in range(config.num_workers)]
+        self._graph = CompiledSteps(self.workers, self.shards) if config.compiles else None
+
+    @property
+    def transport(self) -> str:
+        """How the current sync steps move: ``compiled_graph`` or ``actor_calls``."""
+        return "compiled_graph" if self._graph is not None else "actor_calls"
 
     def _new_worker(self, rank: int) -> Any:
         config = self.config
@@ -80,15 +94,25 @@ class ParameterServerEngine(Engine):
                             layout=self.layout, compression=config.compression, overlap=config.overlaps)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
-        snapshot = self.state() if self._can_restart() else None
+        return self._guarded(lambda: self._run_segment(epoch, start, stop), after=self._keep_snapshot)
+
+    def _guarded(self, call: Callable[[], T], *, after: Callable[[], None] | None = None) -> T:
+        """``call``, and ``after`` it; if an actor dies meanwhile, roll back to the last snapshot
+        (the state after the last segment) and try again, up to ``max_restarts`` in the run."""
         while True:
             try:
-                return self._run_segment(epoch, start, stop)
+                result = call()
+                if after is not None:
+                    after()
+                return result
             except RayError as error:
-                if snapshot is None or not actor_died(error):
+                if self._snapshot is None or not self._can_restart() or not actor_died(error):
                     raise
-                self._roll_back(snapshot, error)
-                snapshot = snapshot if self._can_restart() else None
+                self._roll_back(self._snapshot, error)
+
+    def _keep_snapshot(self) -> None:
+        """Fetch the state a rollback returns to (the segment is not done until it is in hand)."""
+        self._snapshot = self._fetch_state() if self._can_restart() else None
 
     def _can_restart(self) -> bool:
         return self.restarts < self.config.max_restarts
@@ -96,14 +120,56 @@ class ParameterServerEngine(Engine):
     def _run_segment(self, epoch: int, start: int, stop: int) -> Metrics:
         self._clock = EpochClock()
         self._where = (epoch, start)
+        self._segment = (epoch, start, stop)
         self._results, self._lost = [], []
+        if self._graph is not None:
+            self._start_version = ray.get(self.shards[0].version.remote())
+            self._graph.start(epoch, start, stop)
+            return self._finish_compiled()
         if self.config.mode == "sync":
             ray.get([shard.begin_segment.remote() for shard in self.shards])
         self._in_flight = {w.train_steps.remote(epoch, start, stop): rank for rank, w in enumerate(self.workers)}
         return self._finish(None)
 
     def finish_pending(self, timeout_s: float) -> Metrics | None:
-        return self._finish(timeout_s) if self._in_flight else None
+        if self._graph is not None and self._graph.busy:
+            metrics = self._finish_compiled()
+        elif self._in_flight:
+            metrics = self._finish(timeout_s)
+        else:
+            return None
+        self._keep_snapshot()
+        return metrics
+
+    def _finish_compiled(self) -> Metrics:
+        """Run the segment's steps through the compiled graph. If an actor dies, the graph is torn
+        down; dead workers leave and the live ones finish the segment by actor calls from the step
+        the shards reached (a dead shard raises, and the segment is rolled back)."""
+        assert self._graph is not None
+        try:
+            self._graph.run()
+        except RayError as error:
+            if not actor_died(error):
+                raise
+            self._graph.teardown()
+            self._graph = None
+            return self._continue_by_calls(error)
+        self._results = ray.get([w.end_steps.remote() for w in self.workers])
+        return self._merge(self._results)
+
+    def _continue_by_calls(self, error: RayError) -> Metrics:
+        versions = ray.get([shard.version.remote() for shard in self.shards])  # raises if a shard died
+        dead = [rank for rank, worker in enumerate(self.workers) if not _answers(worker)]
+        if not dead or len(set(versions)) > 1:
+            raise error  # not a worker's death, or the shards disagree on the step: roll back
+        live = [rank for rank in range(len(self.workers)) if rank not in dead]
+        self._results = ray.get([self.workers[rank].end_steps.remote() for rank in live])
+        for rank in dead:
+            self._leave(rank)
+        epoch, start, stop = self._segment
+        resume = start + versions[0] - self._start_version
+        self._in_flight = {self.workers[rank].train_steps.remote(epoch, resume, stop): rank for rank in live}
+        return self._finish(None)
 
     def _finish(self, timeout_s: float | None) -> Metrics:
         """Wait for the segment's workers; a dead worker leaves the barriers and is replaced at the end."""
@@ -151,6 +217,8 @@ class ParameterServerEngine(Engine):
             self.recovery_s += time.perf_counter() - started
             self._record("worker_replaced", f"worker {rank}", f"rejoined after {time.perf_counter() - started:.1f} s")
         self._lost = []
+        if self.config.compiles and self._graph is None:
+            self._graph = CompiledSteps(self.workers, self.shards)
 
     def _roll_back(self, snapshot: dict[str, Any], error: RayError) -> None:
         started = time.perf_counter()
@@ -163,7 +231,8 @@ class ParameterServerEngine(Engine):
         self.faults["rollbacks"] += 1
         self.recovery_s += time.perf_counter() - started
         self._record("rolled_back", dead,
-                     f"every actor replaced and the segment rerun from its start ({time.perf_counter() - started:.1f} s)")
+                     f"every actor replaced from the state after the last segment, whose steps run again "
+                     f"({time.perf_counter() - started:.1f} s)")
 
     def _dead_actor(self, error: RayError) -> str:
         cause = error.cause if isinstance(error, RayTaskError) else error
@@ -200,9 +269,15 @@ class ParameterServerEngine(Engine):
         return metrics
 
     def evaluate(self, split: str) -> Metrics:
-        return ray.get(self.workers[0].evaluate.remote(split))
+        return self._guarded(lambda: ray.get(self.workers[0].evaluate.remote(split)))
 
     def state(self) -> dict[str, Any]:
+        """The shards' state; right after a segment, the snapshot already fetched."""
+        if self._snapshot is not None:
+            return self._snapshot
+        return self._guarded(self._fetch_state)
+
+    def _fetch_state(self) -> dict[str, Any]:
         shards = ray.get([shard.state.remote() for shard in self.shards])
         flat = torch.cat([s["params"] for s in shards]).numpy()
         return {"model": self.layout.unflatten(flat),
@@ -219,15 +294,29 @@ class ParameterServerEngine(Engine):
             for shard, s, (lo, hi) in zip(self.shards, saved, self.layout.shards)
         ])
         ray.get([worker.refresh.remote() for worker in self.workers])
+        self._snapshot = {"model": state["model"], "optimizer": state["optimizer"]} if self._can_restart() else None
 
     def load_weights(self, weights: dict[str, Any]) -> None:
         flat = self.layout.flatten(weights)
         ray.get([shard.set_params.remote(flat[lo:hi]) for shard, (lo, hi) in zip(self.shards, self.layout.shards)])
         ray.get([worker.refresh.remote() for worker in self.workers])
+        self._keep_snapshot()
 
     def shutdown(self) -> None:
+        if self._graph is not None:
+            self._graph.teardown()
+            self._graph = None
         for actor in self.workers + self.shards:
             ray.kill(actor)
+
+
+def _answers(actor: Any, timeout_s: float = 10.0) -> bool:
+    """Whether ``actor`` is alive and answers a call."""
+    try:
+        ray.get(actor.ping.remote(), timeout=timeout_s)
+        return True
+    except RayError:
+        return False
 
 
 def actor_died(error: BaseException) -> bool:

@@ -47,6 +47,14 @@ class ShardCore:
             await self.changed.wait_for(predicate)
 
 
+def weighted_mean(grads: list[tuple[np.ndarray, int]]) -> np.ndarray | None:
+    """The example-weighted mean of mean gradients (``None`` when no example was seen)."""
+    total = sum(count for _, count in grads)
+    if not total:
+        return None
+    return sum(grad * np.float32(count) for grad, count in grads if count) / np.float32(total)
+
+
 class UpdateRule(Protocol):
     """When and how a pushed gradient changes the shard, and when the pusher may go on."""
 
@@ -82,6 +90,13 @@ class ParameterShard:
                              grad=decode(grad, self.compression), count=count)
         return self.pull()
 
+    def apply_mean(self, *pushed: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
+        """One synchronous step from every worker's ``(gradient, example count)`` at once, as a
+        compiled graph delivers them; returns the new parameters and version like :meth:`push_pull`."""
+        grads = [(decode(grad, self.compression), count) for grad, count in pushed]
+        self.core.apply(weighted_mean(grads))
+        return self.pull()
+
     def begin_segment(self) -> None:
         self.rule.begin_segment()
 
@@ -96,6 +111,9 @@ class ParameterShard:
 
     def pull(self) -> tuple[np.ndarray, int]:
         return encode(self.core.params.detach().numpy().copy(), self.compression), self.core.version
+
+    def version(self) -> int:
+        return self.core.version
 
     def stats(self) -> dict[str, int]:
         """Counts since the last call: gradients applied and dropped, summed staleness."""

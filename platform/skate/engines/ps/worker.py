@@ -35,47 +35,84 @@ class PSWorker:
         self.compression = compression
         self.overlap = overlap
         self.versions = [0] * len(shards)
-        self.wire_bytes = 0
+        self.begin_steps(0, 0, 0)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> dict[str, float]:
-        """This worker's batches of steps ``start`` to ``stop - 1`` of an epoch; returns metric sums
-        (the engine averages them).
+        """This worker's batches of steps ``start`` to ``stop - 1`` of an epoch, each pushed to and
+        pulled from the shards by actor calls; returns metric sums (the engine averages them).
 
         With ``overlap``, a step's push goes out and the next gradient is computed while it is in
         flight; the fresh parameters are installed before that gradient is pushed. Gradients are
         then one step staler, which async and ssp allow and sync does not.
         """
-        clock = EpochClock()
-        sums: dict[str, float] = {}
-        self.wire_bytes, steps = 0, 0
+        self.begin_steps(epoch, start, stop)
         in_flight: list[ray.ObjectRef] | None = None
-        for batch in self.replica.batches(epoch, start, stop):
-            self.flat.zero_grad()
-            count = len(batch[1])
-            if count:
-                self.replica.loss(batch, sums).backward()
+        for batch in self._batches:
+            count = self._backward(batch)
             if in_flight is not None:
                 self._install(ray.get(in_flight))
             in_flight = self._push(count)
             if not self.overlap:
                 self._install(ray.get(in_flight))
                 in_flight = None
-            steps += 1
         if in_flight is not None:
             self._install(ray.get(in_flight))
-        return {**sums, **clock.metrics(sums.get("count", 0.0)), "wire_bytes_per_step": self.wire_bytes / max(steps, 1)}
+        return self.end_steps()
+
+    # A segment of steps run by a compiled graph (sync mode): the engine calls begin_steps, then
+    # the graph calls gradient and install once a step each, then the engine calls end_steps.
+
+    def begin_steps(self, epoch: int, start: int, stop: int) -> None:
+        self._batches = self.replica.batches(epoch, start, stop)
+        self._sums: dict[str, float] = {}
+        self._clock = EpochClock()
+        self._steps = 0
+        self._installed: tuple[dict[str, float], int] = ({}, 0)
+        self.wire_bytes = 0
+
+    def gradient(self, _step: int) -> Any:
+        """The next batch's gradient: one ``(slice, example count)`` per shard (a tuple when there
+        are several shards, as the graph's ``num_returns``)."""
+        count = self._backward(next(self._batches))
+        grads = self._encoded_grads()
+        pairs = tuple((grad, count) for grad in grads)
+        return pairs if len(pairs) > 1 else pairs[0]
+
+    def install(self, *results: tuple[Any, int]) -> int:
+        """Take the parameters each shard sent back; returns the steps done in the segment."""
+        self._install(list(results))
+        return self._steps
+
+    def end_steps(self) -> dict[str, float]:
+        """The metric sums of the segment's steps whose new parameters were installed (a step cut
+        short by a failure is not counted: it is run again)."""
+        sums, steps = self._installed
+        return {**sums, **self._clock.metrics(sums.get("count", 0.0)),
+                "wire_bytes_per_step": self.wire_bytes / max(steps, 1)}
+
+    def _backward(self, batch: Any) -> int:
+        self.flat.zero_grad()
+        count = len(batch[1])
+        if count:
+            self.replica.loss(batch, self._sums).backward()
+        self._steps += 1
+        return count
+
+    def _encoded_grads(self) -> list[Any]:
+        grads = [encode(self.flat.grad_slice(lo, hi), self.compression) for lo, hi in self.layout.shards]
+        self.wire_bytes += sum(g.nbytes for g in grads) * 2  # the parameters come back in the same format
+        return grads
 
     def _push(self, count: int) -> list[ray.ObjectRef]:
         """Send this step's gradient slices (serialised now, so the buffer is free again)."""
-        grads = [encode(self.flat.grad_slice(lo, hi), self.compression) for lo, hi in self.layout.shards]
-        self.wire_bytes += sum(g.nbytes for g in grads) * 2  # the parameters come back in the same format
         return [shard.push_pull.remote(self.rank, self.versions[i], grad, count)
-                for i, (shard, grad) in enumerate(zip(self.shards, grads))]
+                for i, (shard, grad) in enumerate(zip(self.shards, self._encoded_grads()))]
 
     def _install(self, results: list[tuple[Any, int]]) -> None:
         for i, ((values, version), (lo, hi)) in enumerate(zip(results, self.layout.shards)):
             self.flat.set_slice(lo, hi, decode(values, self.compression))
             self.versions[i] = version
+        self._installed = (dict(self._sums), self._steps)
 
     def ping(self) -> bool:
         return True
