@@ -9,7 +9,8 @@ and a parameter server driven from the driver as in Ray's documentation. At N=1 
 
 Prints one JSON line per measurement, then the summary as the last line:
 {"n1": {"single": .., "ps_sync": .., ...}, "n2": {...}, "ratios": {...}, "bytes_per_worker_step": .., "model_bytes": ..}
-where figures are samples/s and each ratio is samples/s over (single-process samples/s x N).
+where figures are samples/s and each ratio is samples/s over (single-process samples/s x N), the
+single-process loop being measured again just before each engine (this machine's speed drifts).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import ray
@@ -191,25 +192,40 @@ def main() -> None:
     model_bytes = sum(p.numel() for p in _classifier().parameters()) * 4
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     summary: dict[str, Any] = {}
-    bytes_per_step = 0.0
+    all_ratios: dict[str, dict[str, float]] = {}
+    singles: list[float] = []
+    moved: list[float] = []
+
+    def ps(n: int, options: dict[str, Any]) -> Callable[[], float]:
+        def measure() -> float:
+            rate, wire = skate_ps(ParameterServerConfig(num_workers=n, num_shards=1, **options), args.steps, args.epochs)
+            moved.append(wire)
+            return rate
+        return measure
+
     try:
-        single = single_process(args.steps, args.epochs)
         for n in (1, 2):
-            figures: dict[str, float] = {"single": single}
-            for name, options in PS_VARIANTS.items():
-                config = ParameterServerConfig(num_workers=n, num_shards=1, **options)  # type: ignore[arg-type]
-                figures[name], moved = skate_ps(config, args.steps, args.epochs)
-                bytes_per_step = max(bytes_per_step, moved)
-            figures["allreduce"] = allreduce(n, args.steps, args.epochs)
-            figures["driver_loop_ps"] = driver_loop_ps(n, args.steps, args.epochs, sync=True)
-            figures["driver_loop_ps_async"] = driver_loop_ps(n, args.steps, args.epochs, sync=False)
-            for name, value in figures.items():
-                print(json.dumps({"n": n, "engine": name, "samples_per_s": round(value, 1),
-                                  "ratio_to_single_x_n": round(value / (single * n), 3)}), flush=True)
-            summary[f"n{n}"] = {k: round(v, 1) for k, v in figures.items()}
+            engines: dict[str, Callable[[], float]] = {name: ps(n, options) for name, options in PS_VARIANTS.items()}
+            engines["allreduce"] = lambda: allreduce(n, args.steps, args.epochs)
+            engines["driver_loop_ps"] = lambda: driver_loop_ps(n, args.steps, args.epochs, sync=True)
+            engines["driver_loop_ps_async"] = lambda: driver_loop_ps(n, args.steps, args.epochs, sync=False)
+            figures: dict[str, float] = {}
+            ratios: dict[str, float] = {}
+            for name, measure in engines.items():
+                # The reference is measured again just before each engine: this machine's speed drifts.
+                reference = single_process(args.steps, args.epochs)
+                singles.append(reference)
+                figures[name] = measure()
+                ratios[name] = round(figures[name] / (reference * n), 3)
+                print(json.dumps({"n": n, "engine": name, "samples_per_s": round(figures[name], 1),
+                                  "single_just_before": round(reference, 1), "ratio_to_single_x_n": ratios[name]}),
+                      flush=True)
+            summary[f"n{n}"] = {"single": round(statistics.median(singles), 1), **{k: round(v, 1) for k, v in figures.items()}}
+            all_ratios[f"n{n}"] = ratios
     finally:
         ray.shutdown()
-    summary["ratios"] = {f"n{n}": {k: round(v / (single * n), 3) for k, v in summary[f"n{n}"].items()} for n in (1, 2)}
+    bytes_per_step = max(moved, default=0.0)
+    summary["ratios"] = all_ratios
     summary["bytes_per_worker_step"] = int(bytes_per_step)
     summary["model_bytes"] = model_bytes
     print(json.dumps(summary))
