@@ -1,0 +1,77 @@
+"""Sync parameter-server steps by compiled graph against actor calls, paired epoch by epoch.
+
+Both engines run side by side on one local Ray and train alternate epochs of the seed's
+MNIST-sized classifier (BasicRNN 150, 28x28, batch 150 per worker, random data), so the drift of
+this shared machine's speed hits both alike; the figure is the median over the epochs. The
+single-process loop is measured between epochs for context.
+
+    .venv/bin/python benchmarks/ps_transport.py [--workers 1 2] [--epochs 10] [--steps 20]
+
+Prints one JSON line per worker count, the last one a summary:
+{"n1": {"compiled_graph": .., "actor_calls": .., "single": .., "graph_over_calls": ..}, "n2": {...}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from typing import Any
+
+import numpy as np
+import ray
+
+from ps_throughput import BATCH, MODEL, OPTIMIZER, random_data, single_process
+from skate.data import make_table
+from skate.engines.base import Workload
+from skate.engines.ps.config import ParameterServerConfig
+
+TRANSPORTS = ("compiled_graph", "actor_calls")
+
+
+def paired(num_workers: int, epochs: int, steps: int) -> dict[str, Any]:
+    """Median samples/s of each transport over alternate epochs, and of the single-process loop."""
+    x, y = random_data(BATCH * num_workers * steps)
+    table = ray.put(make_table(x, y.astype(np.int64), num_classes=10))
+    workload = Workload(model=MODEL, optimizer=OPTIMIZER, batch_size=BATCH, seed=0,
+                        tables={"train": table, "validation": table, "test": table})
+    cpus = 1.0 if num_workers == 1 else 0.5  # both engines' workers fit on 2 CPUs at once
+    engines = {t: ParameterServerConfig(mode="sync", num_workers=num_workers, transport=t, cpus_per_worker=cpus)
+               .create(workload) for t in TRANSPORTS}
+    rates: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
+    singles: list[float] = []
+    try:
+        for epoch in range(epochs + 1):  # epoch 0 warms up
+            for transport, engine in engines.items():
+                rate = engine.train_epoch(epoch + 1)["perf/samples_per_s"]
+                if epoch:
+                    rates[transport].append(rate)
+            if epoch and epoch % 3 == 0:
+                singles.append(single_process(steps, 1))
+    finally:
+        for engine in engines.values():
+            engine.shutdown()
+    medians = {t: statistics.median(v) for t, v in rates.items()}
+    return {**{t: round(v, 1) for t, v in medians.items()}, "single": round(statistics.median(singles), 1),
+            "graph_over_calls": round(medians["compiled_graph"] / medians["actor_calls"], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--epochs", type=int, default=10, help="timed epochs of each engine")
+    parser.add_argument("--steps", type=int, default=20, help="steps per worker per epoch")
+    args = parser.parse_args()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    summary = {}
+    try:
+        for n in args.workers:
+            summary[f"n{n}"] = paired(n, args.epochs, args.steps)
+            print(json.dumps({"workers": n, **summary[f"n{n}"]}), flush=True)
+    finally:
+        ray.shutdown()
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
