@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 import ray
 import torch
@@ -63,6 +64,10 @@ def test_a_completed_run_leaves_a_complete_directory(tmp_path: Path) -> None:
     assert table["epoch"] == [1, 2, 3]
     assert {"train/loss", "train/accuracy", "val/accuracy", "perf/samples_per_s"} <= set(table)
     assert table["step"] == [9, 18, 27]  # 1,257 training examples in batches of 150
+    split = pq.read_table(run.split_path).to_pydict()
+    assert sorted(split["row"]) == list(range(1797))
+    assert {name: split["split"].count(name) for name in ("train", "validation", "test")} == \
+        {"train": 1257, "validation": 270, "test": 270}
     assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["best.pt", "ckpt-000000018.pt", "ckpt-000000027.pt"]
     assert result.best_checkpoint == str(run.checkpoint_dir / "best.pt")
     best_epoch = summary["best"]["epoch"]

@@ -7,14 +7,17 @@ import os
 import socket
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 
 from skate.cluster import check_fits
-from skate.data import info_of, split_table
+from skate.data import info_of, split_record, split_rows
 from skate.engines.base import Workload
 from skate.errors import SkateError, describe_error
 from skate.objectives import BEST_METRIC
 from skate.progress import Progress
+from skate.runs.atomic import atomic_path
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog
 from skate.runs.metrics import MetricsLog
@@ -79,7 +82,7 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool) -> Run
                        desc=spec.name, enabled=progress)
     engine = None
     try:
-        workload = _workload(spec)
+        workload = _workload(spec, run)
         check_fits(spec.train.strategy.resources(), what=f"train.strategy ({spec.train.strategy.kind})")
         engine = spec.train.strategy.create(workload)
         trainer = Trainer(train=spec.train, checkpoint=resolve_checkpoint(spec), engine=engine,
@@ -121,13 +124,16 @@ def _interrupt(trainer: Trainer, display: Progress) -> None:
         display.write(f"skipped; the last checkpoint on disk stands (step {trainer.checkpointed_step})")
 
 
-def _workload(spec: JobSpec) -> Workload:
+def _workload(spec: JobSpec, run: RunDir) -> Workload:
     try:
         table = spec.data.load()
     except (ImportError, OSError, ValueError) as error:
         raise SkateError(f"data source '{spec.data.source}': cannot load: {error}") from error
-    tables = split_table(table, validation_fraction=spec.data.validation_fraction,
-                         test_fraction=spec.data.test_fraction, seed=spec.data.split_seed)
+    rows = split_rows(table.num_rows, validation_fraction=spec.data.validation_fraction,
+                      test_fraction=spec.data.test_fraction, seed=spec.data.split_seed)
+    with atomic_path(run.split_path) as tmp:
+        pq.write_table(split_record(rows), tmp)
+    tables = {name: table.take(pa.array(index)) for name, index in rows.items()}
     try:
         spec.model.build(info_of(tables["train"]))
     except ValueError as error:

@@ -101,10 +101,26 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False)
 
 
+def split_rows(num_rows: int, *, validation_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """A seeded, fixed split of row numbers into ``train``, ``validation`` and ``test``."""
+    order = np.random.default_rng(seed).permutation(num_rows)
+    num_val, num_test = round(num_rows * validation_fraction), round(num_rows * test_fraction)
+    bounds = {"test": (0, num_test), "validation": (num_test, num_test + num_val), "train": (num_test + num_val, num_rows)}
+    return {name: order[lo:hi] for name, (lo, hi) in bounds.items()}
+
+
 def split_table(table: pa.Table, *, validation_fraction: float, test_fraction: float, seed: int) -> dict[str, pa.Table]:
-    """A seeded, fixed split of the rows into ``train``, ``validation`` and ``test`` tables."""
-    n = table.num_rows
-    order = np.random.default_rng(seed).permutation(n)
-    num_val, num_test = round(n * validation_fraction), round(n * test_fraction)
-    bounds = {"test": (0, num_test), "validation": (num_test, num_test + num_val), "train": (num_test + num_val, n)}
-    return {name: table.take(pa.array(order[lo:hi])) for name, (lo, hi) in bounds.items()}
+    """The rows of :func:`split_rows` as ``train``, ``validation`` and ``test`` tables."""
+    rows = split_rows(table.num_rows, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed)
+    return {name: table.take(pa.array(index)) for name, index in rows.items()}
+
+
+def split_record(rows: dict[str, np.ndarray]) -> pa.Table:
+    """The split as a table to keep with a run: each source row number and the split it went to."""
+    names = list(rows)
+    return pa.table({
+        "row": pa.array(np.concatenate([rows[n] for n in names]).astype(np.int64)),
+        "split": pa.DictionaryArray.from_arrays(
+            pa.array(np.concatenate([np.full(len(rows[n]), i, dtype=np.int32) for i, n in enumerate(names)])),
+            pa.array(names)),
+    })

@@ -28,6 +28,7 @@ class RunDir:
     SUMMARY = "summary.json"
     CHECKPOINTS = "checkpoints"
     EVENTS = "events.jsonl"
+    SPLIT = "split.parquet"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -76,6 +77,10 @@ class RunDir:
     @property
     def checkpoint_dir(self) -> Path:
         return self.path / self.CHECKPOINTS
+
+    @property
+    def split_path(self) -> Path:
+        return self.path / self.SPLIT
 
     @property
     def events_path(self) -> Path:

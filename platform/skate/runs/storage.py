@@ -1,28 +1,14 @@
-"""Where files go: a local path or any URI a pyarrow filesystem opens (``s3://``, ``gs://``, ``hdfs://``...)."""
+"""A folder of whole files on any pyarrow filesystem (a local disk or an object store)."""
 
 from __future__ import annotations
 
 import posixpath
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.fs as pafs
 
 from skate.runs.atomic import atomic_path
-
-
-def is_uri(location: str | Path) -> bool:
-    return "://" in str(location)
-
-
-def open_location(location: str | Path) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and the path inside it of a local path or a URI."""
-    if not is_uri(location):
-        return pafs.LocalFileSystem(), str(Path(location).resolve())
-    try:
-        return pafs.FileSystem.from_uri(str(location))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as error:
-        raise ValueError(f"{location}: not a location a pyarrow filesystem can open ({error})") from error
+from skate.uri import is_uri, open_location
 
 
 class Folder:

@@ -1,0 +1,78 @@
+"""``parquet``: examples from a Parquet file or folder, local or at any pyarrow filesystem URI."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+
+from skate.config.fields import param
+from skate.data.base import DATA_SOURCES, DataConfig, make_table
+from skate.uri import open_location
+
+
+@DATA_SOURCES.register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ParquetConfig(DataConfig):
+    """Your own examples: feature columns and a target column of a Parquet data set."""
+
+    source: str = "parquet"
+    path: str = param(doc="a Parquet file or a folder of them: a local path or a URI (s3://bucket/data, gs://...)")
+    x_columns: tuple[str, ...] = param(doc="feature columns, in order: numbers, or fixed-size lists of numbers")
+    y_column: str = param(doc="the target column")
+    x_shape: tuple[int, ...] | None = param(None, doc="shape of one example's features, e.g. [28, 28] (default: flat)")
+    task: Literal["classification", "regression"] = param(
+        "classification", doc="classification (integer labels 0..k-1) or regression (numbers)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.x_columns:
+            raise ValueError("x_columns: name at least one feature column")
+
+    def load(self) -> pa.Table:
+        import pyarrow.dataset as ds
+
+        filesystem, path = open_location(self.path)
+        try:
+            dataset = ds.dataset(path, filesystem=filesystem, format="parquet")
+        except FileNotFoundError as error:
+            raise ValueError(f"data.path: {self.path}: no such file or folder") from error
+        names = dataset.schema.names
+        for field, column in [*(("x_columns", c) for c in self.x_columns), ("y_column", self.y_column)]:
+            if column not in names:
+                raise ValueError(f"data.{field}: no column '{column}' in {self.path} (columns: {', '.join(names)})")
+        table = dataset.to_table(columns=[*self.x_columns, self.y_column])
+        x = np.concatenate([_numbers(table, c, "x_columns") for c in self.x_columns], axis=1)
+        if self.x_shape is not None:
+            if math.prod(self.x_shape) != x.shape[1]:
+                raise ValueError(f"data.x_shape: {list(self.x_shape)} holds {math.prod(self.x_shape)} values, "
+                                 f"but an example has {x.shape[1]} features")
+            x = x.reshape(len(x), *self.x_shape)
+        y = _numbers(table, self.y_column, "y_column")
+        if self.task == "regression":
+            return make_table(x, y[:, 0] if y.shape[1] == 1 else y, num_classes=None)
+        labels = y[:, 0]
+        if y.shape[1] != 1 or not np.all(labels == np.round(labels)) or labels.min(initial=0) < 0:
+            raise ValueError(f"data.y_column: '{self.y_column}' must hold integer labels 0..k-1 for classification "
+                             "(set data.task: regression for numbers)")
+        labels = labels.astype(np.int64)
+        return make_table(x, labels, num_classes=int(labels.max(initial=0)) + 1)
+
+
+def _numbers(table: pa.Table, name: str, field: str) -> np.ndarray:
+    """A column as a (rows, values) float array: a number or a fixed-size list per row."""
+    column = table.column(name).combine_chunks()
+    if pa.types.is_fixed_size_list(column.type) and _numeric(column.type.value_type):
+        return column.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(len(column), -1)
+    if _numeric(column.type):
+        if column.null_count:
+            raise ValueError(f"data.{field}: column '{name}' has {column.null_count} missing values")
+        return column.to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 1)
+    raise ValueError(f"data.{field}: column '{name}' is {column.type}; expected numbers or fixed-size lists of numbers")
+
+
+def _numeric(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)

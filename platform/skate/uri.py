@@ -1,0 +1,22 @@
+"""Locations: a local path, or a URI any pyarrow filesystem opens (``s3://``, ``gs://``, ``hdfs://``...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+
+def is_uri(location: str | Path) -> bool:
+    return "://" in str(location)
+
+
+def open_location(location: str | Path) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and the path inside it of a local path or a URI."""
+    if not is_uri(location):
+        return pafs.LocalFileSystem(), str(Path(location).resolve())
+    try:
+        return pafs.FileSystem.from_uri(str(location))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as error:
+        raise ValueError(f"{location}: not a location a pyarrow filesystem can open ({error})") from error
