@@ -20,8 +20,12 @@ def classification(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, tor
 
 
 def regression(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mean squared error, per example."""
-    return {"loss": F.mse_loss(outputs, targets, reduction="none").flatten(1).mean(dim=1)}
+    """Mean squared error, per example; for sequences also the error of the last step alone."""
+    squared = F.mse_loss(outputs, targets, reduction="none")
+    values = {"loss": squared.flatten(1).mean(dim=1)}
+    if squared.dim() >= 3:  # (batch, time, values)
+        values["last_step_mse"] = squared[:, -1].flatten(1).mean(dim=1)
+    return values
 
 
 OBJECTIVES: dict[str, Objective] = {"classification": classification, "regression": regression}

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from skate.data import DatasetInfo
-from skate.models.rnn import RnnClassifierConfig
+from skate.models.rnn import RnnClassifierConfig, RnnPredictorConfig
+from skate.objectives import regression
 
 DIGITS = DatasetInfo(x_shape=(8, 8), y_shape=(), num_classes=10)
 
@@ -40,3 +43,33 @@ def test_dropout_between_layers_is_off_in_eval_mode() -> None:
 def test_non_sequence_data_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="needs sequences"):
         RnnClassifierConfig().build(DatasetInfo(x_shape=(64,), y_shape=(), num_classes=10))
+
+
+SERIES = DatasetInfo(x_shape=(20, 1), y_shape=(20, 1), num_classes=None)
+
+
+def test_predictor_projects_every_step_with_one_shared_layer() -> None:
+    torch.manual_seed(0)
+    model = RnnPredictorConfig().build(SERIES)
+    x = torch.randn(3, 20, 1)
+    states, _ = model.rnn(x)
+    torch.testing.assert_close(model(x), states @ model.project.weight.T + model.project.bias)
+    assert model(x).shape == (3, 20, 1) and model.rnn.hidden_size == 100
+    assert RnnPredictorConfig.objective == "regression"
+
+
+@pytest.mark.parametrize(("info", "message"), [
+    (DIGITS, "rnn_predictor predicts numbers; the data source has classes"),
+    (DatasetInfo(x_shape=(20, 1), y_shape=(1,), num_classes=None), "needs a target sequence as long as the input"),
+    (DatasetInfo(x_shape=(20,), y_shape=(20, 1), num_classes=None), "rnn_predictor needs sequences (time, features)"),
+])
+def test_predictor_refuses_data_it_cannot_fit(info: DatasetInfo, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RnnPredictorConfig().build(info)
+
+
+def test_sequence_regression_reports_the_last_step_error() -> None:
+    outputs, targets = torch.zeros(2, 3, 1), torch.tensor([[[1.0], [1.0], [2.0]], [[0.0], [0.0], [0.0]]])
+    values = regression(outputs, targets)
+    torch.testing.assert_close(values["loss"], torch.tensor([2.0, 0.0]))
+    torch.testing.assert_close(values["last_step_mse"], torch.tensor([4.0, 0.0]))

@@ -125,7 +125,7 @@ def test_overrides_create_keys_and_sections_the_file_leaves_out(write_job: Write
 @pytest.mark.parametrize("override, expected", [
     ("train.epoch=3", f"--set: train.epoch: unknown key (did you mean 'epochs'?); expected one of: {TRAIN_KEYS}"),
     ("train.epochs=0", "--set: train.epochs: expected an integer > 0, got 0"),
-    ("model.kind=lstm", "--set: model.kind: unknown model 'lstm'; known: rnn_classifier"),
+    ("model.kind=lstm", "--set: model.kind: unknown model 'lstm'; known: rnn_classifier, rnn_predictor"),
     ("train.epochs", "--set train.epochs: expected KEY=VALUE with a dotted key, e.g. train.epochs=3"),
     ("name.first=a", "--set name.first: name is not a mapping"),
     ("checkpoint.every_steps=0", "--set: checkpoint.every_steps: expected an integer > 0, got 0"),
@@ -145,7 +145,7 @@ def test_a_bad_override_is_reported_as_set_on_the_command_line(write_job: WriteJ
     ("seed: 1", "sed: 1", "jobs/x.yaml:4: sed: unknown key (did you mean 'seed'?); "
                           "expected one of: name, description, seed, data, model, train, checkpoint"),
     ("kind: rnn_classifier", "kind: rnn_clasifier",
-     "jobs/x.yaml:9: model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?); known: rnn_classifier"),
+     "jobs/x.yaml:9: model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?); known: rnn_classifier, rnn_predictor"),
     ("source: digits", "source: digit",
      "jobs/x.yaml:6: data.source: unknown data source 'digit' (did you mean 'digits'?); known: digits, mnist_5k, parquet, time_series"),
     ("  source: digits\n", "", "jobs/x.yaml:5: data.source: missing required key; expected one of: digits, mnist_5k, parquet, time_series"),
@@ -184,7 +184,7 @@ def test_several_problems_are_all_reported_at_once(write_job: WriteJob) -> None:
                 ("kind: rnn_classifier", "kind: rnn_clasifier"), ("seed: 1", "seed: x"))
     assert spec_problems(write_job(text), ["train.optimizer.lr=0"]) == [
         "jobs/x.yaml:4: seed: expected an integer, got 'x'",
-        "jobs/x.yaml:9: model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?); known: rnn_classifier",
+        "jobs/x.yaml:9: model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?); known: rnn_classifier, rnn_predictor",
         f"jobs/x.yaml:13: train.epoch: unknown key (did you mean 'epochs'?); expected one of: {TRAIN_KEYS}",
         "jobs/x.yaml:12: train.batch_size: expected an integer > 0, got -5",
         "--set: train.optimizer.lr: expected a number > 0, got 0.0",
