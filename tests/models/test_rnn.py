@@ -73,3 +73,13 @@ def test_sequence_regression_reports_the_last_step_error() -> None:
     values = regression(outputs, targets)
     torch.testing.assert_close(values["loss"], torch.tensor([2.0, 0.0]))
     torch.testing.assert_close(values["last_step_mse"], torch.tensor([4.0, 0.0]))
+
+
+def test_dropout_between_layers_acts_in_training_only() -> None:
+    torch.manual_seed(0)
+    model = RnnClassifierConfig(cell="lstm", num_units=16, num_layers=3, dropout=0.5).build(DIGITS)
+    x = torch.randn(4, 8, 8)
+    model.train()
+    assert not torch.equal(model(x), model(x))  # a new dropout mask each pass
+    model.eval()
+    torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)
