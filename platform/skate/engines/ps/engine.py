@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 import numpy as np
 import ray
 import torch
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import RayActorError, RayChannelError, RayError, RayTaskError
 
 from skate.data.base import info_of
 from skate.engines.base import Engine, Metrics, Workload
@@ -124,8 +124,7 @@ class ParameterServerEngine(Engine):
         self._results, self._lost = [], []
         if self._graph is not None:
             self._start_version = ray.get(self.shards[0].version.remote())
-            self._graph.start(epoch, start, stop)
-            return self._finish_compiled()
+            return self._finish_compiled(start=(epoch, start, stop))
         if self.config.mode == "sync":
             ray.get([shard.begin_segment.remote() for shard in self.shards])
         self._in_flight = {w.train_steps.remote(epoch, start, stop): rank for rank, w in enumerate(self.workers)}
@@ -141,20 +140,23 @@ class ParameterServerEngine(Engine):
         self._keep_snapshot()
         return metrics
 
-    def _finish_compiled(self) -> Metrics:
-        """Run the segment's steps through the compiled graph. If an actor dies, the graph is torn
-        down; dead workers leave and the live ones finish the segment by actor calls from the step
-        the shards reached (a dead shard raises, and the segment is rolled back)."""
+    def _finish_compiled(self, start: tuple[int, int, int] | None = None) -> Metrics:
+        """Run the segment's steps through the compiled graph (setting the workers on them first if
+        ``start`` is given). If an actor dies, the graph is torn down; dead workers leave and the
+        live ones finish the segment by actor calls from the step the shards reached (a dead shard
+        raises, and the segment is rolled back)."""
         assert self._graph is not None
         try:
+            if start is not None:
+                self._graph.start(*start)
             self._graph.run()
+            self._results = ray.get([w.end_steps.remote() for w in self.workers])
         except RayError as error:
             if not actor_died(error):
                 raise
             self._graph.teardown()
             self._graph = None
             return self._continue_by_calls(error)
-        self._results = ray.get([w.end_steps.remote() for w in self.workers])
         return self._merge(self._results)
 
     def _continue_by_calls(self, error: RayError) -> Metrics:
@@ -320,5 +322,7 @@ def _answers(actor: Any, timeout_s: float = 10.0) -> bool:
 
 
 def actor_died(error: BaseException) -> bool:
-    """Whether ``error`` (or the error inside a failed task) is the death of an actor."""
-    return isinstance(error, RayActorError) or isinstance(getattr(error, "cause", None), RayActorError)
+    """Whether ``error`` (or the error inside a failed task) is the death of an actor; a compiled
+    graph's channel closing under it counts as one."""
+    return (isinstance(error, (RayActorError, RayChannelError))
+            or isinstance(getattr(error, "cause", None), (RayActorError, RayChannelError)))
