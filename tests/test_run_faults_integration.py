@@ -36,10 +36,9 @@ def recorded_epochs(root: Path) -> int:
     return read_metrics(runs[0]).num_rows if runs else 0
 
 
-def kill_process_of(class_name: str) -> int:
-    """SIGKILL the process of one live actor of ``class_name``; returns its pid."""
+def live_pid(class_name: str) -> int:
+    """The process of one live actor of ``class_name`` (asked of Ray's state API, which can be slow)."""
     (actor, *_) = list_actors(filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")], raise_on_missing_output=False)
-    os.kill(actor.pid, signal.SIGKILL)
     return actor.pid
 
 
@@ -52,25 +51,36 @@ def check_whole(run: Path, steps_per_epoch: int, epochs: int) -> None:
 def test_killed_worker_and_shard_processes_cost_at_most_a_segment(ray_local: None, tmp_path: Path) -> None:
     spec = load_spec(JOB, [f"checkpoint.every_steps={EVERY_STEPS}"])
     killed: list[str] = []
+    trouble: list[BaseException] = []
+
+    def wait_for(epochs: int) -> None:
+        while recorded_epochs(tmp_path) < epochs:
+            time.sleep(0.05)
 
     def chaos() -> None:
-        for class_name, after_epochs in (("PSWorker", 15), ("ParameterShard", 40)):
-            while recorded_epochs(tmp_path) < after_epochs:
-                time.sleep(0.1)
-            kill_process_of(class_name)
-            killed.append(class_name)
+        try:
+            wait_for(3)
+            pids = {name: live_pid(name) for name in ("PSWorker", "ParameterShard")}  # a worker's death replaces no shard
+            for class_name, after_epochs in (("PSWorker", 15), ("ParameterShard", 35)):
+                wait_for(after_epochs)
+                os.kill(pids[class_name], signal.SIGKILL)
+                killed.append(class_name)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            trouble.append(error)
 
     thread = threading.Thread(target=chaos, daemon=True)
     thread.start()
     result = run_job(spec, root=tmp_path, progress=False)
     thread.join(timeout=5)
-    assert killed == ["PSWorker", "ParameterShard"]
+    assert killed == ["PSWorker", "ParameterShard"], trouble
     assert result.status == "completed" and result.metrics["test/accuracy"] >= 0.95
     kinds = [event["kind"] for event in read_events(result.run_dir / "events.jsonl")]
-    assert kinds == ["worker_died", "worker_replaced", "rolled_back"], kinds
+    # A worker's death is normally survived in place (died, replaced); if it falls where the
+    # shards disagree on the step, the engine rolls back instead. A shard's death always rolls back.
+    assert kinds[0] == "worker_died" and kinds[-1] == "rolled_back", kinds
     check_whole(result.run_dir, 9, spec.train.epochs)
     last = read_metrics(result.run_dir / "metrics.parquet").to_pylist()[-1]
-    assert (last["faults/worker_restarts"], last["faults/rollbacks"]) == (1.0, 1.0)
+    assert last["faults/rollbacks"] >= 1 and last["faults/worker_restarts"] + last["faults/rollbacks"] == len(kinds) - kinds.count("worker_died")
 
 
 def test_a_killed_driver_resumes_at_its_last_step_checkpoint(tmp_path: Path) -> None:
