@@ -77,7 +77,7 @@ def test_killed_worker_and_shard_processes_cost_at_most_a_segment(ray_local: Non
     kinds = [event["kind"] for event in read_events(result.run_dir / "events.jsonl")]
     # A worker's death is normally survived in place (died, replaced); if it falls where the
     # shards disagree on the step, the engine rolls back instead. A shard's death always rolls back.
-    assert kinds[0] == "worker_died" and kinds[-1] == "rolled_back", kinds
+    assert kinds[0] in ("worker_died", "rolled_back") and kinds[-1] == "rolled_back", kinds
     check_whole(result.run_dir, 9, spec.train.epochs)
     last = read_metrics(result.run_dir / "metrics.parquet").to_pylist()[-1]
     assert last["faults/rollbacks"] >= 1 and last["faults/worker_restarts"] + last["faults/rollbacks"] == len(kinds) - kinds.count("worker_died")
