@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch.nn import functional as F
 
-# Maps (outputs, targets) to per-example values by metric name; "loss" is the one minimised.
-Objective = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+# Maps (model outputs, inputs, targets) to per-example values by metric name; "loss" is the one minimised.
+Objective = Callable[[Any, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
-def classification(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def classification(logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """Cross-entropy loss and accuracy, per example."""
     return {
         "loss": F.cross_entropy(logits, targets, reduction="none"),
@@ -19,7 +19,7 @@ def classification(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, tor
     }
 
 
-def regression(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def regression(outputs: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """Mean squared error, per example; for sequences also the error of the last step alone."""
     squared = F.mse_loss(outputs, targets, reduction="none")
     values = {"loss": squared.flatten(1).mean(dim=1)}

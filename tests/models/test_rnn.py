@@ -70,7 +70,7 @@ def test_predictor_refuses_data_it_cannot_fit(info: DatasetInfo, message: str) -
 
 def test_sequence_regression_reports_the_last_step_error() -> None:
     outputs, targets = torch.zeros(2, 3, 1), torch.tensor([[[1.0], [1.0], [2.0]], [[0.0], [0.0], [0.0]]])
-    values = regression(outputs, targets)
+    values = regression(outputs, None, targets)
     torch.testing.assert_close(values["loss"], torch.tensor([2.0, 0.0]))
     torch.testing.assert_close(values["last_step_mse"], torch.tensor([4.0, 0.0]))
 

@@ -19,6 +19,8 @@ from skate.config.fields import Variants, param
 _X_SHAPE = b"skate.x_shape"
 _Y_SHAPE = b"skate.y_shape"
 _NUM_CLASSES = b"skate.num_classes"
+LENGTH = "length"
+"""The optional column of each example's sequence length (variable-length sequences, padded)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +30,9 @@ class DatasetInfo:
     x_shape: tuple[int, ...]
     y_shape: tuple[int, ...]
     num_classes: int | None
+    variable_length: bool = False
+    """Examples are sequences padded to ``x_shape[0]`` steps, each with its length (models get
+    ``model(x, lengths)``)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -53,11 +58,13 @@ DataConfig.variants = Variants("data source", key="source")
 DATA_SOURCES = DataConfig.variants
 
 
-def make_table(x: np.ndarray, y: np.ndarray, *, num_classes: int | None) -> pa.Table:
-    """An Arrow table of examples ``x[i] -> y[i]``; shapes are kept in the schema metadata."""
+def make_table(x: np.ndarray, y: np.ndarray, *, num_classes: int | None,
+               lengths: np.ndarray | None = None) -> pa.Table:
+    """An Arrow table of examples ``x[i] -> y[i]``; shapes are kept in the schema metadata.
+    ``lengths`` (optional) gives each padded sequence's true number of steps."""
     n = len(x)
-    if len(y) != n:
-        raise AssertionError(f"{n} inputs but {len(y)} targets")
+    if len(y) != n or (lengths is not None and len(lengths) != n):
+        raise AssertionError(f"{n} inputs but {len(y)} targets" + ("" if lengths is None else f" and {len(lengths)} lengths"))
     x_flat = np.ascontiguousarray(x, dtype=np.float32).reshape(n, -1)
     columns = {"x": pa.FixedSizeListArray.from_arrays(pa.array(x_flat.ravel()), x_flat.shape[1])}
     if y.ndim == 1:
@@ -65,6 +72,10 @@ def make_table(x: np.ndarray, y: np.ndarray, *, num_classes: int | None) -> pa.T
     else:
         y_flat = np.ascontiguousarray(y, dtype=np.float32).reshape(n, -1)
         columns["y"] = pa.FixedSizeListArray.from_arrays(pa.array(y_flat.ravel()), y_flat.shape[1])
+    if lengths is not None:
+        if x.ndim < 2 or np.any(lengths < 1) or np.any(lengths > x.shape[1]):
+            raise ValueError(f"sequence lengths must lie in 1..{x.shape[1] if x.ndim >= 2 else 0} (the padded length)")
+        columns[LENGTH] = pa.array(np.asarray(lengths, dtype=np.int64))
     metadata = {
         _X_SHAPE: json.dumps(list(x.shape[1:])).encode(),
         _Y_SHAPE: json.dumps(list(y.shape[1:])).encode(),
@@ -82,16 +93,19 @@ def info_of(table: pa.Table) -> DatasetInfo:
         x_shape=tuple(json.loads(meta[_X_SHAPE])),
         y_shape=tuple(json.loads(meta[_Y_SHAPE])),
         num_classes=json.loads(meta[_NUM_CLASSES]),
+        variable_length=LENGTH in table.column_names,
     )
 
 
-def to_numpy(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """The table's examples as arrays shaped as recorded: ``(n, *x_shape)`` and ``(n, *y_shape)``."""
+def to_numpy(table: pa.Table) -> tuple[np.ndarray, ...]:
+    """The table's examples as arrays shaped as recorded: ``(n, *x_shape)`` and ``(n, *y_shape)``,
+    then ``(n,)`` sequence lengths when the table has them."""
     info = info_of(table)
     n = table.num_rows
     x = _column(table, "x").reshape((n, *info.x_shape))
     y = _column(table, "y")
-    return x, (y.reshape((n, *info.y_shape)) if info.y_shape else y)
+    arrays = (x, (y.reshape((n, *info.y_shape)) if info.y_shape else y))
+    return arrays + ((_column(table, LENGTH),) if info.variable_length else ())
 
 
 def _column(table: pa.Table, name: str) -> np.ndarray:

@@ -35,7 +35,9 @@ def _worker_loop(config: dict[str, Any]) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     workload: Workload = config["workload"]
     replica = Replica(workload, rank=rank, num_replicas=world, device=str(get_device()))
-    replica.train_model = prepare_model(replica.model)
+    # A model that trains in phases leaves some parameters out of a phase's graph; DDP must know.
+    unused = bool(getattr(replica.model, "unused_parameters", False))
+    replica.train_model = prepare_model(replica.model, parallel_strategy_kwargs={"find_unused_parameters": unused})
     optimizer = workload.optimizer.build(replica.model.parameters())
     commands, replies = config["commands"][rank], config["replies"]
 

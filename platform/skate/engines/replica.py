@@ -17,7 +17,8 @@ from skate.data.base import info_of, to_numpy
 from skate.engines.base import Metrics, Workload
 from skate.objectives import OBJECTIVES
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, ...]
+"""``(x, y)``, or ``(x, y, lengths)`` for variable-length sequences."""
 
 
 class Replica:
@@ -58,16 +59,19 @@ class Replica:
         replica ``rank`` takes every ``num_replicas``-th example of each window. The replicas'
         batches of one step together are exactly the single-process batch of that step, so a
         synchronous step over N replicas equals one step of N times the batch. The last window
-        may leave a replica an empty batch.
+        may leave a replica an empty batch. A model that trains in phases (``set_epoch``) is told
+        the epoch first.
         """
+        if hasattr(self.model, "set_epoch"):
+            self.model.set_epoch(epoch)
         order = np.random.default_rng((self.seed, epoch)).permutation(self.num_train)
         order = torch.from_numpy(order).to(self.device)
         window = self.batch_size * self.num_replicas
-        x, y = self.data["train"]
+        arrays = self.data["train"]
         stop = self.steps_per_epoch() if stop is None else stop
         for step in range(start, stop):
             index = order[step * window : (step + 1) * window][self.rank :: self.num_replicas]
-            yield x[index], y[index]
+            yield tuple(a[index] for a in arrays)
 
     def loss(self, batch: Batch, sums: dict[str, float], *, divisor: float | None = None) -> torch.Tensor:
         """The loss of a batch to call backward on: its mean, or its sum over ``divisor``.
@@ -77,8 +81,8 @@ class Replica:
 
     def _measure(self, model: torch.nn.Module, batch: Batch, sums: dict[str, float]) -> torch.Tensor:
         """Per-example losses of ``batch`` through ``model``; adds every metric's sum to ``sums``."""
-        x, y = batch
-        values = self.objective(model(x), y)
+        x, y, *lengths = batch
+        values = self.objective(model(x, *lengths), x, y)
         for name, per_example in values.items():
             sums[name] = sums.get(name, 0.0) + float(per_example.detach().sum())
         sums["count"] = sums.get("count", 0.0) + len(y)
@@ -89,9 +93,9 @@ class Replica:
         """Per-example means of the objective's metrics over a whole split, in evaluation mode."""
         self.model.eval()
         sums: dict[str, float] = {}
-        x, y = self.data[split]
-        for start in range(0, len(y), 1024):
-            self._measure(self.model, (x[start : start + 1024], y[start : start + 1024]), sums)
+        arrays = self.data[split]
+        for start in range(0, len(arrays[0]), 1024):
+            self._measure(self.model, tuple(a[start : start + 1024] for a in arrays), sums)
         self.model.train()
         return means(sums)
 
