@@ -1,4 +1,4 @@
-"""The ``skate`` command: run, validate, schema, runs, report."""
+"""The ``skate`` command: run, validate, schema, runs, report, generate."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _root(args: argparse.Namespace) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from skate.cluster import ray_session
     from skate.runner import resume_job, run_job
-    from skate.runs.report import summary_text, write_curves
+    from skate.runs.report import summary_text, write_plots
     from skate.runs.rundir import RunDir
     from skate.spec import load_spec
 
@@ -40,9 +40,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = resume_job(args.resume, progress=not args.no_progress)
     run = RunDir(result.run_dir)
     if result.status == "completed":
-        plot = write_curves(run)
+        plots = write_plots(run)
         print(summary_text(run))
-        print(f"\nrun directory: {run.path}\nlearning curves: {plot}")
+        print(f"\nrun directory: {run.path}\n{plots}")
         return 0
     return 130
 
@@ -83,14 +83,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from skate.runs.report import summary_text, write_curves
+    from skate.runs.report import summary_text, write_plots
     from skate.runs.rundir import RunDir
 
     run = RunDir.open(args.run_dir)
     print(summary_text(run))
     if not run.metrics_path.exists():
         raise SkateError(f"{run.path}: no metrics yet ({RunDir.METRICS} is missing)")
-    print(f"\nlearning curves: {write_curves(run)}")
+    print(f"\n{write_plots(run)}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from skate.generate import generate
+
+    made = generate(args.run_dir, steps=args.steps, num=args.num, seed=args.seed, out=args.out)
+    print(f"generated {made.count} {'steps' if args.steps == made.count else 'samples'}\n"
+          f"values: {made.values_path}\nplot: {made.plot_path}")
     return 0
 
 
@@ -123,8 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("runs", cmd_runs, "list runs")
     p.add_argument("--root", help=f"folder of run directories (default: ${ROOT_ENV} or runs)")
 
-    p = add("report", cmd_report, "summarise a run and write its learning-curve PNG")
+    p = add("report", cmd_report, "summarise a run and write its PNGs (learning curves; reconstructions for autoencoders)")
     p.add_argument("run_dir", metavar="RUN_DIR")
+
+    p = add("generate", cmd_generate, "generate from a trained run: continue a series (rnn_predictor) or sample a vae")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--steps", type=int, default=300, help="steps to generate after the seed sequence (default 300)")
+    p.add_argument("--num", type=int, default=60, help="samples to draw from a vae (default 60)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
+    p.add_argument("--out", help="folder for the values and the PNG (default: the run directory)")
     return parser
 
 

@@ -28,10 +28,57 @@ def regression(outputs: torch.Tensor, inputs: torch.Tensor, targets: torch.Tenso
     return values
 
 
-OBJECTIVES: dict[str, Objective] = {"classification": classification, "regression": regression}
+def reconstruction(outputs: Any, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """An autoencoder's loss: its reconstruction's mean squared error against the inputs ("mse"),
+    or the model's own ``loss/reconstruction``, plus its other ``loss/*`` terms; ``metric/*``
+    values are reported as they are (see :mod:`skate.models.autoencoders`)."""
+    if isinstance(outputs, torch.Tensor):
+        outputs = {"reconstruction": outputs}
+    mse = F.mse_loss(outputs["reconstruction"], inputs, reduction="none").flatten(1).mean(dim=1)
+    values = {"mse": mse}
+    terms = {name.removeprefix("loss/"): v for name, v in outputs.items() if name.startswith("loss/")}
+    values["loss"] = terms.get("reconstruction", mse) + sum(v for name, v in terms.items() if name != "reconstruction")
+    values.update({f"{name}_loss": v for name, v in terms.items()})
+    values.update({name.removeprefix("metric/"): v for name, v in outputs.items() if name.startswith("metric/")})
+    return values
+
+
+def pretraining(outputs: Any, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A classifier with an unsupervised pretraining phase: reconstruction while its encoder
+    pretrains (the model returns a dict), classification after and in every evaluation."""
+    if isinstance(outputs, dict):
+        return reconstruction(outputs, inputs, targets)
+    return classification(outputs, inputs, targets)
+
+
+PAD = 0
+"""The token id that pads target sequences; the sequence objective ignores it."""
+
+
+def sequence(logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Token logits ``(batch, time, vocab)`` against target ids ``(batch, time)`` (any dtype), per
+    example over its non-PAD tokens: mean cross-entropy ("loss"), the share predicted right
+    ("token_accuracy") and whether all are right ("exact_match")."""
+    targets = targets.long()
+    mask = targets != PAD
+    counts = mask.sum(dim=1).clamp(min=1)
+    cross_entropy = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, reduction="none")
+    right = (logits.argmax(dim=-1) == targets) & mask
+    return {
+        "loss": cross_entropy.sum(dim=1) / counts,
+        "token_accuracy": right.sum(dim=1) / counts,
+        "exact_match": (right == mask).all(dim=1).float(),
+    }
+
+
+OBJECTIVES: dict[str, Objective] = {"classification": classification, "regression": regression, "sequence": sequence,
+                                   "reconstruction": reconstruction, "pretraining": pretraining}
 
 # The validation metric that picks the best checkpoint, and whether higher is better.
 BEST_METRIC: dict[str, tuple[str, str]] = {
     "classification": ("val/accuracy", "max"),
     "regression": ("val/loss", "min"),
+    "sequence": ("val/exact_match", "max"),
+    "reconstruction": ("val/loss", "min"),
+    "pretraining": ("val/accuracy", "max"),
 }

@@ -62,3 +62,42 @@ def test_bad_input_names_the_field(folder: Path, options: dict, message: str) ->
     with pytest.raises(ValueError) as caught:
         ParquetConfig(**config).load()
     assert message in str(caught.value)
+
+
+@pytest.fixture()
+def sequences(tmp_path: Path) -> Path:
+    """Padded sequences of 3 steps of 2 features, each with its length, in one file."""
+    rng = np.random.default_rng(0)
+    n = 6
+    pq.write_table(pa.table({
+        "steps": pa.FixedSizeListArray.from_arrays(pa.array(rng.random(n * 6)), 6),
+        "length": pa.array([3, 1, 2, 3, 2, 1], pa.int32()), "label": rng.integers(0, 2, n),
+        "too_long": [1, 2, 3, 4, 1, 1], "zero": [0, 1, 1, 1, 1, 1], "fraction": rng.random(n),
+    }), tmp_path / "sequences.parquet")
+    return tmp_path / "sequences.parquet"
+
+
+def test_length_column_marks_variable_length_sequences(sequences: Path) -> None:
+    table = ParquetConfig(path=str(sequences), x_columns=("steps",), x_shape=(3, 2), y_column="label",
+                          length_column="length").load()
+    x, _, lengths = to_numpy(table)
+    assert info_of(table).variable_length and x.shape == (6, 3, 2)
+    assert lengths.dtype == np.int64 and lengths.tolist() == [3, 1, 2, 3, 2, 1]
+    assert not info_of(ParquetConfig(path=str(sequences), x_columns=("steps",), x_shape=(3, 2),
+                                     y_column="label").load()).variable_length
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"length_column": "lenght"}, "data.length_column: no column 'lenght' in"),
+    ({"length_column": "fraction"}, "data.length_column: column 'fraction' is double; expected integers"),
+    ({"length_column": "too_long"}, "data.length_column: 'too_long' must hold lengths 1..3 (the padded steps, "
+                                    "data.x_shape[0]); found 1..4"),
+    ({"length_column": "zero"}, "data.length_column: 'zero' must hold lengths 1..3"),
+    ({"length_column": "length", "x_shape": None}, "data.length_column: lengths count the steps of padded "
+                                                   "sequences; set data.x_shape"),
+])
+def test_bad_length_column_names_the_field(sequences: Path, options: dict, message: str) -> None:
+    config = {"path": str(sequences), "x_columns": ("steps",), "x_shape": (3, 2), "y_column": "label", **options}
+    with pytest.raises(ValueError) as caught:
+        ParquetConfig(**config).load()
+    assert message in str(caught.value)

@@ -15,6 +15,11 @@ from skate.engines.single import SingleStrategyConfig
 from skate.errors import SpecError
 from skate.models.rnn import RnnClassifierConfig
 from skate.spec import CheckpointConfig, JobSpec, TrainConfig, dump_spec, load_spec, load_spec_data
+from skate.data import DATA_SOURCES
+from skate.models import MODELS
+
+KNOWN_MODELS = ", ".join(MODELS.names())
+KNOWN_SOURCES = ", ".join(DATA_SOURCES.names())
 
 REPO = Path(__file__).resolve().parents[2]
 JOBS = sorted((REPO / "jobs").glob("*.yaml"))
@@ -125,7 +130,7 @@ def test_overrides_create_keys_and_sections_the_file_leaves_out(write_job: Write
 @pytest.mark.parametrize("override, expected", [
     ("train.epoch=3", f"--set: train.epoch: unknown key (did you mean 'epochs'?); expected one of: {TRAIN_KEYS}"),
     ("train.epochs=0", "--set: train.epochs: expected an integer > 0, got 0"),
-    ("model.kind=lstm", "--set: model.kind: unknown model 'lstm'; known: rnn_classifier, rnn_predictor"),
+    ("model.kind=lstm", f"--set: model.kind: unknown model 'lstm'; known: {KNOWN_MODELS}"),
     ("train.epochs", "--set train.epochs: expected KEY=VALUE with a dotted key, e.g. train.epochs=3"),
     ("name.first=a", "--set name.first: name is not a mapping"),
     ("checkpoint.every_steps=0", "--set: checkpoint.every_steps: expected an integer > 0, got 0"),
@@ -145,10 +150,10 @@ def test_a_bad_override_is_reported_as_set_on_the_command_line(write_job: WriteJ
     ("seed: 1", "sed: 1", "jobs/x.yaml:4: sed: unknown key (did you mean 'seed'?); "
                           "expected one of: name, description, seed, data, model, train, checkpoint"),
     ("kind: rnn_classifier", "kind: rnn_clasifier",
-     "jobs/x.yaml:9: model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?); known: rnn_classifier, rnn_predictor"),
+     f"jobs/x.yaml:9: model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?); known: {KNOWN_MODELS}"),
     ("source: digits", "source: digit",
-     "jobs/x.yaml:6: data.source: unknown data source 'digit' (did you mean 'digits'?); known: digits, mnist_5k, parquet, time_series"),
-    ("  source: digits\n", "", "jobs/x.yaml:5: data.source: missing required key; expected one of: digits, mnist_5k, parquet, time_series"),
+     f"jobs/x.yaml:6: data.source: unknown data source 'digit' (did you mean 'digits'?); known: {KNOWN_SOURCES}"),
+    ("  source: digits\n", "", f"jobs/x.yaml:5: data.source: missing required key; expected one of: {KNOWN_SOURCES}"),
     ("model:\n  kind: rnn_classifier\n  num_units: 8\n", "", "jobs/x.yaml: model: missing required key (a mapping)"),
     ("num_units: 8", "num_units: 8\n  cell: lstn",
      "jobs/x.yaml:11: model.cell: unknown value 'lstn' (did you mean 'lstm'?); expected one of 'basic', 'lstm', 'gru'"),
@@ -184,7 +189,7 @@ def test_several_problems_are_all_reported_at_once(write_job: WriteJob) -> None:
                 ("kind: rnn_classifier", "kind: rnn_clasifier"), ("seed: 1", "seed: x"))
     assert spec_problems(write_job(text), ["train.optimizer.lr=0"]) == [
         "jobs/x.yaml:4: seed: expected an integer, got 'x'",
-        "jobs/x.yaml:9: model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?); known: rnn_classifier, rnn_predictor",
+        f"jobs/x.yaml:9: model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?); known: {KNOWN_MODELS}",
         f"jobs/x.yaml:13: train.epoch: unknown key (did you mean 'epochs'?); expected one of: {TRAIN_KEYS}",
         "jobs/x.yaml:12: train.batch_size: expected an integer > 0, got -5",
         "--set: train.optimizer.lr: expected a number > 0, got 0.0",

@@ -26,6 +26,9 @@ class ParquetConfig(DataConfig):
     x_shape: tuple[int, ...] | None = param(None, doc="shape of one example's features, e.g. [28, 28] (default: flat)")
     task: Literal["classification", "regression"] = param(
         "classification", doc="classification (integer labels 0..k-1) or regression (numbers)")
+    length_column: str | None = param(
+        None, doc="an integer column of each sequence's true number of steps (1..x_shape[0]), the rest "
+                  "being padding (default: every sequence is whole)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -41,25 +44,48 @@ class ParquetConfig(DataConfig):
         except FileNotFoundError as error:
             raise ValueError(f"data.path: {self.path}: no such file or folder") from error
         names = dataset.schema.names
-        for field, column in [*(("x_columns", c) for c in self.x_columns), ("y_column", self.y_column)]:
+        wanted = [*(("x_columns", c) for c in self.x_columns), ("y_column", self.y_column)]
+        if self.length_column is not None:
+            wanted.append(("length_column", self.length_column))
+        for field, column in wanted:
             if column not in names:
                 raise ValueError(f"data.{field}: no column '{column}' in {self.path} (columns: {', '.join(names)})")
-        table = dataset.to_table(columns=[*self.x_columns, self.y_column])
+        table = dataset.to_table(columns=list(dict.fromkeys(column for _, column in wanted)))
         x = np.concatenate([_numbers(table, c, "x_columns") for c in self.x_columns], axis=1)
         if self.x_shape is not None:
             if math.prod(self.x_shape) != x.shape[1]:
                 raise ValueError(f"data.x_shape: {list(self.x_shape)} holds {math.prod(self.x_shape)} values, "
                                  f"but an example has {x.shape[1]} features")
             x = x.reshape(len(x), *self.x_shape)
+        lengths = None if self.length_column is None else self._lengths(table, x)
         y = _numbers(table, self.y_column, "y_column")
         if self.task == "regression":
-            return make_table(x, y[:, 0] if y.shape[1] == 1 else y, num_classes=None)
+            return make_table(x, y[:, 0] if y.shape[1] == 1 else y, num_classes=None, lengths=lengths)
         labels = y[:, 0]
         if y.shape[1] != 1 or not np.all(labels == np.round(labels)) or labels.min(initial=0) < 0:
             raise ValueError(f"data.y_column: '{self.y_column}' must hold integer labels 0..k-1 for classification "
                              "(set data.task: regression for numbers)")
         labels = labels.astype(np.int64)
-        return make_table(x, labels, num_classes=int(labels.max(initial=0)) + 1)
+        return make_table(x, labels, num_classes=int(labels.max(initial=0)) + 1, lengths=lengths)
+
+    def _lengths(self, table: pa.Table, x: np.ndarray) -> np.ndarray:
+        """The length column, checked: integers from 1 to the padded number of steps, ``x_shape[0]``."""
+        name = self.length_column
+        assert name is not None
+        if self.x_shape is None:
+            raise ValueError("data.length_column: lengths count the steps of padded sequences; set data.x_shape "
+                             "to (steps, features)")
+        column = table.column(name).combine_chunks()
+        if not pa.types.is_integer(column.type):
+            raise ValueError(f"data.length_column: column '{name}' is {column.type}; expected integers")
+        if column.null_count:
+            raise ValueError(f"data.length_column: column '{name}' has {column.null_count} missing values")
+        lengths = column.to_numpy(zero_copy_only=False).astype(np.int64)
+        steps = x.shape[1]
+        if len(lengths) and (lengths.min() < 1 or lengths.max() > steps):
+            raise ValueError(f"data.length_column: '{name}' must hold lengths 1..{steps} (the padded steps, "
+                             f"data.x_shape[0]); found {lengths.min()}..{lengths.max()}")
+        return lengths
 
 
 def _numbers(table: pa.Table, name: str, field: str) -> np.ndarray:

@@ -42,6 +42,9 @@ def _worker_loop(config: dict[str, Any]) -> None:
     commands, replies = config["commands"][rank], config["replies"]
 
     def train_steps(epoch: int, start: int, stop: int) -> Metrics:
+        nonlocal optimizer
+        if workload.new_phase(epoch, start):
+            optimizer = workload.optimizer.build(replica.model.parameters())
         clock = EpochClock()
         sums: dict[str, float] = {}
         window = replica.batch_size * world

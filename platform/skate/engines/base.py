@@ -39,6 +39,11 @@ class Workload:
     seed: int
     tables: dict[str, ObjectRef]
 
+    def new_phase(self, epoch: int, start: int) -> bool:
+        """Whether steps from ``start`` of ``epoch`` begin a phase of the model (see
+        :meth:`ModelConfig.phase_starts`): the optimizer state starts afresh there."""
+        return start == 0 and epoch in self.model.phase_starts()
+
     def steps_per_epoch(self, num_replicas: int = 1) -> int:
         """Gradient steps in an epoch when ``num_replicas`` replicas each take ``batch_size`` examples a step."""
         num_train = ray.get(self.tables["train"]).num_rows

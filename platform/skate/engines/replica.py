@@ -60,7 +60,7 @@ class Replica:
         batches of one step together are exactly the single-process batch of that step, so a
         synchronous step over N replicas equals one step of N times the batch. The last window
         may leave a replica an empty batch. A model that trains in phases (``set_epoch``) is told
-        the epoch first.
+        the epoch (counted from 1, as the metrics count it) first.
         """
         if hasattr(self.model, "set_epoch"):
             self.model.set_epoch(epoch)

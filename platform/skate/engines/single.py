@@ -19,10 +19,13 @@ class SingleWorker:
     """The actor: a replica and a local optimizer."""
 
     def __init__(self, workload: Workload) -> None:
+        self.workload = workload
         self.replica = Replica(workload, device="cuda" if ray.get_gpu_ids() else "cpu")
         self.optimizer = workload.optimizer.build(self.replica.model.parameters())
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
+        if self.workload.new_phase(epoch, start):
+            self.optimizer = self.workload.optimizer.build(self.replica.model.parameters())
         clock = EpochClock()
         sums: dict[str, float] = {}
         for batch in self.replica.batches(epoch, start, stop):

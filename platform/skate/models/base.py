@@ -23,6 +23,12 @@ class ModelConfig:
         """A freshly initialised module for data described by ``info``."""
         raise NotImplementedError
 
+    def phase_starts(self) -> tuple[int, ...]:
+        """Epochs (counted from 1) where a model that trains in phases starts a new one; every
+        engine starts each phase with a fresh optimizer state, as the book gives each phase its
+        own optimizer (so a layer a phase leaves out stays exactly where it is)."""
+        return ()
+
 
 ModelConfig.variants = Variants("model")
 MODELS = ModelConfig.variants

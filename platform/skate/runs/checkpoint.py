@@ -53,11 +53,11 @@ class Checkpointer:
     def latest(self) -> dict[str, Any] | None:
         """The newest resumable state, or ``None`` if there is none."""
         found = self.resumable()
-        return self._read(found[-1]) if found else None
+        return self.read(found[-1]) if found else None
 
     def best(self) -> dict[str, Any] | None:
         """The best weights and the epoch and metric that chose them, or ``None``."""
-        return self._read(BEST) if self.folder.exists(BEST) else None
+        return self.read(BEST) if self.folder.exists(BEST) else None
 
     def best_location(self) -> str | None:
         return self.folder.show(BEST) if self.folder.exists(BEST) else None
@@ -67,7 +67,8 @@ class Checkpointer:
         torch.save(payload, buffer)
         self.folder.write_bytes(name, buffer.getvalue())
 
-    def _read(self, name: str) -> dict[str, Any]:
+    def read(self, name: str) -> dict[str, Any]:
+        """One checkpoint by name (as :meth:`resumable` lists them, or ``best.pt``)."""
         return load_checkpoint(io.BytesIO(self.folder.read_bytes(name)))
 
 

@@ -58,6 +58,21 @@ def write_curves(run: RunDir) -> Path:
     return path
 
 
+def write_plots(run: RunDir) -> str:
+    """Write a run's PNGs (learning curves; for autoencoders also test inputs beside their
+    reconstructions) and say where they are, one line each."""
+    from skate.runs.pictures import RECONSTRUCTIONS, write_reconstructions
+    from skate.runs.trained import load_trained
+    from skate.spec import load_spec
+
+    lines = [f"learning curves: {write_curves(run)}"]
+    if run.spec_path.exists() and type(load_spec(run.spec_path).model).objective == "reconstruction":
+        written = write_reconstructions(load_trained(run), run.path / RECONSTRUCTIONS)
+        if written is not None:
+            lines.append(f"reconstructions: {written}")
+    return "\n".join(lines)
+
+
 def summary_text(run: RunDir) -> str:
     """The run's status, timing and final metrics as a small table."""
     summary = run.read_summary()

@@ -122,6 +122,8 @@ class ParameterServerEngine(Engine):
         self._where = (epoch, start)
         self._segment = (epoch, start, stop)
         self._results, self._lost = [], []
+        if self.workload.new_phase(epoch, start):
+            ray.get([shard.reset_optimizer.remote() for shard in self.shards])
         if self._graph is not None:
             self._start_version = ray.get(self.shards[0].version.remote())
             return self._finish_compiled(start=(epoch, start, stop))

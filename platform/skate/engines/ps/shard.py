@@ -22,6 +22,7 @@ class ShardCore:
 
     def __init__(self, init: np.ndarray, optimizer: OptimizerConfig) -> None:
         self.params = torch.nn.Parameter(torch.from_numpy(np.array(init, dtype=np.float32)))
+        self.config = optimizer
         self.optimizer = optimizer.build([self.params])
         self.base_lr = optimizer.lr
         self.version = 0
@@ -99,6 +100,10 @@ class ParameterShard:
 
     def begin_segment(self) -> None:
         self.rule.begin_segment()
+
+    def reset_optimizer(self) -> None:
+        """Fresh optimizer state (a new phase of the model begins)."""
+        self.core.optimizer = self.core.config.build([self.core.params])
 
     async def drain(self) -> None:
         await self.rule.drain(self.core)
