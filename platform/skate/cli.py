@@ -98,7 +98,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from skate.generate import generate
 
     made = generate(args.run_dir, steps=args.steps, num=args.num, seed=args.seed, out=args.out)
-    print(f"generated {made.count} {'steps' if args.steps == made.count else 'samples'}\n"
+    print(f"generated {made.count} {made.unit}\n"
           f"values: {made.values_path}\nplot: {made.plot_path}")
     return 0
 

@@ -36,6 +36,8 @@ class Generated:
     values_path: Path
     plot_path: Path
     count: int
+    unit: str
+    """What was counted: ``steps`` (a series) or ``samples`` (a vae)."""
 
 
 @torch.no_grad()
@@ -84,7 +86,7 @@ def _continue_series(trained: TrainedModel, folder: Path, *, steps: int) -> Gene
     values_path = _write_table(table, folder / GENERATED)
     plot = write_series_plot({name: (values, window) for name, values in series.items()}, folder / PLOT,
                              title=f"{trained.spec.name}: {steps} generated steps ({trained.source})")
-    return Generated(values_path, plot, steps)
+    return Generated(values_path, plot, steps, "steps")
 
 
 def _sample(trained: TrainedModel, folder: Path, *, num: int, seed: int) -> Generated:
@@ -96,7 +98,7 @@ def _sample(trained: TrainedModel, folder: Path, *, num: int, seed: int) -> Gene
     if images is None:
         raise SkateError(f"wrote {values_path}; the samples (shape {x_shape}) are not pictures, so no PNG grid")
     plot = write_image_grid(images, folder / PLOT, title=f"{trained.spec.name}: {num} samples ({trained.source})")
-    return Generated(values_path, plot, num)
+    return Generated(values_path, plot, num, "samples")
 
 
 def _write_table(table: pa.Table, path: Path) -> Path:

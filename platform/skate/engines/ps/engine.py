@@ -307,11 +307,13 @@ class ParameterServerEngine(Engine):
         self._keep_snapshot()
 
     def shutdown(self) -> None:
+        # Actors first: a graph torn down around live actors can wait forever on a loop that does
+        # not see its channels close; around dead ones it returns at once.
+        for actor in self.workers + self.shards:
+            ray.kill(actor)
         if self._graph is not None:
             self._graph.teardown()
             self._graph = None
-        for actor in self.workers + self.shards:
-            ray.kill(actor)
 
 
 def _answers(actor: Any, timeout_s: float = 10.0) -> bool:
