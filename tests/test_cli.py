@@ -69,7 +69,8 @@ def test_schema_is_json_with_every_section(capsys: pytest.CaptureFixture[str]) -
     code, out, _ = run_cli(capsys, "schema")
     schema = json.loads(out)
     assert code == 0
-    assert {"name", "data", "model", "train", "checkpoint"} <= set(schema["properties"])
+    assert {"name", "data", "model", "train", "checkpoint"} <= set(schema["else"]["properties"])
+    assert {"name", "rl", "checkpoint"} <= set(schema["then"]["properties"])
 
 
 def test_run_needs_a_file_or_resume(capsys: pytest.CaptureFixture[str]) -> None:

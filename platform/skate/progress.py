@@ -15,6 +15,9 @@ _SHOWN = {
     "val/loss": "val_loss",
     "val/accuracy": "val_acc",
     "perf/samples_per_s": "samples/s",
+    "rollout/episode_return_mean": "return",
+    "env_steps": "env_steps",
+    "perf/env_steps_per_s": "steps/s",
 }
 
 
@@ -37,19 +40,21 @@ class Progress:
         stream: where to write; a terminal gets a bar, anything else plain lines.
         enabled: ``False`` prints nothing.
         min_interval_s: plain lines come at most this often (the last always comes).
+        unit: what is counted (``epoch``, ``iteration``).
     """
 
     def __init__(self, *, total: int, initial: int = 0, desc: str, stream: TextIO | None = None,
-                 enabled: bool = True, min_interval_s: float = 2.0) -> None:
+                 enabled: bool = True, min_interval_s: float = 2.0, unit: str = "epoch") -> None:
         self.stream = stream or sys.stderr
         self.total = total
         self.desc = desc
         self.enabled = enabled
         self.min_interval_s = min_interval_s
+        self.unit = unit
         self._last_line = 0.0
         self._bar = None
         if enabled and self.stream.isatty():
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="epoch", file=self.stream,
+            self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.stream,
                              dynamic_ncols=True, leave=True)
 
     def update(self, epoch: int, metrics: dict[str, float]) -> None:
@@ -63,7 +68,7 @@ class Progress:
             if epoch >= self.total or now - self._last_line >= self.min_interval_s:
                 self._last_line = now
                 fields = " ".join(f"{k}={v}" for k, v in shown.items())
-                print(f"{self.desc} epoch {epoch}/{self.total} {fields}", file=self.stream, flush=True)
+                print(f"{self.desc} {self.unit} {epoch}/{self.total} {fields}", file=self.stream, flush=True)
 
     def write(self, message: str) -> None:
         """A message that does not break the bar."""

@@ -17,6 +17,7 @@ from skate.engines.base import Workload
 from skate.errors import SkateError, describe_error
 from skate.objectives import BEST_METRIC
 from skate.progress import Progress
+from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import atomic_path
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog
@@ -44,10 +45,12 @@ class RunResult:
     best_checkpoint: str | None
 
 
-def run_job(spec: JobSpec, *, root: str | Path = DEFAULT_ROOT, progress: bool = True) -> RunResult:
+def run_job(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, progress: bool = True) -> RunResult:
     """Train ``spec`` in a new run directory under ``root``. Ray must be initialised (see
     :func:`skate.cluster.ray_session`)."""
     run = RunDir.create(root, spec.name, dump_spec(spec))
+    if isinstance(spec, RLJobSpec):
+        return _execute_rl(spec, run, resume=False, progress=progress)
     return _execute(spec, run, resume=False, progress=progress)
 
 
@@ -57,7 +60,22 @@ def resume_job(run_dir: str | Path, *, progress: bool = True) -> RunResult:
     status = run.read_summary().get("status")
     if status == "completed":
         raise SkateError(f"{run.path}: the run already completed; start a new one with 'skate run'")
-    return _execute(load_spec(run.spec_path), run, resume=True, progress=progress)
+    spec = load_spec(run.spec_path)
+    if isinstance(spec, RLJobSpec):
+        return _execute_rl(spec, run, resume=True, progress=progress)
+    return _execute(spec, run, resume=True, progress=progress)
+
+
+def _execute_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool) -> RunResult:
+    from skate.rl.runner import run_rl
+
+    try:
+        status, final = run_rl(spec, run, resume=resume, progress=progress)
+    except BaseException as error:
+        if run.read_summary().get("status") in ("running", None):
+            run.update_summary(status="failed", error=describe_error(error), ended_at=now_iso())
+        raise
+    return RunResult(run.path, status, final, None)
 
 
 def resolve_checkpoint(spec: JobSpec) -> CheckpointConfig:

@@ -70,9 +70,11 @@ def test_an_unknown_key_in_a_variant_matches_no_variant() -> None:
 
 
 def test_root_lists_sections_and_required_ones() -> None:
-    assert list(SCHEMA["properties"]) == ["name", "description", "seed", "data", "model", "train", "checkpoint"]
-    assert SCHEMA["required"] == ["name", "data", "model"]
-    assert SCHEMA["additionalProperties"] is False
+    supervised, rl = SCHEMA["else"], SCHEMA["then"]
+    assert list(supervised["properties"]) == ["name", "description", "seed", "data", "model", "train", "checkpoint"]
+    assert supervised["required"] == ["name", "data", "model"]
+    assert supervised["additionalProperties"] is False
+    assert rl["required"] == ["name", "rl"] and SCHEMA["if"] == {"type": "object", "required": ["rl"]}
     assert "required" not in SCHEMA["$defs"]["TrainConfig"]
 
 
@@ -92,7 +94,7 @@ def test_bounds_become_minimum_and_exclusive_minimum(definition: str, field: str
 
 
 def test_root_fields_carry_bounds_too() -> None:
-    assert SCHEMA["properties"]["seed"]["minimum"] == 0
+    assert SCHEMA["else"]["properties"]["seed"]["minimum"] == 0
 
 
 @pytest.mark.parametrize("override, valid", [

@@ -26,7 +26,8 @@ def _type_schema(tp: Any, defs: dict[str, Any], bounds: Bounds | None = None) ->
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return {"anyOf": [_type_schema(args[0], defs, bounds), {"type": "null"}]}
+        choices = [_type_schema(a, defs, bounds) for a in args]
+        return {"anyOf": choices + ([{"type": "null"}] if len(args) < len(typing.get_args(tp)) else [])}
     if origin is Literal:
         return {"enum": list(typing.get_args(tp))}
     if origin in (list, tuple):

@@ -21,6 +21,7 @@ from skate.config.fields import Bounds, variants_of
 
 T = TypeVar("T")
 Path = tuple[str, ...]
+_SCALARS = {bool, int, float, str}
 
 
 def dotted(path: Path) -> str:
@@ -90,7 +91,8 @@ def describe_type(tp: Any) -> str:
         return f"a mapping of names to {_plural(describe_type(typing.get_args(tp)[1]))}"
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return " or ".join(describe_type(a) for a in args) + " or null"
+        nullable = len(args) < len(typing.get_args(tp))
+        return " or ".join(describe_type(a) for a in args) + (" or null" if nullable else "")
     return "a mapping"
 
 
@@ -160,9 +162,20 @@ class _Loader:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if data is None and len(args) < len(typing.get_args(tp)):
             return None
-        if len(args) != 1:
-            raise AssertionError(f"only 'X | None' unions are supported, at {dotted(path)}")
-        return self.value(args[0], data, path, bounds)
+        if len(args) == 1:
+            return self.value(args[0], data, path, bounds)
+        if not set(args) <= _SCALARS:
+            raise AssertionError(f"only 'X | None' unions and unions of scalars are supported, at {dotted(path)}")
+        for arg in args:  # the first scalar type the value is, strictly (a bool is no integer)
+            if self._is(arg, data):
+                return self._scalar(arg, data, path, bounds)
+        return self.fail(path, f"expected {describe_type(tp)}, got {_show(data)}")
+
+    @staticmethod
+    def _is(tp: Any, data: Any) -> bool:
+        if tp is bool or isinstance(data, bool):
+            return tp is bool and isinstance(data, bool)
+        return isinstance(data, int) if tp is int else isinstance(data, (int, float)) if tp is float else isinstance(data, tp)
 
     def _literal(self, tp: Any, data: Any, path: Path) -> Any:
         allowed = typing.get_args(tp)

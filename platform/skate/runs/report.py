@@ -11,15 +11,22 @@ from skate.table import format_table
 
 CURVES = "learning_curves.png"
 _SPLITS = ("train", "val")
+_RL_LOSSES = ("policy_loss", "vf_loss", "qf_loss")
 
 
 def metric_columns(table: dict[str, list[Any]]) -> dict[str, list[str]]:
-    """Metric names shared by splits -> their columns, e.g. ``loss -> [train/loss, val/loss]``."""
+    """Panels of the learning curves -> their columns: metric names shared by splits, e.g.
+    ``loss -> [train/loss, val/loss]``; for RL runs the episode return (mean, min, max), the
+    episode length and each learner loss."""
     grouped: dict[str, list[str]] = {}
     for column in table:
         split, _, name = column.partition("/")
         if split in _SPLITS and name:
             grouped.setdefault(name, []).append(column)
+        elif column.startswith("rollout/episode_return"):
+            grouped.setdefault("episode return", []).append(column)
+        elif column == "rollout/episode_len_mean" or (split == "learner" and name in _RL_LOSSES):
+            grouped[name] = [column]
     return grouped
 
 
@@ -33,22 +40,29 @@ def write_curves(run: RunDir) -> Path:
     table = read_metrics(run.metrics_path).to_pydict()
     grouped = metric_columns(table)
     panels = list(grouped.items())
-    if "perf/samples_per_s" in table:
-        panels.append(("samples/s", ["perf/samples_per_s"]))
+    rate = "perf/samples_per_s" if "perf/samples_per_s" in table else "perf/env_steps_per_s"
+    if rate in table:
+        panels.append(("samples/s" if rate == "perf/samples_per_s" else "env steps/s", [rate]))
+    x = "epoch" if "epoch" in table else "env_steps"
     best_epoch = (run.read_summary().get("best") or {}).get("epoch")
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.5 * max(len(panels), 1), 3.6), squeeze=False)
-    for ax, (name, columns) in zip(axes[0], panels):
+    columns_per_row = min(max(len(panels), 1), 4)
+    rows = -(-max(len(panels), 1) // columns_per_row)
+    fig, axes = plt.subplots(rows, columns_per_row, figsize=(4.5 * columns_per_row, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (name, columns) in zip(axes.flat, panels):
         for column in columns:
-            points = [(e, v) for e, v in zip(table["epoch"], table[column]) if v is not None]
+            points = [(e, v) for e, v in zip(table[x], table[column]) if v is not None]
             if points:
                 xs, ys = zip(*points)
-                ax.plot(xs, ys, marker="." if len(points) < 40 else None, label=column.split("/")[0])
-        if best_epoch is not None and name != "samples/s":
+                label = column.split("/")[0] if x == "epoch" else column.rsplit("_", 1)[-1]
+                ax.plot(xs, ys, marker="." if len(points) < 40 else None, label=label)
+        if best_epoch is not None and x == "epoch" and not name.endswith("/s"):
             ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best (epoch {best_epoch})")
         ax.set_title(name)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x.replace("_", " "))
         ax.grid(alpha=0.3)
-        if name != "samples/s":
+        if len(columns) > 1 or (best_epoch is not None and x == "epoch" and not name.endswith("/s")):
             ax.legend(fontsize="small")
     fig.suptitle(run.name)
     fig.tight_layout()
@@ -66,7 +80,8 @@ def write_plots(run: RunDir) -> str:
     from skate.spec import load_spec
 
     lines = [f"learning curves: {write_curves(run)}"]
-    if run.spec_path.exists() and type(load_spec(run.spec_path).model).objective == "reconstruction":
+    model = load_spec(run.spec_path).model if run.spec_path.exists() and "rl:" not in run.spec_path.read_text() else None
+    if model is not None and type(model).objective == "reconstruction":
         written = write_reconstructions(load_trained(run), run.path / RECONSTRUCTIONS)
         if written is not None:
             lines.append(f"reconstructions: {written}")
@@ -80,10 +95,13 @@ def summary_text(run: RunDir) -> str:
     rows: list[list[Any]] = [
         ["run", run.path],
         ["status", shown_status(summary)],
-        ["epochs", summary.get("epochs_completed")],
+        ["epochs", summary.get("epochs_completed")] if "iterations_completed" not in summary
+        else ["iterations", summary["iterations_completed"]],
         ["duration_s", summary.get("duration_s")],
-        ["best", f"{best.get('metric')} = {best.get('value'):.4g} at epoch {best.get('epoch')}" if best.get("value") is not None else None],
+        ["best", _best_text(best)],
     ]
+    if summary.get("stopped_because"):
+        rows.append(["stopped because", summary["stopped_because"]])
     if summary.get("error"):
         rows.append(["error", summary["error"]])
     final = summary.get("final") or {}
@@ -92,6 +110,13 @@ def summary_text(run: RunDir) -> str:
         final = {k: v for k, v in (last[-1] if last else {}).items() if "/" in k and v is not None}
     rows += [[name, value] for name, value in sorted(final.items())]
     return format_table(["field", "value"], rows)
+
+
+def _best_text(best: dict[str, Any]) -> str | None:
+    if best.get("value") is None:
+        return None
+    where = f" at epoch {best['epoch']}" if best.get("epoch") is not None else ""
+    return f"{best.get('metric')} = {best['value']:.4g}{where}"
 
 
 def runs_table(runs: list[RunDir]) -> str:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from skate.errors import SpecError
 from skate.spec.job import JobSpec
+
+if TYPE_CHECKING:  # skate.rl.spec imports skate.spec.job: imported where used, not here
+    from skate.rl.spec import RLJobSpec
+
+AnySpec = Union[JobSpec, "RLJobSpec"]
 from skate.config.jsonschema import json_schema
 from skate.config.loader import Locator, load_config
 from skate.config.yamlio import apply_overrides, dump_yaml, read_yaml
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> JobSpec:
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> AnySpec:
     """Load and validate a job spec file, with optional ``dotted.key=value`` overrides.
 
     Raises:
@@ -23,8 +28,9 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> JobSpec:
     return load_spec_data(data, locator=locator, overrides=overrides)
 
 
-def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list[str] | None = None) -> JobSpec:
-    """Validate already-parsed spec data (a mapping) into a :class:`JobSpec`.
+def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list[str] | None = None) -> AnySpec:
+    """Validate already-parsed spec data (a mapping) into a :class:`JobSpec`, or an
+    :class:`RLJobSpec` when it has an ``rl`` section.
 
     Raises:
         SpecError: for every problem found.
@@ -34,10 +40,12 @@ def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list
         raise SpecError([f"{locator.source}: expected a mapping of sections (name, data, model, train, ...)"])
     if overrides:
         data = apply_overrides(data, overrides, locator)
-    return load_config(JobSpec, data, locator)
+    from skate.rl.spec import RLJobSpec
+
+    return load_config(RLJobSpec if "rl" in data else JobSpec, data, locator)
 
 
-def spec_to_data(spec: JobSpec) -> dict[str, Any]:
+def spec_to_data(spec: AnySpec) -> dict[str, Any]:
     """The spec as plain data, every default filled in; loading it gives back an equal spec."""
     return _plain(dataclasses.asdict(spec))
 
@@ -50,11 +58,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def dump_spec(spec: JobSpec) -> str:
+def dump_spec(spec: AnySpec) -> str:
     """The resolved spec as YAML."""
     return dump_yaml(spec_to_data(spec))
 
 
 def spec_schema() -> dict[str, Any]:
-    """The JSON Schema of job specs."""
-    return json_schema(JobSpec, title="skate job spec")
+    """The JSON Schema of job specs: an RL job when it has ``rl`` (``then``), else a supervised
+    job (``else``); a validator reports the chosen branch's errors as they are."""
+    from skate.rl.spec import RLJobSpec
+
+    branches = [json_schema(RLJobSpec, title="reinforcement-learning job"), json_schema(JobSpec, title="supervised job")]
+    definitions: dict[str, Any] = {}
+    for branch in branches:  # references point at the root's $defs
+        for name, definition in branch.pop("$defs", {}).items():
+            assert definitions.setdefault(name, definition) == definition, f"two configs named {name}"
+        branch.pop("$schema", None)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "skate job spec",
+            "if": {"type": "object", "required": ["rl"]}, "then": branches[0], "else": branches[1],
+            "$defs": definitions}

@@ -11,7 +11,8 @@ from skate.engines.single import SingleStrategyConfig
 from skate.models import ModelConfig
 from skate.config.fields import param
 
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+NAME_PATTERN_DOC = "a name of letters, digits, '_', '-' and '.', starting with a letter or digit"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -47,8 +48,8 @@ class CheckpointConfig:
 class JobSpec:
     """A skate job: what to train, on which data, how, and how to keep its progress."""
 
-    name: str = param(doc="job name; run directories are named <name>-<timestamp>", pattern=_NAME,
-                      pattern_doc="a name of letters, digits, '_', '-' and '.', starting with a letter or digit")
+    name: str = param(doc="job name; run directories are named <name>-<timestamp>", pattern=NAME_PATTERN,
+                      pattern_doc=NAME_PATTERN_DOC)
     description: str = param("", doc="free text shown by 'skate runs'")
     seed: int = param(0, doc="seed of model initialisation and example order", ge=0)
     data: DataConfig = param(doc="the examples and their train/validation/test split")

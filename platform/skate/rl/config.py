@@ -1,0 +1,159 @@
+"""The ``rl:`` section of a job spec: an RLlib algorithm chosen by ``algorithm``, its environment,
+its rollout and learner scale, and its hyperparameters as typed fields.
+
+RLlib's own ``AlgorithmConfig`` stays inside: :meth:`RLConfig.algorithm_config` builds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from skate.config.fields import Variants, param
+
+if TYPE_CHECKING:
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+EnvConfigValue = bool | int | float | str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StopConfig:
+    """When an RL run ends: at the first of these that is reached."""
+
+    episode_return_mean: float | None = param(None, doc="stop once the mean episode return reaches this")
+    env_steps: int | None = param(None, doc="stop after this many environment steps sampled", gt=0)
+    time_s: float | None = param(None, doc="stop after this many seconds of training", gt=0)
+    iterations: int = param(1000, doc="stop after this many training iterations at the latest", gt=0)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RLConfig:
+    """An RLlib algorithm (new API stack), chosen by ``algorithm``, and what it plays."""
+
+    variants: ClassVar[Variants["RLConfig"]]
+    algorithm: str = param(doc="the algorithm: pg (the seed's REINFORCE), ppo or dqn")
+    env: str = param(doc="a gymnasium environment id (e.g. CartPole-v1) or a skate environment (mspacman)")
+    env_config: dict[str, EnvConfigValue] = param(doc="settings passed to the environment", default_factory=dict)
+    num_env_runners: int = param(0, doc="env-runner actors that collect rollouts (0: sample in the driver's algorithm)", ge=0)
+    num_envs_per_env_runner: int = param(1, doc="vectorised environments in each env runner", gt=0)
+    num_learners: int = param(0, doc="learner actors (0: learn in the algorithm's process)", ge=0)
+    gpus_per_learner: float = param(0.0, doc="GPUs each learner uses (fractions share a GPU)", ge=0)
+    gamma: float = param(0.99, doc="discount factor", gt=0, le=1)
+    lr: float = param(3e-4, doc="learning rate", gt=0)
+    hidden: tuple[int, ...] = param((64, 64), doc="units of the policy/value network's hidden layers (MLP envs)")
+    stop: StopConfig = param(doc="when the run ends", default_factory=StopConfig)
+
+    def algorithm_config(self, *, seed: int) -> "AlgorithmConfig":
+        """RLlib's config for this section: the environment, scale and hyperparameters set."""
+        from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+        from skate.rl.envs import env_name
+
+        config = self._base()
+        config = (config.environment(env_name(self.env), env_config=dict(self.env_config))
+                  .env_runners(num_env_runners=self.num_env_runners,
+                               num_envs_per_env_runner=self.num_envs_per_env_runner)
+                  .learners(num_learners=self.num_learners, num_gpus_per_learner=self.gpus_per_learner)
+                  .training(lr=self.lr, gamma=self.gamma)
+                  .debugging(seed=seed))
+        config = config.rl_module(model_config=DefaultModelConfig(fcnet_hiddens=list(self.hidden)))
+        return self._specialise(config)
+
+    discrete_actions_only: ClassVar[bool] = False
+
+    def check_env(self) -> None:
+        """Raise ``ValueError`` when the environment does not exist, or offers actions this
+        algorithm cannot take; ``ImportError`` when its package is missing."""
+        import gymnasium
+
+        from skate.rl.envs import make_env
+
+        env = make_env(self.env, dict(self.env_config))
+        try:
+            space = env.action_space
+        finally:
+            env.close()
+        if self.discrete_actions_only and not isinstance(space, gymnasium.spaces.Discrete):
+            raise ValueError(f"algorithm {self.algorithm} needs discrete actions; {self.env} has {space} "
+                             f"(use ppo for continuous actions)")
+
+    def _base(self) -> "AlgorithmConfig":
+        """The algorithm's RLlib config class, freshly made."""
+        raise NotImplementedError
+
+    def _specialise(self, config: "AlgorithmConfig") -> "AlgorithmConfig":
+        """Set the algorithm's own hyperparameters on ``config``."""
+        return config
+
+
+RLConfig.variants = Variants("algorithm", key="algorithm")
+ALGORITHMS = RLConfig.variants
+
+
+@ALGORITHMS.register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PPOSettings(RLConfig):
+    """RLlib's PPO: clipped surrogate objective, GAE, several SGD epochs over each batch."""
+
+    algorithm: str = "ppo"
+    train_batch_size: int = param(2000, doc="env steps per training iteration", gt=0)
+    minibatch_size: int = param(250, doc="examples per SGD step", gt=0)
+    num_epochs: int = param(6, doc="passes over each training batch", gt=0)
+    clip_param: float = param(0.2, doc="PPO's clipping of the probability ratio", gt=0)
+    lambda_: float = param(0.95, doc="GAE's lambda", ge=0, le=1)
+    vf_loss_coeff: float = param(0.01, doc="weight of the value-function loss", ge=0)
+    entropy_coeff: float = param(0.0, doc="weight of the entropy bonus", ge=0)
+
+    def _base(self) -> "AlgorithmConfig":
+        from ray.rllib.algorithms.ppo import PPOConfig
+
+        return PPOConfig()
+
+    def _specialise(self, config: Any) -> "AlgorithmConfig":
+        return config.training(train_batch_size_per_learner=self.train_batch_size, minibatch_size=self.minibatch_size,
+                               num_epochs=self.num_epochs, clip_param=self.clip_param, lambda_=self.lambda_,
+                               vf_loss_coeff=self.vf_loss_coeff, entropy_coeff=self.entropy_coeff)
+
+
+@ALGORITHMS.register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DQNSettings(RLConfig):
+    """RLlib's DQN with the seed's defaults at hand: replay memory, a target network copied from
+    the online one every ``target_update`` steps, epsilon-greedy from 1.0 to 0.05 over 50,000
+    steps, discount 0.95; plus double Q-learning, dueling heads, n-step returns and prioritized replay."""
+
+    algorithm: str = "dqn"
+    discrete_actions_only: ClassVar[bool] = True
+    gamma: float = param(0.95, doc="discount factor (the seed's 0.95)", gt=0, le=1)
+    lr: float = param(1e-3, doc="learning rate", gt=0)
+    train_batch_size: int = param(32, doc="transitions per gradient step (the seed's 32)", gt=0)
+    replay_capacity: int = param(50_000, doc="transitions the replay memory keeps", gt=0)
+    prioritized_replay: bool = param(False, doc="sample transitions by TD error (prioritized replay)")
+    learning_starts: int = param(1000, doc="env steps sampled before learning starts", ge=0)
+    target_update: int = param(500, doc="env steps between copies of the online network to the target network", gt=0)
+    epsilon_start: float = param(1.0, doc="exploration rate at the start", ge=0, le=1)
+    epsilon_end: float = param(0.05, doc="exploration rate after epsilon_steps", ge=0, le=1)
+    epsilon_steps: int = param(50_000, doc="env steps over which epsilon falls linearly", gt=0)
+    double_q: bool = param(True, doc="double Q-learning (the online network picks, the target network values)")
+    dueling: bool = param(True, doc="dueling heads (value + advantage)")
+    n_step: int = param(1, doc="steps of reward before bootstrapping", gt=0)
+    training_intensity: float | None = param(None, doc="replayed transitions trained per env step sampled (default: RLlib's natural ratio)", gt=0)
+
+    def _base(self) -> "AlgorithmConfig":
+        from ray.rllib.algorithms.dqn import DQNConfig
+
+        return DQNConfig()
+
+    def _specialise(self, config: Any) -> "AlgorithmConfig":
+        buffer = {"type": "PrioritizedEpisodeReplayBuffer" if self.prioritized_replay else "EpisodeReplayBuffer",
+                  "capacity": self.replay_capacity}
+        if self.prioritized_replay:
+            buffer.update(alpha=0.6, beta=0.4)
+        extra = {} if self.training_intensity is None else {"training_intensity": self.training_intensity}
+        return config.training(
+            train_batch_size_per_learner=self.train_batch_size, replay_buffer_config=buffer,
+            num_steps_sampled_before_learning_starts=self.learning_starts,
+            target_network_update_freq=self.target_update,
+            epsilon=[(0, self.epsilon_start), (self.epsilon_steps, self.epsilon_end)],
+            double_q=self.double_q, dueling=self.dueling, n_step=self.n_step, **extra)

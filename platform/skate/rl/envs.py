@@ -1,0 +1,81 @@
+"""Environments an ``rl:`` section may name: gymnasium ids, and skate's own (the seed's Ms. Pac-Man).
+
+A name is checked before anything starts, so a typo is one line with the close matches, not an
+env-runner actor's traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable
+
+SKATE_ENVS: dict[str, str] = {"mspacman": "skate.rl.atari:make_mspacman"}
+"""skate's environments: name -> ``module:factory`` taking the ``env_config`` dict."""
+
+_PREFIX = "skate-"
+
+
+def _factory(name: str) -> Callable[[dict[str, Any]], Any]:
+    import importlib
+
+    module, _, function = SKATE_ENVS[name].partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def check_env(env: str) -> None:
+    """Raise ``ValueError`` naming ``env`` and its close matches when it is neither a skate
+    environment nor a registered gymnasium id; ``ImportError`` (with the install command) when a
+    gymnasium family needs a package that is missing."""
+    if env in SKATE_ENVS:
+        return
+    import gymnasium
+
+    if env.startswith("ALE/"):
+        try:
+            import ale_py
+
+            gymnasium.register_envs(ale_py)
+        except ImportError as error:
+            raise ImportError(f"env '{env}' needs ale-py: pip install 'skate[atari]' (or pip install ale-py)") from error
+    if env in gymnasium.registry:
+        return
+    known = list(SKATE_ENVS) + list(gymnasium.registry)
+    close = difflib.get_close_matches(env, known, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    raise ValueError(f"unknown environment '{env}'{hint}; use a gymnasium id such as CartPole-v1, "
+                     f"or one of skate's: {', '.join(SKATE_ENVS)}")
+
+
+def make_env(env: str, env_config: dict[str, Any]) -> Any:
+    """One instance of ``env`` in this process (to check its spaces, or to watch it play)."""
+    check_env(env)
+    if env in SKATE_ENVS:
+        return _factory(env)(env_config)
+    if env.startswith("ALE/"):
+        return _make_ale(env, env_config)
+    import gymnasium
+
+    return gymnasium.make(env, **env_config)
+
+
+def env_name(env: str) -> str:
+    """The name RLlib builds ``env`` by: gymnasium ids as they are; skate environments registered
+    with Ray Tune's registry (in this process; env runners look it up through Ray)."""
+    check_env(env)
+    from ray.tune.registry import register_env
+
+    if env.startswith("ALE/"):  # env runners must register ale-py's ids before making one
+        register_env(env, lambda config: _make_ale(env, config))
+        return env
+    if env not in SKATE_ENVS:
+        return env
+    register_env(_PREFIX + env, _factory(env))
+    return _PREFIX + env
+
+
+def _make_ale(env: str, config: dict[str, Any]) -> Any:
+    import ale_py
+    import gymnasium
+
+    gymnasium.register_envs(ale_py)
+    return gymnasium.make(env, **config)

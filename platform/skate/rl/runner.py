@@ -1,0 +1,163 @@
+"""Running an RL job: RLlib's algorithm trained iteration by iteration into a skate run directory.
+
+The run directory is the supervised one's: ``spec.yaml``, ``metrics.parquet`` (one row per
+iteration), ``checkpoints/iter-<n>/`` (RLlib's algorithm state), ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from skate.errors import SkateError
+from skate.progress import Progress
+from skate.rl.spec import RLJobSpec
+from skate.runs.metrics import MetricsLog
+from skate.runs.rundir import RunDir, now_iso
+
+ITERATION = "iteration"
+_PROGRESS_FILE = "skate.json"
+
+
+def metrics_row(result: dict[str, Any], iteration: int) -> dict[str, float]:
+    """One ``metrics.parquet`` row from RLlib's result of a training iteration."""
+    runners = result.get("env_runners", {})
+    learners = result.get("learners", {})
+    policy = learners.get("default_policy", {})
+    every = learners.get("__all_modules__", {})
+    elapsed = float(result.get("time_this_iter_s") or 0.0)
+    row: dict[str, float] = {
+        ITERATION: iteration,
+        "env_steps": float(result.get("num_env_steps_sampled_lifetime", 0.0)),
+        "time_s": float(result.get("time_total_s", 0.0)),
+        "perf/env_steps_per_s": float(runners.get("num_env_steps_sampled", 0)) / max(elapsed, 1e-9),
+        "learner/env_steps_trained": float(every.get("num_env_steps_trained_lifetime", 0.0)),
+    }
+    for name in ("episode_return_mean", "episode_return_min", "episode_return_max", "episode_len_mean", "num_episodes"):
+        value = runners.get(name)
+        if value is not None and math.isfinite(float(value)):
+            row[f"rollout/{name}"] = float(value)
+    for name, value in policy.items():
+        if isinstance(value, (int, float)) and ("loss" in name or name in ("entropy", "vf_explained_var", "qf_mean", "td_error_mean")):
+            row[f"learner/{name}"] = float(value)
+    return row
+
+
+class _Stop:
+    """The ``stop`` block, checked after every iteration."""
+
+    def __init__(self, spec: RLJobSpec) -> None:
+        self.stop = spec.rl.stop
+
+    def reason(self, row: dict[str, float]) -> str | None:
+        ret = row.get("rollout/episode_return_mean")
+        if self.stop.episode_return_mean is not None and ret is not None and ret >= self.stop.episode_return_mean:
+            return f"episode_return_mean {ret:.1f} >= {self.stop.episode_return_mean:g}"
+        if self.stop.env_steps is not None and row["env_steps"] >= self.stop.env_steps:
+            return f"env_steps {row['env_steps']:.0f} >= {self.stop.env_steps}"
+        if self.stop.time_s is not None and row["time_s"] >= self.stop.time_s:
+            return f"time_s {row['time_s']:.0f} >= {self.stop.time_s:g}"
+        if row[ITERATION] >= self.stop.iterations:
+            return f"iterations {row[ITERATION]} >= {self.stop.iterations}"
+        return None
+
+
+class Checkpoints:
+    """``checkpoints/iter-<n>/``: RLlib's algorithm state and skate's progress beside it."""
+
+    def __init__(self, folder: Path, *, keep_last: int) -> None:
+        self.folder, self.keep_last = folder, keep_last
+
+    def all(self) -> list[Path]:
+        """Complete checkpoints, oldest first."""
+        found = [p for p in self.folder.glob("iter-*") if (p / _PROGRESS_FILE).exists()]
+        return sorted(found, key=lambda p: int(p.name.removeprefix("iter-")))
+
+    def save(self, algo: Any, row: dict[str, float]) -> Path:
+        path = self.folder / f"iter-{int(row[ITERATION]):06d}"
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        algo.save_to_path(str(tmp.resolve()))
+        (tmp / _PROGRESS_FILE).write_text(json.dumps(row))  # written last: marks the checkpoint complete
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+        for old in self.all()[: -self.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    @staticmethod
+    def progress(path: Path) -> dict[str, float]:
+        return json.loads((path / _PROGRESS_FILE).read_text())
+
+
+def build_algorithm(spec: RLJobSpec) -> Any:
+    """RLlib's algorithm for ``spec`` (its actors started). Raises ``SkateError`` for a config
+    RLlib refuses, naming the ``rl`` section."""
+    try:
+        spec.rl.check_env()
+        config = spec.rl.algorithm_config(seed=spec.seed)
+    except (ValueError, ImportError) as error:
+        raise SkateError(f"rl.env: {error}") from error
+    try:
+        return config.build_algo()
+    except ValueError as error:
+        raise SkateError(f"rl ({spec.rl.algorithm} on {spec.rl.env}): {error}") from error
+
+
+def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool) -> tuple[str, dict[str, float]]:
+    """Train ``spec`` in ``run`` until its ``stop`` block says so; returns the status and the
+    final metrics. Ctrl-C writes a checkpoint of the iterations done and returns ``interrupted``."""
+    checkpoints = Checkpoints(run.checkpoint_dir, keep_last=spec.checkpoint.keep_last)
+    metrics = MetricsLog(run.metrics_path, step_key=ITERATION)
+    algo = build_algorithm(spec)
+    stop = _Stop(spec)
+    start_iteration, last_row, best = 0, None, None
+    found = checkpoints.all() if resume else []
+    if found:
+        algo.restore_from_path(str(found[-1].resolve()))
+        last_row = Checkpoints.progress(found[-1])
+        start_iteration = int(last_row[ITERATION])
+        metrics.truncate_after(start_iteration)
+    run.update_summary(name=spec.name, status="running", error=None,
+                       started_at=run.read_summary().get("started_at") or now_iso())
+    display = Progress(total=spec.rl.stop.iterations, initial=start_iteration, desc=spec.name, enabled=progress,
+                       unit="iteration")
+    started = time.monotonic()
+    iteration, reason = start_iteration, None
+    try:
+        try:
+            while reason is None:
+                iteration += 1
+                row = metrics_row(algo.train(), iteration)
+                metrics.put(row)
+                last_row = row
+                ret = row.get("rollout/episode_return_mean")
+                if ret is not None and (best is None or ret > best):
+                    best = ret
+                reason = stop.reason(row)
+                if reason is not None or iteration % spec.checkpoint.every_iterations == 0:
+                    checkpoints.save(algo, row)
+                display.update(iteration, row)
+        except KeyboardInterrupt:
+            # An iteration cut short leaves RLlib's state half-updated: the last checkpoint stands.
+            kept = checkpoints.all()
+            done = int(Checkpoints.progress(kept[-1])[ITERATION]) if kept else 0
+            run.update_summary(status="interrupted", iterations_completed=done, ended_at=now_iso())
+            display.write(f"interrupted; the checkpoint of iteration {done} stands; "
+                          f"resume with: skate run --resume {run.path}")
+            return "interrupted", {}
+        display.write(f"stopped: {reason}")
+        final = {k: v for k, v in (last_row or {}).items() if "/" in k or k == "env_steps"}
+        run.update_summary(status="completed", iterations_completed=iteration, ended_at=now_iso(),
+                           duration_s=time.monotonic() - started, stopped_because=reason,
+                           best={"metric": "rollout/episode_return_mean", "mode": "max", "value": best,
+                                 "epoch": None},
+                           final=final)
+        return "completed", final
+    finally:
+        display.close()
+        algo.stop()

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from skate.errors import SpecError
+from skate.rl.config import DQNSettings, PPOSettings
+from skate.rl.envs import check_env
+from skate.rl.runner import ITERATION, _Stop, metrics_row
+from skate.rl.spec import RLJobSpec
+from skate.spec import dump_spec, load_spec_data
+
+
+def rl_job(**rl: Any) -> dict[str, Any]:
+    return {"name": "x", "rl": {"algorithm": "ppo", "env": "CartPole-v1", **rl}}
+
+
+def problems(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(SpecError) as error:
+        load_spec_data(data)
+    return error.value.problems
+
+
+def test_an_rl_section_makes_an_rl_job_with_typed_hyperparameters() -> None:
+    spec = load_spec_data(rl_job(num_env_runners=2, clip_param=0.3, stop={"episode_return_mean": 450}))
+    assert isinstance(spec, RLJobSpec) and isinstance(spec.rl, PPOSettings)
+    assert spec.rl.clip_param == 0.3 and spec.rl.num_env_runners == 2 and spec.rl.stop.episode_return_mean == 450
+    assert load_spec_data(__import__("yaml").safe_load(dump_spec(spec))) == spec
+
+
+def test_dqn_has_the_seeds_defaults_at_hand() -> None:
+    rl = load_spec_data(rl_job(algorithm="dqn")).rl
+    assert isinstance(rl, DQNSettings)
+    assert (rl.gamma, rl.epsilon_start, rl.epsilon_end, rl.epsilon_steps, rl.train_batch_size) == (0.95, 1.0, 0.05, 50_000, 32)
+
+
+@pytest.mark.parametrize("rl, expected", [
+    ({"num_env_runners": -1}, "rl.num_env_runners: expected an integer >= 0, got -1"),
+    ({"algorithm": "ppoo"}, "rl.algorithm: unknown algorithm 'ppoo' (did you mean 'ppo'?)"),
+    ({"epsilon_steps": 5}, "rl.epsilon_steps: unknown key"),  # a dqn field on ppo
+    ({"env_config": {"level": [1, 2]}}, "rl.env_config.level"),
+])
+def test_bad_rl_settings_are_named(rl: dict[str, Any], expected: str) -> None:
+    assert any(expected in problem for problem in problems(rl_job(**rl))), problems(rl_job(**rl))
+
+
+def test_an_unknown_env_lists_close_matches() -> None:
+    with pytest.raises(ValueError, match=r"unknown environment 'CartPol-v1' \(did you mean 'CartPole-v1'"):
+        check_env("CartPol-v1")
+
+
+def test_dqn_on_continuous_actions_is_refused() -> None:
+    with pytest.raises(ValueError, match="algorithm dqn needs discrete actions; Pendulum-v1 has Box"):
+        DQNSettings(env="Pendulum-v1").check_env()
+    PPOSettings(env="Pendulum-v1").check_env()
+
+
+def test_a_metrics_row_from_rllibs_result() -> None:
+    result = {
+        "env_runners": {"episode_return_mean": 21.5, "episode_return_min": 9.0, "episode_return_max": 50.0,
+                        "episode_len_mean": 21.5, "num_episodes": 10, "num_env_steps_sampled": 400},
+        "learners": {"default_policy": {"policy_loss": 0.1, "vf_loss": 2.0, "entropy": 0.6, "weights_seq_no": 3},
+                     "__all_modules__": {"num_env_steps_trained_lifetime": 800}},
+        "num_env_steps_sampled_lifetime": 1200, "time_this_iter_s": 2.0, "time_total_s": 6.0,
+    }
+    row = metrics_row(result, 3)
+    assert row == {ITERATION: 3, "env_steps": 1200.0, "time_s": 6.0, "perf/env_steps_per_s": 200.0,
+                   "learner/env_steps_trained": 800.0, "rollout/episode_return_mean": 21.5,
+                   "rollout/episode_return_min": 9.0, "rollout/episode_return_max": 50.0,
+                   "rollout/episode_len_mean": 21.5, "rollout/num_episodes": 10.0,
+                   "learner/policy_loss": 0.1, "learner/vf_loss": 2.0, "learner/entropy": 0.6}
+
+
+def test_an_iteration_without_finished_episodes_has_no_return() -> None:
+    row = metrics_row({"env_runners": {"episode_return_mean": float("nan")}}, 1)
+    assert "rollout/episode_return_mean" not in row
+
+
+@pytest.mark.parametrize("stop, row, reason", [
+    ({"episode_return_mean": 450}, {"rollout/episode_return_mean": 460.0}, "episode_return_mean 460.0 >= 450"),
+    ({"episode_return_mean": 450}, {"rollout/episode_return_mean": 400.0}, None),
+    ({"env_steps": 1000}, {"env_steps": 1000.0}, "env_steps 1000 >= 1000"),
+    ({"time_s": 60}, {"time_s": 61.0}, "time_s 61 >= 60"),
+    ({"iterations": 3}, {ITERATION: 3}, "iterations 3 >= 3"),
+])
+def test_the_first_stop_condition_met_ends_the_run(stop: dict[str, Any], row: dict[str, float], reason: str | None) -> None:
+    spec = load_spec_data(rl_job(stop=stop))
+    assert _Stop(spec).reason({ITERATION: 1, "env_steps": 0.0, "time_s": 0.0, **row}) == reason

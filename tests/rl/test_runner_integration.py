@@ -1,0 +1,63 @@
+"""An RL job end to end on a local Ray: run directory, metrics per iteration, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import skate.rl.runner as rl_runner
+from skate.errors import SkateError
+from skate.runner import resume_job, run_job
+from skate.runs.metrics import read_metrics
+from skate.runs.report import summary_text, write_plots
+from skate.runs.rundir import RunDir
+from skate.spec import load_spec
+
+from conftest import JOBS
+
+pytestmark = pytest.mark.integration
+
+TINY = ["rl.num_env_runners=0", "rl.num_envs_per_env_runner=2", "rl.train_batch_size=400", "rl.minibatch_size=100",
+        "rl.num_epochs=1", "checkpoint.every_iterations=2"]
+
+
+def test_a_ppo_job_writes_a_run_directory_and_resumes_where_its_checkpoint_stands(
+        ray_local: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = load_spec(JOBS / "cartpole_ppo.yaml", [*TINY, "rl.stop.iterations=4", "rl.stop.episode_return_mean=1000"])
+    real_row = rl_runner.metrics_row
+
+    def interrupted_at_3(result: dict, iteration: int) -> dict:
+        if iteration == 3:
+            raise KeyboardInterrupt
+        return real_row(result, iteration)
+
+    monkeypatch.setattr(rl_runner, "metrics_row", interrupted_at_3)
+    first = run_job(spec, root=tmp_path, progress=False)
+    assert first.status == "interrupted"
+    run = RunDir(first.run_dir)
+    assert run.read_summary()["iterations_completed"] == 2
+    assert [p.name for p in (first.run_dir / "checkpoints").iterdir()] == ["iter-000002"]
+
+    monkeypatch.setattr(rl_runner, "metrics_row", real_row)
+    second = resume_job(first.run_dir, progress=False)
+    assert second.status == "completed"
+    rows = read_metrics(run.metrics_path).to_pylist()
+    assert [row["iteration"] for row in rows] == [1, 2, 3, 4]
+    assert rows[2]["env_steps"] > rows[1]["env_steps"]  # the resumed algorithm kept its step counter
+    summary = run.read_summary()
+    assert summary["status"] == "completed" and summary["stopped_because"] == "iterations 4 >= 4"
+    assert summary["final"]["rollout/episode_return_mean"] > 0
+    assert sorted(p.name for p in (first.run_dir / "checkpoints").iterdir()) == ["iter-000002", "iter-000004"]
+    assert json.loads((first.run_dir / "checkpoints" / "iter-000004" / "skate.json").read_text())["iteration"] == 4
+    assert "iterations" in summary_text(run)
+    assert "learning curves" in write_plots(run)
+
+
+def test_an_unknown_env_fails_before_any_actor_starts(ray_local: None, tmp_path: Path) -> None:
+    spec = load_spec(JOBS / "cartpole_ppo.yaml", ["rl.env=CartPol-v1"])
+    with pytest.raises(SkateError, match="rl.env: unknown environment 'CartPol-v1'"):
+        run_job(spec, root=tmp_path, progress=False)
+    run = RunDir(next(tmp_path.iterdir()))
+    assert run.read_summary()["status"] == "failed"
