@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from skate.rl.spec import RLJobSpec
 from skate.runner import run_job
 from skate.spec import load_spec
 
@@ -15,8 +16,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("job", sorted(JOBS.glob("*.yaml")), ids=lambda p: p.stem)
-def test_the_job_runs_one_epoch(ray_local: None, job: Path, tmp_path: Path) -> None:
-    spec = load_spec(job, ["train.epochs=1"])
+def test_the_job_runs_with_a_tiny_budget(ray_local: None, job: Path, tmp_path: Path) -> None:
+    is_rl = isinstance(load_spec(job), RLJobSpec)
+    spec = load_spec(job, ["rl.stop.iterations=1"] if is_rl else ["train.epochs=1"])
     result = run_job(spec, root=tmp_path, progress=False)
     assert result.status == "completed"
-    assert {"test/loss", "val/loss"} <= set(result.metrics)
+    expected = {"env_steps", "perf/env_steps_per_s"} if is_rl else {"test/loss", "val/loss"}
+    assert expected <= set(result.metrics)
