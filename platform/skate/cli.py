@@ -1,4 +1,4 @@
-"""The ``skate`` command: run, validate, schema, runs, report, generate."""
+"""The ``skate`` command: run, validate, schema, runs, report, generate, evaluate."""
 
 from __future__ import annotations
 
@@ -103,6 +103,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from skate.rl.evaluate import evaluate
+    from skate.table import format_table
+
+    result = evaluate(args.run_dir, episodes=args.episodes, seed=args.seed, record=args.record)
+    print(f"greedy policy of {result.checkpoint}, {args.episodes} episodes")
+    print(format_table(["metric", "value"], [[k, round(v, 2)] for k, v in result.summary().items()]))
+    if result.recording is not None:
+        print(f"recording: {result.recording}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skate", description="Distributed training on Ray from one YAML job spec.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -141,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, default=60, help="samples to draw from a vae (default 60)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
     p.add_argument("--out", help="folder for the values and the PNG (default: the run directory)")
+
+    p = add("evaluate", cmd_evaluate, "play an RL run's greedy policy (last checkpoint): mean, std, min, max return")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    p.add_argument("--record", metavar="OUT.gif", help="render the first episode into this GIF")
     return parser
 
 

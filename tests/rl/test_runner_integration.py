@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import skate.rl.runner as rl_runner
 from skate.errors import SkateError
+from skate.rl.envs import make_env
+from skate.rl.evaluate import evaluate, greedy_action, load_policy
 from skate.runner import resume_job, run_job
 from skate.runs.metrics import read_metrics
 from skate.runs.report import summary_text, write_plots
 from skate.runs.rundir import RunDir
-from skate.spec import load_spec
+from skate.spec import dump_spec, load_spec
 
 from conftest import JOBS
 
@@ -61,3 +64,25 @@ def test_an_unknown_env_fails_before_any_actor_starts(ray_local: None, tmp_path:
         run_job(spec, root=tmp_path, progress=False)
     run = RunDir(next(tmp_path.iterdir()))
     assert run.read_summary()["status"] == "failed"
+
+
+def test_a_checkpoint_restores_the_same_greedy_actions_and_evaluate_plays_it(ray_local: None, tmp_path: Path) -> None:
+    spec = load_spec(JOBS / "cartpole_ppo.yaml", TINY)
+    run = RunDir.create(tmp_path, spec.name, dump_spec(spec))
+    algo = rl_runner.build_algorithm(spec)
+    try:
+        row = rl_runner.metrics_row(algo.train(), 1)
+        path = rl_runner.Checkpoints(run.checkpoint_dir, keep_last=1).save(algo, row)
+        trained = algo.get_module()
+    finally:
+        algo.stop()
+    observations = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    env = make_env("CartPole-v1", {})
+    restored = load_policy(spec, path, env)
+    env.close()
+    assert [greedy_action(restored, o) for o in observations] == [greedy_action(trained, o) for o in observations]
+
+    result = evaluate(run.path, episodes=2, record=tmp_path / "episode.gif")
+    assert len(result.returns) == 2 and all(r >= 8 for r in result.returns)  # CartPole pays 1 a step
+    assert set(result.summary()) == {"episodes", "return_mean", "return_std", "return_min", "return_max"}
+    assert (tmp_path / "episode.gif").stat().st_size > 1000

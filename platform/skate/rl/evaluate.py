@@ -1,0 +1,109 @@
+"""``skate evaluate RUN_DIR``: the greedy policy of an RL run's last checkpoint, played and measured.
+
+The policy network is built from the run's spec and given the checkpoint's weights; it plays
+whole episodes in one process, always taking its most likely (or highest-valued) action.
+``record`` renders one episode to a GIF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from skate.errors import SkateError
+from skate.rl.envs import make_env
+from skate.rl.runner import Checkpoints
+from skate.rl.spec import RLJobSpec
+from skate.runs.rundir import RunDir
+from skate.spec import load_spec
+
+_MODULE_PATH = ("learner_group", "learner", "rl_module", "default_policy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """Returns of the greedy policy over ``episodes`` episodes, and where a recording went."""
+
+    returns: list[float]
+    checkpoint: str
+    recording: Path | None = None
+
+    def summary(self) -> dict[str, float]:
+        values = np.asarray(self.returns, dtype=np.float64)
+        return {"episodes": float(len(values)), "return_mean": float(values.mean()), "return_std": float(values.std()),
+                "return_min": float(values.min()), "return_max": float(values.max())}
+
+
+def load_policy(spec: RLJobSpec, checkpoint: Path, env: Any) -> Any:
+    """The run's RLModule, built from its spec for ``env``'s spaces, with the checkpoint's weights."""
+    config = spec.rl.algorithm_config(seed=spec.seed)
+    module = config.get_rl_module_spec(env=env).build()
+    module.restore_from_path(str(checkpoint.joinpath(*_MODULE_PATH)))
+    module.eval()
+    return module
+
+
+@torch.no_grad()
+def greedy_action(module: Any, observation: np.ndarray) -> Any:
+    """The module's deterministic action for one observation."""
+    from ray.rllib.core.columns import Columns
+
+    batch = {Columns.OBS: torch.as_tensor(np.asarray(observation)[None], dtype=torch.float32)}
+    out = module.forward_inference(batch)
+    if Columns.ACTIONS in out:
+        return np.asarray(out[Columns.ACTIONS])[0]
+    dist = module.get_inference_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS]).to_deterministic()
+    return dist.sample().numpy()[0]
+
+
+def evaluate(run_dir: str | Path, *, episodes: int = 10, seed: int = 0, record: str | Path | None = None,
+             max_steps: int = 100_000) -> Evaluation:
+    """Play ``episodes`` greedy episodes with the last checkpoint of the RL run at ``run_dir``.
+
+    Raises:
+        SkateError: the run is not an RL run or has no checkpoint yet.
+    """
+    run = RunDir.open(run_dir)
+    spec = load_spec(run.spec_path)
+    if not isinstance(spec, RLJobSpec):
+        raise SkateError(f"{run.path} is a supervised run; skate evaluate plays RL runs (see skate report)")
+    found = Checkpoints(run.checkpoint_dir, keep_last=1).all()
+    if not found:
+        raise SkateError(f"{run.path}: no checkpoint yet (checkpoints/iter-*)")
+    env_config = dict(spec.rl.env_config)
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame renders without a sound card
+    env = make_env(spec.rl.env, {**env_config, "render_mode": "rgb_array"} if record is not None else env_config)
+    try:
+        module = load_policy(spec, found[-1], env)
+        returns, frames = [], []
+        for episode in range(episodes):
+            observation, _ = env.reset(seed=seed + episode)
+            total, done, steps = 0.0, False, 0
+            while not done and steps < max_steps:
+                if record is not None and episode == 0:
+                    frames.append(env.render())
+                observation, reward, terminated, truncated, _ = env.step(greedy_action(module, observation))
+                total, done, steps = total + float(reward), terminated or truncated, steps + 1
+            returns.append(total)
+    finally:
+        env.close()
+    recording = _write_gif(frames, Path(record)) if record is not None else None
+    return Evaluation(returns=returns, checkpoint=found[-1].name, recording=recording)
+
+
+def _write_gif(frames: list[np.ndarray], path: Path, *, fps: int = 30) -> Path:
+    from PIL import Image
+
+    if path.suffix.lower() != ".gif":
+        raise SkateError(f"--record writes a GIF; name the file *.gif, not {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(np.asarray(frame, dtype=np.uint8)) for frame in frames if frame is not None]
+    if not images:
+        raise SkateError("the environment rendered no frames to record")
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return path
