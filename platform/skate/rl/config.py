@@ -151,9 +151,35 @@ class DQNSettings(RLConfig):
         if self.prioritized_replay:
             buffer.update(alpha=0.6, beta=0.4)
         extra = {} if self.training_intensity is None else {"training_intensity": self.training_intensity}
+        if self.env == "mspacman":  # the seed's Q-network for its preprocessed frames
+            from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+            from skate.rl.qnetwork import SeedDQNTorchRLModule
+
+            config = config.rl_module(rl_module_spec=RLModuleSpec(module_class=SeedDQNTorchRLModule))
         return config.training(
             train_batch_size_per_learner=self.train_batch_size, replay_buffer_config=buffer,
             num_steps_sampled_before_learning_starts=self.learning_starts,
             target_network_update_freq=self.target_update,
             epsilon=[(0, self.epsilon_start), (self.epsilon_steps, self.epsilon_end)],
             double_q=self.double_q, dueling=self.dueling, n_step=self.n_step, **extra)
+
+
+@ALGORITHMS.register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PGSettings(RLConfig):
+    """The seed's policy gradients (REINFORCE): whole episodes, discounted returns normalised
+    across the iteration's episodes, log-probabilities weighted by them (:mod:`skate.rl.pg`)."""
+
+    algorithm: str = "pg"
+    gamma: float = param(0.95, doc="discount factor (the seed's 0.95)", gt=0, le=1)
+    lr: float = param(0.01, doc="learning rate (the seed's 0.01)", gt=0)
+    episodes_per_iteration: int = param(10, doc="whole episodes played for each gradient step (the seed's 10)", gt=0)
+
+    def _base(self) -> "AlgorithmConfig":
+        from skate.rl.pg import PGConfig
+
+        return PGConfig()
+
+    def _specialise(self, config: Any) -> "AlgorithmConfig":
+        return config.training(num_episodes_per_train_batch=self.episodes_per_iteration)
