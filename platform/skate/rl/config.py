@@ -175,6 +175,7 @@ class PGSettings(RLConfig):
     gamma: float = param(0.95, doc="discount factor (the seed's 0.95)", gt=0, le=1)
     lr: float = param(0.01, doc="learning rate (the seed's 0.01)", gt=0)
     episodes_per_iteration: int = param(10, doc="whole episodes played for each gradient step (the seed's 10)", gt=0)
+    hidden: tuple[int, ...] = param((64,), doc="units of the policy network's hidden layers")
 
     def _base(self) -> "AlgorithmConfig":
         from skate.rl.pg import PGConfig
