@@ -49,5 +49,8 @@ class MetricsLog:
 
 
 def read_metrics(path: str | Path) -> pa.Table:
-    """A run's metrics table (empty when the file has no rows)."""
-    return pq.read_table(path)
+    """A run's metrics table (empty when the file has no rows).
+
+    The file is read through one open handle: a path given to pyarrow may be opened twice (footer,
+    then pages), and a run replacing the file in between would mix two versions."""
+    return pq.read_table(pa.BufferReader(Path(path).read_bytes()))
