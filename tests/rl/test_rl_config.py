@@ -87,3 +87,21 @@ def test_an_iteration_without_finished_episodes_has_no_return() -> None:
 def test_the_first_stop_condition_met_ends_the_run(stop: dict[str, Any], row: dict[str, float], reason: str | None) -> None:
     spec = load_spec_data(rl_job(stop=stop))
     assert _Stop(spec).reason({ITERATION: 1, "env_steps": 0.0, "time_s": 0.0, **row}) == reason
+
+
+@pytest.mark.parametrize("rl, expected", [
+    ({"algorithm": "ppo", "clip_param": 0.3, "num_epochs": 4},
+     {"clip_param": 0.3, "num_epochs": 4, "train_batch_size_per_learner": 2000}),
+    ({"algorithm": "dqn", "target_update": 777, "n_step": 3, "prioritized_replay": True},
+     {"target_network_update_freq": 777, "n_step": 3, "gamma": 0.95, "epsilon": [(0, 1.0), (50_000, 0.05)]}),
+    ({"algorithm": "pg", "episodes_per_iteration": 7}, {"num_episodes_per_train_batch": 7, "lr": 0.01}),
+    ({"algorithm": "appo", "vtrace": False, "num_env_runners": 3}, {"vtrace": False, "num_env_runners": 3}),
+])
+def test_each_algorithm_hands_its_typed_fields_to_rllib(rl: dict[str, Any], expected: dict[str, Any]) -> None:
+    spec = load_spec_data(rl_job(num_envs_per_env_runner=4, hidden=[32], **rl))
+    config = spec.rl.algorithm_config(seed=7)
+    assert {name: getattr(config, name) for name in expected} == expected
+    assert (config.env, config.num_envs_per_env_runner, config.seed) == ("CartPole-v1", 4, 7)
+    assert config.model_config["fcnet_hiddens"] == [32]
+    if rl["algorithm"] == "dqn":
+        assert config.replay_buffer_config["type"] == "PrioritizedEpisodeReplayBuffer"

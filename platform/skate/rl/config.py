@@ -184,3 +184,27 @@ class PGSettings(RLConfig):
 
     def _specialise(self, config: Any) -> "AlgorithmConfig":
         return config.training(num_episodes_per_train_batch=self.episodes_per_iteration)
+
+
+@ALGORITHMS.register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class APPOSettings(RLConfig):
+    """RLlib's APPO: env runners sample asynchronously while the learner trains on what arrives
+    (V-trace corrects for the policy lag); the choice for rollouts at scale."""
+
+    algorithm: str = "appo"
+    num_env_runners: int = param(2, doc="env-runner actors that collect rollouts asynchronously", gt=0)
+    train_batch_size: int = param(500, doc="env steps per learner update", gt=0)
+    clip_param: float = param(0.4, doc="clipping of the probability ratio", gt=0)
+    vf_loss_coeff: float = param(0.5, doc="weight of the value-function loss", ge=0)
+    entropy_coeff: float = param(0.0, doc="weight of the entropy bonus", ge=0)
+    vtrace: bool = param(True, doc="V-trace off-policy correction")
+
+    def _base(self) -> "AlgorithmConfig":
+        from ray.rllib.algorithms.appo import APPOConfig
+
+        return APPOConfig()
+
+    def _specialise(self, config: Any) -> "AlgorithmConfig":
+        return config.training(train_batch_size_per_learner=self.train_batch_size, clip_param=self.clip_param,
+                               vf_loss_coeff=self.vf_loss_coeff, entropy_coeff=self.entropy_coeff, vtrace=self.vtrace)
