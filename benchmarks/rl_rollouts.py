@@ -6,7 +6,8 @@ For CartPole (PPO's MLP policy) and Ms. Pac-Man (the seed's preprocessing and Q-
 - ``runners_1`` / ``runners_2``: env steps/s that the env runners of skate's RLlib algorithm
   sample in parallel (``EnvRunner.sample``, no learning), with 1 and 2 runners.
 
-Each figure is also given as a ratio: runners_1 / limit and runners_2 / (2 x limit).
+Each figure is also given as a ratio: runners_1 / limit and runners_2 / (2 x limit). Then the
+seed's Ms. Pac-Man DQN trains for a while: env steps/s and learner updates/s while it learns.
 
     .venv/bin/python benchmarks/rl_rollouts.py [--seconds 10] [--envs 8]
 
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,6 +84,36 @@ def runners(config: RLConfig, *, num_runners: int, num_envs: int, seconds: float
         algo.stop()
 
 
+def dqn_training(*, seconds: float) -> dict[str, float]:
+    """The seed's Ms. Pac-Man DQN training in the algorithm's process (as jobs/mspacman_dqn.yaml,
+    learning from the start): env steps/s sampled and learner updates/s while it learns."""
+    import dataclasses
+
+    from skate.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "jobs" / "mspacman_dqn.yaml")
+    rl = dataclasses.replace(spec.rl, learning_starts=spec.rl.train_batch_size * 4)
+    algo = rl.algorithm_config(seed=0).build_algo()
+    try:
+        algo.train()  # fills the replay memory past learning_starts; not timed
+        first = algo.train()
+        start = time.perf_counter()
+        last = first
+        while time.perf_counter() - start < seconds:
+            last = algo.train()
+        elapsed = time.perf_counter() - start
+    finally:
+        algo.stop()
+
+    def trained(result: dict[str, Any]) -> float:
+        return float(result["learners"]["__all_modules__"]["num_env_steps_trained_lifetime"])
+
+    sampled = last["num_env_steps_sampled_lifetime"] - first["num_env_steps_sampled_lifetime"]
+    updates = (trained(last) - trained(first)) / rl.train_batch_size
+    return {"env_steps_per_s": round(sampled / elapsed, 1), "updates_per_s": round(updates / elapsed, 1),
+            "training_intensity": rl.training_intensity or 0.0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time of each figure")
@@ -101,6 +133,8 @@ def main() -> None:
         print(json.dumps({"env": name, **{k: round(v, 1) for k, v in figures.items()},
                           **{k: round(v, 3) for k, v in ratios.items()}}), flush=True)
         summary[name] = {k: round(v, 1) for k, v in figures.items()}
+    if "mspacman" in args.only:
+        print(json.dumps({"mspacman_dqn_training": dqn_training(seconds=args.seconds * 3)}), flush=True)
     print(json.dumps(summary))
 
 
