@@ -105,3 +105,11 @@ def test_each_algorithm_hands_its_typed_fields_to_rllib(rl: dict[str, Any], expe
     assert config.model_config["fcnet_hiddens"] == [32]
     if rl["algorithm"] == "dqn":
         assert config.replay_buffer_config["type"] == "PrioritizedEpisodeReplayBuffer"
+
+
+def test_runners_and_gpu_learners_reach_the_resource_request() -> None:
+    spec = load_spec_data(rl_job(num_env_runners=2, num_learners=2, gpus_per_learner=0.5))
+    config = spec.rl.algorithm_config(seed=0)
+    bundles = config.algo_class.default_resource_request(config).bundles
+    # the algorithm's own process, one bundle per env runner, then one per learner
+    assert bundles == [{"CPU": 1.0}, {"CPU": 1.0}, {"CPU": 1.0}, {"GPU": 0.5}, {"GPU": 0.5}]
