@@ -77,11 +77,11 @@ def write_plots(run: RunDir) -> str:
     reconstructions) and say where they are, one line each."""
     from skate.runs.pictures import RECONSTRUCTIONS, write_reconstructions
     from skate.runs.trained import load_trained
-    from skate.spec import load_spec
+    from skate.spec import JobSpec, load_spec
 
     lines = [f"learning curves: {write_curves(run)}"]
-    model = load_spec(run.spec_path).model if run.spec_path.exists() and "rl:" not in run.spec_path.read_text() else None
-    if model is not None and type(model).objective == "reconstruction":
+    spec = load_spec(run.spec_path) if run.spec_path.exists() else None
+    if isinstance(spec, JobSpec) and type(spec.model).objective == "reconstruction":
         written = write_reconstructions(load_trained(run), run.path / RECONSTRUCTIONS)
         if written is not None:
             lines.append(f"reconstructions: {written}")
