@@ -161,4 +161,6 @@ def test_bad_spaces_and_catalogs_are_errors() -> None:
 
 def test_rllib_conv_filters_are_ignored_with_a_warning() -> None:
     with pytest.warns(UserWarning, match="ignores conv_filters"):
-        _module(conv_filters=[[16, 4, 2]])
+        module = _module(conv_filters=[[16, 4, 2]])
+    convs = [layer for layer in module.encoder.modules() if isinstance(layer, nn.Conv2d)]
+    assert [conv.out_channels for conv in convs] == [32, 64, 64]  # the seed's filters, not the ones asked for
