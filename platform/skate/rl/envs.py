@@ -9,17 +9,16 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable
 
-SKATE_ENVS: dict[str, str] = {"mspacman": "skate.rl.atari:make_mspacman"}
-"""skate's environments: name -> ``module:factory`` taking the ``env_config`` dict."""
+def _make_mspacman(env_config: dict[str, Any]) -> Any:
+    from skate.rl.atari import make_mspacman  # imported when used: it needs ale-py
+
+    return make_mspacman(env_config)
+
+
+SKATE_ENVS: dict[str, Callable[[dict[str, Any]], Any]] = {"mspacman": _make_mspacman}
+"""skate's environments: name -> factory taking the ``env_config`` dict."""
 
 _PREFIX = "skate-"
-
-
-def _factory(name: str) -> Callable[[dict[str, Any]], Any]:
-    import importlib
-
-    module, _, function = SKATE_ENVS[name].partition(":")
-    return getattr(importlib.import_module(module), function)
 
 
 def check_env(env: str) -> None:
@@ -50,7 +49,7 @@ def make_env(env: str, env_config: dict[str, Any]) -> Any:
     """One instance of ``env`` in this process (to check its spaces, or to watch it play)."""
     check_env(env)
     if env in SKATE_ENVS:
-        return _factory(env)(env_config)
+        return SKATE_ENVS[env](env_config)
     if env.startswith("ALE/"):
         return _make_ale(env, env_config)
     import gymnasium
@@ -69,7 +68,7 @@ def env_name(env: str) -> str:
         return env
     if env not in SKATE_ENVS:
         return env
-    register_env(_PREFIX + env, _factory(env))
+    register_env(_PREFIX + env, SKATE_ENVS[env])
     return _PREFIX + env
 
 
