@@ -1,4 +1,4 @@
-"""The ``skate`` command: run, validate, schema, runs, report, generate, evaluate."""
+"""The ``skate`` command: run, tune, validate, schema, runs, report, generate, evaluate."""
 
 from __future__ import annotations
 
@@ -45,6 +45,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nrun directory: {run.path}\n{plots}")
         return 0
     return 130
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from skate.cluster import ray_session
+    from skate.spec import load_spec
+    from skate.tune.experiment import resume_search, run_search, summary_lines
+
+    if (args.file is None) == (args.resume is None):
+        raise SkateError("give a job spec FILE with a search: section, or --resume EXP_DIR (not both)")
+    if args.resume and args.set:
+        raise SkateError("--set cannot change a resumed search; its spec is fixed in EXP_DIR/spec.yaml")
+    spec = load_spec(args.file, args.set) if args.file else None
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with ray_session(args.address, quiet=True):
+        if spec is not None:
+            result = run_search(spec, root=_root(args), progress=not args.no_progress, source=args.file)
+        else:
+            result = resume_search(args.resume, progress=not args.no_progress)
+    print("\n".join(summary_lines(result)))
+    return 0 if result.status == "completed" else 130
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -134,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help=f"folder of run directories (default: ${ROOT_ENV} or runs)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="print no progress")
+
+    p = add("tune", cmd_tune, "search a job's hyperparameters with Ray Tune (the spec's search: section)")
+    p.add_argument("file", nargs="?", help="job spec (YAML) with a search: section")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec field, e.g. --set search.num_samples=4 (repeatable)")
+    p.add_argument("--address", help="join this Ray cluster instead of starting one (default: $RAY_ADDRESS)")
+    p.add_argument("--root", help=f"folder of run and experiment directories (default: ${ROOT_ENV} or runs)")
+    p.add_argument("--resume", metavar="EXP_DIR", help="continue an interrupted search")
+    p.add_argument("--no-progress", action="store_true", help="print no live table")
 
     p = add("validate", cmd_validate, "check job specs without running them (exit 1 if any is invalid)")
     p.add_argument("files", nargs="+", metavar="FILE")

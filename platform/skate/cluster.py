@@ -13,11 +13,12 @@ from skate.errors import SkateError
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[None]:
+def ray_session(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = False) -> Iterator[None]:
     """Ray for the duration of the block.
 
     Joins ``address`` (or ``RAY_ADDRESS``) when given; otherwise starts an embedded local cluster
-    and stops it afterwards. A Ray already initialised in this process is used as it is.
+    and stops it afterwards. A Ray already initialised in this process is used as it is. ``quiet``
+    keeps the output of actors and tasks off this terminal (it stays in Ray's logs).
 
     Raises:
         SkateError: when the cluster cannot be reached.
@@ -28,7 +29,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     address = address or os.environ.get("RAY_ADDRESS") or None
     try:
         ray.init(address=address, num_cpus=None if address else num_cpus,
-                 logging_level=logging.ERROR, log_to_driver=True)
+                 logging_level=logging.ERROR, log_to_driver=not quiet)
     except (ConnectionError, TimeoutError) as error:
         raise SkateError(f"cannot reach the Ray cluster at {address}: {error}") from error
     except RuntimeError as error:

@@ -21,7 +21,7 @@ from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import atomic_path
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog
-from skate.runs.metrics import MetricsLog
+from skate.runs.metrics import MetricsLog, Observer
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.spec.job import CheckpointConfig
@@ -49,9 +49,7 @@ def run_job(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, progr
     """Train ``spec`` in a new run directory under ``root``. Ray must be initialised (see
     :func:`skate.cluster.ray_session`)."""
     run = RunDir.create(root, spec.name, dump_spec(spec))
-    if isinstance(spec, RLJobSpec):
-        return _execute_rl(spec, run, resume=False, progress=progress)
-    return _execute(spec, run, resume=False, progress=progress)
+    return execute(spec, run, resume=False, progress=progress)
 
 
 def resume_job(run_dir: str | Path, *, progress: bool = True) -> RunResult:
@@ -60,17 +58,23 @@ def resume_job(run_dir: str | Path, *, progress: bool = True) -> RunResult:
     status = run.read_summary().get("status")
     if status == "completed":
         raise SkateError(f"{run.path}: the run already completed; start a new one with 'skate run'")
-    spec = load_spec(run.spec_path)
+    return execute(load_spec(run.spec_path), run, resume=True, progress=progress)
+
+
+def execute(spec: JobSpec | RLJobSpec, run: RunDir, *, resume: bool, progress: bool = True,
+            observer: Observer | None = None) -> RunResult:
+    """Train ``spec`` in the run directory ``run``, from its last checkpoint if ``resume``;
+    ``observer`` is told of each recorded epoch (RL: iteration) and its checkpoint."""
     if isinstance(spec, RLJobSpec):
-        return _execute_rl(spec, run, resume=True, progress=progress)
-    return _execute(spec, run, resume=True, progress=progress)
+        return _execute_rl(spec, run, resume=resume, progress=progress, observer=observer)
+    return _execute(spec, run, resume=resume, progress=progress, observer=observer)
 
 
-def _execute_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool) -> RunResult:
+def _execute_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool, observer: Observer | None) -> RunResult:
     from skate.rl.runner import run_rl
 
     try:
-        status, final = run_rl(spec, run, resume=resume, progress=progress)
+        status, final = run_rl(spec, run, resume=resume, progress=progress, observer=observer)
     except BaseException as error:
         if run.read_summary().get("status") in ("running", None):
             run.update_summary(status="failed", error=describe_error(error), ended_at=now_iso())
@@ -87,7 +91,7 @@ def resolve_checkpoint(spec: JobSpec) -> CheckpointConfig:
     return dataclasses.replace(spec.checkpoint, best_metric=chosen, best_mode=spec.checkpoint.best_mode or mode)
 
 
-def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool) -> RunResult:
+def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observer: Observer | None) -> RunResult:
     try:
         checkpointer = Checkpointer(run.checkpoint_location(spec.checkpoint.location), keep_last=spec.checkpoint.keep_last)
     except ValueError as error:
@@ -105,7 +109,7 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool) -> Run
         engine = spec.train.strategy.create(workload)
         trainer = Trainer(train=spec.train, checkpoint=resolve_checkpoint(spec), engine=engine,
                           metrics=MetricsLog(run.metrics_path), checkpointer=checkpointer, progress=display,
-                          events=EventLog(run.events_path))
+                          events=EventLog(run.events_path), observer=observer)
         if state is not None:
             trainer.restore(state)
             display.write(f"resumed {run.path} at epoch {trainer.epoch} step {trainer.step}")

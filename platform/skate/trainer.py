@@ -16,7 +16,7 @@ from skate.engines.base import Engine, Metrics, combine
 from skate.progress import Progress
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog
-from skate.runs.metrics import MetricsLog
+from skate.runs.metrics import MetricsLog, Observer
 from skate.spec.job import CheckpointConfig, TrainConfig
 
 
@@ -56,11 +56,12 @@ class Trainer:
         progress: the live progress display.
         events: where fault events go (besides a line on the display).
         interrupt_timeout_s: how long Ctrl-C waits for the steps in flight.
+        observer: told of each recorded epoch and its checkpoint.
     """
 
     def __init__(self, *, train: TrainConfig, checkpoint: CheckpointConfig, engine: Engine, metrics: MetricsLog,
                  checkpointer: Checkpointer, progress: Progress, events: EventLog | None = None,
-                 interrupt_timeout_s: float = 120.0) -> None:
+                 interrupt_timeout_s: float = 120.0, observer: Observer | None = None) -> None:
         assert checkpoint.best_metric is not None and checkpoint.best_mode is not None
         self.train = train
         self.checkpoint = checkpoint
@@ -70,6 +71,7 @@ class Trainer:
         self.progress = progress
         self.events = events
         self.interrupt_timeout_s = interrupt_timeout_s
+        self.observer = observer
         self.best = Best(metric=checkpoint.best_metric, mode=checkpoint.best_mode)
         self.steps_per_epoch = engine.steps_per_epoch
         self.epoch = 0
@@ -153,8 +155,8 @@ class Trainer:
         self.elapsed_s += now - self._started
         self._started = now
         self.epoch, self.step_in_epoch, self.parts = epoch, 0, []
-        self.metrics.put({"epoch": epoch, "step": self.step, "samples": self.samples, "time_s": self.elapsed_s,
-                          **metrics})
+        row = {"epoch": epoch, "step": self.step, "samples": self.samples, "time_s": self.elapsed_s, **metrics}
+        self.metrics.put(row)
         improved = self.best.metric in metrics and self.best.improved_by(metrics[self.best.metric])
         every = self.checkpoint.every_steps
         due = (epoch % self.checkpoint.every_epochs == 0 or epoch == self.train.epochs
@@ -163,9 +165,10 @@ class Trainer:
         if improved and state is not None:
             self.best.value, self.best.epoch = metrics[self.best.metric], epoch
             self.checkpointer.save_best(epoch, state["model"], metric=self.best.metric, value=self.best.value)
-        if due and state is not None:
-            self._save_resumable(state)
+        saved = self._save_resumable(state) if due and state is not None else None
         self.progress.update(epoch, metrics)
+        if self.observer is not None:
+            self.observer(row, saved)
 
     def _report_events(self) -> None:
         """Say what happened to the engine's actors, on the display and in the events log."""
@@ -175,9 +178,10 @@ class Trainer:
             if self.events is not None:
                 self.events.append(event)
 
-    def _save_resumable(self, state: dict[str, Any]) -> None:
+    def _save_resumable(self, state: dict[str, Any]) -> str:
         best = {"metric": self.best.metric, "value": self.best.value, "epoch": self.best.epoch}
-        self.checkpointer.save(self.step, {**state, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                                           "steps_per_epoch": self.steps_per_epoch, "parts": self.parts,
-                                           "samples": self.samples, "elapsed_s": self.elapsed_s, "best": best})
+        where = self.checkpointer.save(self.step, {
+            **state, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "steps_per_epoch": self.steps_per_epoch,
+            "parts": self.parts, "samples": self.samples, "elapsed_s": self.elapsed_s, "best": best})
         self.checkpointed_step = self.step
+        return where

@@ -189,6 +189,8 @@ class _Loader:
             return self.fail(path, f"expected {describe_type(tp)}, got {_show(data)}")
         item = typing.get_args(tp)[0]
         items = [self.value(item, v, path + (str(i),)) for i, v in enumerate(data)]
+        if any(v is _INVALID for v in items):
+            return _INVALID
         return tuple(items) if typing.get_origin(tp) is tuple else items
 
     def _mapping(self, tp: Any, data: Any, path: Path) -> Any:
@@ -201,6 +203,8 @@ class _Loader:
                 self.fail(path, f"keys must be strings, got {_show(key)}")
                 continue
             out[key] = self.value(item, v, path + (key,))
+        if any(v is _INVALID for v in out.values()) or len(out) < len(data):
+            return _INVALID
         return out
 
     def config(self, cls: type, data: Any, path: Path) -> Any:

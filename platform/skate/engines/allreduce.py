@@ -13,13 +13,13 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from ray.util.queue import Empty, Queue
 
 from skate.config.fields import param
-from skate.engines.base import STRATEGIES, Engine, Metrics, StrategyConfig, Workload
+from skate.engines.base import STRATEGIES, Engine, bundle, Metrics, StrategyConfig, Workload
 from skate.engines.replica import EpochClock, Replica, means, to_cpu
 
 _POLL_S = 1.0
@@ -178,8 +178,11 @@ class AllreduceConfig(StrategyConfig):
     cpus_per_worker: float = param(1.0, doc="CPUs reserved for each worker", gt=0)
     gpus_per_worker: float = param(0.0, doc="GPUs reserved for each worker; > 0 uses cuda and nccl", ge=0)
 
-    def resources(self) -> dict[str, float]:
-        return {"CPU": self.num_workers * self.cpus_per_worker, "GPU": self.num_workers * self.gpus_per_worker}
+    own_placement_group: ClassVar[bool] = True
+    worker_resource_fields: ClassVar[tuple[str, str]] = ("cpus_per_worker", "gpus_per_worker")
+
+    def bundles(self) -> list[dict[str, float]]:
+        return [bundle(self.cpus_per_worker, self.gpus_per_worker)] * self.num_workers
 
     def create(self, workload: Workload) -> Engine:
         return AllreduceEngine(self, workload)

@@ -7,6 +7,7 @@ what happens to the gradients (a local optimizer, a parameter server, an allredu
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Iterator
 
 import numpy as np
@@ -19,6 +20,22 @@ from skate.objectives import OBJECTIVES
 
 Batch = tuple[torch.Tensor, ...]
 """``(x, y)``, or ``(x, y, lengths)`` for variable-length sequences."""
+
+
+def assigned_device() -> str:
+    """``cuda`` when Ray gave this actor a GPU that torch can use, else ``cpu``.
+
+    A GPU that Ray assigned but torch cannot see (a CPU build of torch, a node that declares GPUs
+    it does not have) trains on the CPU with a warning rather than failing the run.
+    """
+    gpus = ray.get_gpu_ids()
+    if not gpus:
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    warnings.warn(f"Ray assigned GPU(s) {gpus} to this worker, but torch {torch.__version__} sees no CUDA "
+                  "device: training on the CPU", RuntimeWarning, stacklevel=2)
+    return "cpu"
 
 
 class Replica:

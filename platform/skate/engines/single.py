@@ -6,12 +6,12 @@ Every distributed engine is measured against this one, on the same job.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import ray
 
-from skate.engines.base import STRATEGIES, Engine, Metrics, StrategyConfig, Workload
-from skate.engines.replica import EpochClock, Replica, means, to_cpu
+from skate.engines.base import STRATEGIES, Engine, bundle, Metrics, StrategyConfig, Workload
+from skate.engines.replica import assigned_device, EpochClock, Replica, means, to_cpu
 from skate.config.fields import param
 
 
@@ -20,7 +20,7 @@ class SingleWorker:
 
     def __init__(self, workload: Workload) -> None:
         self.workload = workload
-        self.replica = Replica(workload, device="cuda" if ray.get_gpu_ids() else "cpu")
+        self.replica = Replica(workload, device=assigned_device())
         self.optimizer = workload.optimizer.build(self.replica.model.parameters())
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
@@ -96,5 +96,8 @@ class SingleStrategyConfig(StrategyConfig):
     def create(self, workload: Workload) -> Engine:
         return SingleEngine(self, workload)
 
-    def resources(self) -> dict[str, float]:
-        return {"CPU": self.num_cpus, "GPU": self.num_gpus}
+    worker_resource_fields: ClassVar[tuple[str, str]] = ("num_cpus", "num_gpus")
+
+    def bundles(self) -> list[dict[str, float]]:
+        return [bundle(self.num_cpus, self.num_gpus)]
+

@@ -16,7 +16,7 @@ from typing import Any
 from skate.errors import SkateError
 from skate.progress import Progress
 from skate.rl.spec import RLJobSpec
-from skate.runs.metrics import MetricsLog
+from skate.runs.metrics import MetricsLog, Observer
 from skate.runs.rundir import RunDir, now_iso
 
 ITERATION = "iteration"
@@ -108,9 +108,11 @@ def build_algorithm(spec: RLJobSpec) -> Any:
         raise SkateError(f"rl ({spec.rl.algorithm} on {spec.rl.env}): {error}") from error
 
 
-def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool) -> tuple[str, dict[str, float]]:
+def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
+           observer: Observer | None = None) -> tuple[str, dict[str, float]]:
     """Train ``spec`` in ``run`` until its ``stop`` block says so; returns the status and the
-    final metrics. Ctrl-C writes a checkpoint of the iterations done and returns ``interrupted``."""
+    final metrics. Ctrl-C writes a checkpoint of the iterations done and returns ``interrupted``.
+    ``observer`` is told of each iteration's row and the checkpoint directory written with it."""
     checkpoints = Checkpoints(run.checkpoint_dir, keep_last=spec.checkpoint.keep_last)
     metrics = MetricsLog(run.metrics_path, step_key=ITERATION)
     algo = build_algorithm(spec)
@@ -139,9 +141,12 @@ def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool) -> tup
                 if ret is not None and (best is None or ret > best):
                     best = ret
                 reason = stop.reason(row)
+                saved = None
                 if reason is not None or iteration % spec.checkpoint.every_iterations == 0:
-                    checkpoints.save(algo, row)
+                    saved = str(checkpoints.save(algo, row))
                 display.update(iteration, row)
+                if observer is not None:
+                    observer(row, saved)
         except KeyboardInterrupt:
             # An iteration cut short leaves RLlib's state half-updated: the last checkpoint stands.
             kept = checkpoints.all()

@@ -8,12 +8,16 @@ step is ever recorded twice.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skate.runs.atomic import atomic_path
+
+Observer = Callable[[dict[str, Any], "str | None"], None]
+"""Told of each recorded row (a supervised epoch, an RL iteration) and of the resumable checkpoint
+written with it (a path or URI), if one was; a search trial reports both to Ray Tune."""
 
 
 class MetricsLog:

@@ -41,8 +41,12 @@ def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list
     if overrides:
         data = apply_overrides(data, overrides, locator)
     from skate.rl.spec import RLJobSpec
+    from skate.tune.paths import check_space
 
-    return load_config(RLJobSpec if "rl" in data else JobSpec, data, locator)
+    spec = load_config(RLJobSpec if "rl" in data else JobSpec, data, locator)
+    if spec.search is not None:
+        check_space(spec, locator)
+    return spec
 
 
 def spec_to_data(spec: AnySpec) -> dict[str, Any]:

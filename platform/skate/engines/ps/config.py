@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 from skate.config.fields import param
-from skate.engines.base import STRATEGIES, Engine, StrategyConfig, Workload
+from skate.engines.base import STRATEGIES, Engine, bundle, StrategyConfig, Workload
 from skate.engines.ps.asynchronous import StalePolicy
 from skate.engines.ps.layout import Compression
 
@@ -63,9 +63,11 @@ class ParameterServerConfig(StrategyConfig):
         """Whether workers overlap pushes with computation (``overlap``, or its default for the mode)."""
         return self.mode != "sync" if self.overlap is None else self.overlap
 
-    def resources(self) -> dict[str, float]:
-        return {"CPU": self.num_workers * self.cpus_per_worker + self.num_shards * self.cpus_per_shard,
-                "GPU": self.num_workers * self.gpus_per_worker}
+    worker_resource_fields: ClassVar[tuple[str, str]] = ("cpus_per_worker", "gpus_per_worker")
+
+    def bundles(self) -> list[dict[str, float]]:
+        workers = [bundle(self.cpus_per_worker, self.gpus_per_worker)] * self.num_workers
+        return workers + ([bundle(self.cpus_per_shard)] * self.num_shards if self.cpus_per_shard else [])
 
     def create(self, workload: Workload) -> Engine:
         from skate.engines.ps.engine import ParameterServerEngine

@@ -9,7 +9,7 @@ import ray
 
 from skate.engines.base import Metrics, Workload
 from skate.engines.ps.layout import Compression, FlatModel, Layout, decode, encode
-from skate.engines.replica import EpochClock, Replica
+from skate.engines.replica import assigned_device, EpochClock, Replica
 
 
 class PSWorker:
@@ -28,7 +28,7 @@ class PSWorker:
                  compression: Compression, overlap: bool = False) -> None:
         self.rank = rank
         self.replica = Replica(workload, rank=rank, num_replicas=num_workers,
-                               device="cuda" if ray.get_gpu_ids() else "cpu")
+                               device=assigned_device())
         self.flat = FlatModel(self.replica.model, layout)
         self.shards = shards
         self.layout = layout

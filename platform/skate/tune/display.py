@@ -1,0 +1,91 @@
+"""``skate tune``'s live table: one line per trial (state, values, metric, progress), in place of
+Ray Tune's log flood. On a terminal it is redrawn in place; otherwise it is printed now and then."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+from skate.table import format_table
+
+_STATES = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "TERMINATED": "done", "ERROR": "error"}
+
+
+def short_path(path: str) -> str:
+    """A searched path as a column header: its last two parts (``optimizer.lr``)."""
+    return ".".join(path.split(".")[-2:])
+
+
+class LiveTable(Callback):
+    """Draws the table of trials as results arrive.
+
+    Args:
+        paths: the searched dotted paths (the table's value columns).
+        metric: the metric ranking trials; mode ``max`` or ``min``.
+        time_attr: the result field counting a trial's progress (``epoch``, ``iteration``).
+        enabled: draw at all.
+        every_s: how often the table is printed when the output is not a terminal.
+    """
+
+    def __init__(self, *, paths: list[str], metric: str, mode: str, time_attr: str, enabled: bool = True,
+                 every_s: float = 30.0) -> None:
+        self.paths, self.metric, self.mode, self.time_attr = paths, metric, mode, time_attr
+        self.enabled, self.every_s = enabled, every_s
+        self._best: dict[str, float] = {}
+        self._drawn_lines = 0
+        self._last_drawn = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:  # the experiment state Tune saves; nothing shown is kept
+        return {**self.__dict__, "_drawn_lines": 0, "_last_drawn": 0.0}
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)):
+            known = self._best.get(trial.trial_id)
+            if known is None or (value > known if self.mode == "max" else value < known):
+                self._best[trial.trial_id] = float(value)
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        interactive = sys.stdout.isatty()
+        if self.enabled and time.monotonic() - self._last_drawn >= (1.0 if interactive else self.every_s):
+            self.draw(trials, interactive=interactive)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        if self.enabled:
+            self.draw(trials, interactive=sys.stdout.isatty())
+
+    def rows(self, trials: list[Any]) -> list[list[Any]]:
+        """One row per trial: id, state, values, best metric so far, progress."""
+        rows = []
+        for trial in trials:
+            result = trial.last_result or {}
+            state = _STATES.get(trial.status, trial.status.lower())
+            rows.append([trial.trial_id, state, *(trial.config.get(p) for p in self.paths),
+                         self._best.get(trial.trial_id), result.get(self.time_attr)])
+        return rows
+
+    def text(self, trials: list[Any]) -> str:
+        """The table, with a line counting trials by state and naming the best so far."""
+        headers = ["trial", "state", *(short_path(p) for p in self.paths), f"best {self.metric}", self.time_attr]
+        counts: dict[str, int] = {}
+        for trial in trials:
+            state = _STATES.get(trial.status, trial.status.lower())
+            counts[state] = counts.get(state, 0) + 1
+        line = ", ".join(f"{n} {state}" for state, n in counts.items())
+        if self._best:
+            pick = max if self.mode == "max" else min
+            best = pick(self._best, key=self._best.__getitem__)
+            line += f"; best {best}: {self.metric} = {self._best[best]:.4g}"
+        return f"{format_table(headers, self.rows(trials))}\n{line}"
+
+    def draw(self, trials: list[Any], *, interactive: bool) -> None:
+        text = self.text(trials)
+        if interactive and self._drawn_lines:
+            sys.stdout.write(f"\x1b[{self._drawn_lines}F\x1b[J")  # back to the table's first line, clear below
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        self._drawn_lines = text.count("\n") + 1
+        self._last_drawn = time.monotonic()

@@ -1,0 +1,300 @@
+"""``skate tune``: a search over a job with Ray Tune, in an experiment directory.
+
+``runs/tune-<name>-<timestamp>/`` holds ``spec.yaml`` (the job and its search), ``experiment.json``
+(status, metric, best trial), ``trials/<trial id>/`` (each trial's run directory), ``tune/`` (Ray
+Tune's own state, which ``--resume`` restores), and at the end ``trials.parquet``, ``best.yaml`` and
+``trials.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from skate.errors import SkateError
+from skate.objectives import BEST_METRIC
+from skate.rl.spec import RLJobSpec
+from skate.runs.atomic import write_text_atomic
+from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
+from skate.spec import JobSpec, dump_spec, load_spec
+from skate.spec.io import spec_to_data
+from skate.tune.config import SearchConfig
+from skate.tune.results import (BEST_SPEC, PLOT, TRIALS_TABLE, TrialRecord, best_record, trial_record,
+                                write_best_spec, write_trials_plot, write_trials_table)
+from skate.tune.trial import TRIALS, run_trial, time_attr, trial_bundles, trial_spec
+
+STATE = "experiment.json"
+TUNE_DIR = "tune"
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """How a search ended.
+
+    Attributes:
+        path: the experiment directory.
+        status: ``completed`` or ``interrupted``.
+        trials: every trial's record, as in ``trials.parquet``.
+        best: the best trial, if any trial reported the metric.
+        best_spec: ``best.yaml``, runnable by ``skate run``, if there is a best trial.
+    """
+
+    path: Path
+    status: str
+    trials: list[TrialRecord]
+    best: TrialRecord | None
+    best_spec: Path | None
+
+
+def objective_of(spec: JobSpec | RLJobSpec) -> tuple[str, str]:
+    """The metric ranking trials and its mode: the search's, else the job's validation metric (RL: the
+    mean episode return)."""
+    search = spec.search
+    assert search is not None
+    if isinstance(spec, RLJobSpec):
+        default_metric, default_mode = "rollout/episode_return_mean", "max"
+    else:
+        default_metric, default_mode = BEST_METRIC[type(spec.model).objective]
+    metric = search.metric or default_metric
+    if search.mode is not None:
+        return metric, search.mode
+    if metric == default_metric:
+        return metric, default_mode
+    return metric, "min" if metric.endswith("loss") else "max"
+
+
+def run_search(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, progress: bool = True,
+               source: str = "") -> SearchResult:
+    """Search ``spec.search`` over ``spec`` in a new experiment directory under ``root``. Ray must be
+    initialised (see :func:`skate.cluster.ray_session`).
+
+    Raises:
+        SkateError: when the job has no search, or its trials cannot be placed on the cluster.
+    """
+    if spec.search is None:
+        raise SkateError(f"job '{spec.name}' has no search: section; add one (see 'skate schema') to tune it")
+    run = RunDir.create(root, f"tune-{spec.name}", dump_spec(spec))
+    _save_state(run.path, {"name": spec.name, "status": "running", "started_at": now_iso(), "source": source})
+    return _search(spec, run.path, restore=False, progress=progress)
+
+
+def resume_search(path: str | Path, *, progress: bool = True) -> SearchResult:
+    """Continue an interrupted search: finished trials are kept, unfinished ones continue from their last
+    checkpoint, and the search algorithm's state is restored."""
+    path = Path(path)
+    state = _read_state(path)
+    if state.get("status") == "completed":
+        raise SkateError(f"{path}: the search already completed; its best job is {path / BEST_SPEC}")
+    if not (path / TUNE_DIR).is_dir():
+        raise SkateError(f"{path}: no Ray Tune state to resume ({TUNE_DIR}/ is missing): the search never started")
+    spec = load_spec(RunDir.open(path).spec_path)
+    _save_state(path, {**state, "status": "running"})
+    return _search(spec, path, restore=True, progress=progress)
+
+
+def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: bool) -> SearchResult:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own console output: off, with verbose=0
+    from ray import tune
+
+    search = spec.search
+    assert search is not None
+    metric, mode = objective_of(spec)
+    base = spec_to_data(dataclasses.replace(spec, search=None))
+    base.pop("search")
+    first = trial_spec(base, {}, search.resources_per_trial)
+    check_length(search, first)
+    bundles = trial_bundles(first)
+    wait_for_placement(bundles, timeout_s=search.placement_timeout_s)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=base, experiment=str(path.resolve()), resources=search.resources_per_trial),
+        tune.PlacementGroupFactory(bundles, strategy="PACK"))
+    attr = time_attr(first)
+    table = LiveTable(paths=list(search.space), metric=metric, mode=mode, time_attr=attr, enabled=progress)
+    started = time.monotonic()
+    try:
+        if restore:
+            tuner = tune.Tuner.restore(str((path / TUNE_DIR).resolve()), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+        else:
+            tuner = tune.Tuner(trainable, param_space={p: d.to_tune() for p, d in search.space.items()},
+                               tune_config=_tune_config(search, first, metric=metric, mode=mode, attr=attr),
+                               run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(path.resolve()), verbose=0,
+                                                         callbacks=[table],
+                                                         checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+        grid = tuner.fit()
+    except KeyboardInterrupt:
+        _save_state(path, {**_read_state(path), "status": "interrupted", "ended_at": now_iso()})
+        raise
+    records = _records(grid, path, metric=metric, mode=mode, attr=attr)
+    interrupted = any(r.state in ("pending", "running", "paused") for r in records)
+    best = best_record(records, mode)
+    write_trials_table(records, path / TRIALS_TABLE, metric=metric)
+    write_trials_plot(records, path / PLOT, metric=metric, time_attr=attr)
+    state = _read_state(path)
+    best_spec = None
+    if best is not None:
+        best_spec = path / BEST_SPEC
+        write_best_spec(best, best_spec, metric=metric, source=state.get("source") or spec.name)
+    status = "interrupted" if interrupted else "completed"
+    _save_state(path, {**state, "status": status, "ended_at": now_iso(), "metric": metric, "mode": mode,
+                       "duration_s": state.get("duration_s", 0.0) + time.monotonic() - started,
+                       "best": None if best is None else {"trial": best.trial, "value": best.best, "final": best.final}})
+    return SearchResult(path, status, records, best, best_spec)
+
+
+def summary_lines(result: SearchResult) -> list[str]:
+    """What ``skate tune`` prints at the end: the counts, the best trial and where everything is."""
+    counts: dict[str, int] = {}
+    for record in result.trials:
+        counts[record.state] = counts.get(record.state, 0) + 1
+    lines = [f"search {result.status}: {len(result.trials)} trials (" + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")"]
+    for record in result.trials:
+        if record.error:
+            lines.append(f"  trial {record.trial} failed: {record.error}")
+    if result.best is not None:
+        values = ", ".join(f"{p} = {v!r}" for p, v in result.best.values.items())
+        lines.append(f"best trial {result.best.trial}: {result.best.best:.4g} ({values})")
+        test = {k: v for k, v in result.best.final.items() if k.startswith("test/")}
+        if test:
+            lines.append("  test: " + ", ".join(f"{k} = {v:.4g}" for k, v in sorted(test.items())))
+        lines.append(f"best job: {result.best_spec}  (skate run {result.best_spec})")
+    lines.append(f"experiment directory: {result.path}")
+    if result.status != "completed":
+        lines.append(f"continue with: skate tune --resume {result.path}")
+    return lines
+
+
+def _tune_config(search: SearchConfig, first: JobSpec | RLJobSpec, *, metric: str, mode: str, attr: str) -> Any:
+    from ray import tune
+
+    return tune.TuneConfig(
+        metric=metric, mode=mode, num_samples=search.num_samples,
+        max_concurrent_trials=concurrency(search, first), search_alg=search_algorithm(search, metric=metric, mode=mode),
+        scheduler=search.scheduler.create(time_attr=attr, space=search.space, seed=search.seed),
+        trial_name_creator=_trial_name, trial_dirname_creator=_trial_name)
+
+
+def _trial_name(trial: Any) -> str:
+    return str(trial.trial_id)
+
+
+def search_algorithm(search: SearchConfig, *, metric: str, mode: str) -> Any:
+    """Ray Tune's search algorithm for ``search.algorithm``, seeded."""
+    if search.algorithm == "optuna":
+        try:
+            from ray.tune.search.optuna import OptunaSearch
+            import optuna  # noqa: F401  (OptunaSearch only fails later without it)
+        except ImportError:
+            raise SkateError("search.algorithm optuna needs the optuna package: pip install optuna") from None
+        return OptunaSearch(metric=metric, mode=mode, seed=search.seed)
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=search.seed)
+
+
+def concurrency(search: SearchConfig, spec: JobSpec | RLJobSpec) -> int | None:
+    """How many trials may run at once: the search's limit and, for an engine that places its workers in a
+    placement group of its own (allreduce), what the cluster holds of those, so trials queue in Tune
+    rather than half-start."""
+    limit = search.max_concurrent_trials
+    if isinstance(spec, RLJobSpec) or not spec.train.strategy.own_placement_group:
+        return limit
+    demand = spec.train.strategy.resources()
+    have = ray.cluster_resources()
+    fits = min(math.floor(have.get(name, 0.0) / amount + 1e-9) for name, amount in demand.items() if amount > 0)
+    return max(1, min(fits, limit or fits))
+
+
+def check_length(search: SearchConfig, spec: JobSpec | RLJobSpec) -> None:
+    """Refuse a scheduler that counts further than the job runs."""
+    max_t = getattr(search.scheduler, "max_t", None)
+    length = spec.rl.stop.iterations if isinstance(spec, RLJobSpec) else spec.train.epochs
+    unit = "rl.stop.iterations" if isinstance(spec, RLJobSpec) else "train.epochs"
+    if max_t is not None and max_t > length:
+        raise SkateError(f"search.scheduler.max_t ({max_t}) is more than the job's {unit} ({length}): "
+                         f"trials end at {length}; lower max_t or raise {unit}")
+
+
+def wait_for_placement(bundles: list[dict[str, float]], *, timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` (asking an autoscaler, if there is one) until some node can hold each of a
+    trial's bundles and the cluster can hold them all.
+
+    Raises:
+        SkateError: naming the resource the cluster lacks.
+    """
+    deadline = time.monotonic() + timeout_s
+    asked = False
+    while True:
+        problem = placement_problem(bundles, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
+        if problem is None:
+            return
+        if not asked:
+            asked = True
+            try:
+                from ray.autoscaler.sdk import request_resources
+
+                request_resources(bundles=bundles)
+            except Exception:  # no autoscaler on this cluster: nothing to ask
+                pass
+        if time.monotonic() >= deadline:
+            raise SkateError(f"search: {problem} (waited {timeout_s:g} s; see search.placement_timeout_s)")
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def placement_problem(bundles: list[dict[str, float]], nodes: list[dict[str, float]]) -> str | None:
+    """Why a trial of ``bundles`` cannot be placed on ``nodes`` (each node's resources), or ``None``."""
+    for name in sorted({name for b in bundles for name in b}):
+        need = sum(b.get(name, 0.0) for b in bundles)
+        have = sum(node.get(name, 0.0) for node in nodes)
+        if need > have + 1e-9:
+            what = "none" if have == 0 else f"{have:g} in all"
+            return (f"each trial reserves {need:g} {name} (its workers: train.strategy or "
+                    f"search.resources_per_trial), but the Ray cluster has {what}")
+        biggest = max(b.get(name, 0.0) for b in bundles)
+        largest = max((node.get(name, 0.0) for node in nodes), default=0.0)
+        if biggest > largest + 1e-9:
+            return f"one worker of each trial reserves {biggest:g} {name}, but no node of the cluster has more than {largest:g}"
+    return None
+
+
+def _records(grid: Any, path: Path, *, metric: str, mode: str, attr: str) -> list[TrialRecord]:
+    """Every trial's record, its state as Tune left it (``TERMINATED``, ``ERROR``, or unfinished)."""
+    records = []
+    for trial in grid._experiment_analysis.trials:  # ResultGrid offers no trial states of its own
+        error = None
+        if trial.status == "ERROR":
+            error = _one_line(trial.error_file)
+        records.append(trial_record(RunDir(path / TRIALS / trial.trial_id), trial=trial.trial_id,
+                                    tune_state=trial.status, values=dict(trial.config), metric=metric, mode=mode,
+                                    time_attr=attr, error=error))
+    return sorted(records, key=lambda r: r.trial)
+
+
+def _one_line(error_file: str | None) -> str:
+    """The last line of a trial's error (its exception), from the file Tune wrote it to."""
+    try:
+        lines = Path(error_file).read_text().strip().splitlines() if error_file else []
+    except OSError:
+        lines = []
+    return lines[-1] if lines else "the trial failed (no error file)"
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    write_text_atomic(path / STATE, json.dumps(state, indent=2, default=str))
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / STATE).read_text())
+    except FileNotFoundError:
+        raise SkateError(f"{path}: not a skate search directory (no {STATE})") from None
+
+
+from skate.tune.display import LiveTable  # noqa: E402  (imports Ray Tune; kept after the light imports)

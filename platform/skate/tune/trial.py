@@ -1,0 +1,178 @@
+"""One trial of a search: the job with the trial's values, run by skate in its own run directory
+(``<experiment>/trials/<trial id>/``), reporting each epoch (RL: iteration) and checkpoint to Ray Tune.
+
+A trial's placement group holds one bundle per actor of its job (see :func:`trial_resources`), so
+trials never wait on each other's half-placed actors; the job's actors land in it by themselves
+because Tune makes a trial's child actors part of its placement group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from skate.rl.spec import RLJobSpec
+from skate.runs.atomic import write_text_atomic
+from skate.runs.checkpoint import BEST, Checkpointer
+from skate.runs.rundir import RunDir
+from skate.spec import JobSpec, dump_spec, load_spec_data
+from skate.tune.config import TrialResources
+from skate.tune.paths import with_values
+
+TRIALS = "trials"
+"""The experiment's folder of trial run directories."""
+
+TRIAL_HEAD = {"CPU": 0.01}
+"""What a trial's own process reserves: it only drives the job's actors."""
+
+
+def trial_spec(base: dict[str, Any], values: dict[str, Any], resources: TrialResources) -> JobSpec | RLJobSpec:
+    """The job a trial runs: ``base`` (spec data without ``search``) with the trial's ``values``;
+    a supervised trial validates every epoch, so the scheduler can compare trials at any epoch."""
+    spec = load_spec_data(with_values(base, values))
+    if isinstance(spec, RLJobSpec):
+        if resources.gpus is not None:
+            spec = dataclasses.replace(spec, rl=dataclasses.replace(spec.rl, gpus_per_learner=resources.gpus))
+        return spec
+    strategy = spec.train.strategy.with_worker_resources(resources.cpus, resources.gpus)
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, strategy=strategy, eval_every_epochs=1))
+
+
+def trial_bundles(spec: JobSpec | RLJobSpec) -> list[dict[str, float]]:
+    """The placement group a trial of ``spec`` needs: its own process first, then one bundle per actor
+    of the job (for RL, what RLlib asks for its learners and env runners)."""
+    if isinstance(spec, RLJobSpec):
+        config = spec.rl.algorithm_config(seed=spec.seed)
+        request = config.algo_class.default_resource_request(config)
+        return [dict(b) for b in request.bundles] if request.bundles else [dict(TRIAL_HEAD)]
+    strategy = spec.train.strategy
+    return [dict(TRIAL_HEAD)] + ([] if strategy.own_placement_group else strategy.bundles())
+
+
+def time_attr(spec: JobSpec | RLJobSpec) -> str:
+    """The result field that counts a trial's progress: ``epoch``, or ``iteration`` for RL."""
+    return "iteration" if isinstance(spec, RLJobSpec) else "epoch"
+
+
+def run_trial(config: dict[str, Any], *, base: dict[str, Any], experiment: str, resources: TrialResources) -> None:
+    """Ray Tune's function trainable: run the job with the values in ``config``.
+
+    A trial restored by Tune (PBT taking another trial's weights, or a resumed search) continues
+    from the checkpoint Tune hands it, in the same run directory.
+    """
+    from ray import tune
+
+    spec = trial_spec(base, config, resources)
+    run = _trial_run(Path(experiment) / TRIALS / tune.get_context().get_trial_id(), spec)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            _install(Path(folder), run, spec)
+    run.update_summary(placement=placement())
+    from skate.runner import execute
+
+    reporter = _Reporter(spec, run)
+    result = execute(spec, run, resume=checkpoint is not None, progress=False, observer=reporter)
+    reporter.finish(result.metrics)
+
+
+def _trial_run(path: Path, spec: JobSpec | RLJobSpec) -> RunDir:
+    """The trial's run directory, made on its first start and reused (with the new values) after."""
+    path.mkdir(parents=True, exist_ok=True)
+    run = RunDir(path)
+    write_text_atomic(run.spec_path, dump_spec(spec))
+    return run
+
+
+class _Reporter:
+    """Reports each recorded row to Tune, with the checkpoint written at it as a Tune checkpoint.
+
+    A supervised job's last epoch is held back and reported with the job's final (test) metrics: a
+    scheduler whose ``max_t`` is that epoch stops the trial at its report, before the test would run.
+    """
+
+    def __init__(self, spec: JobSpec | RLJobSpec, run: RunDir) -> None:
+        self.spec, self.run = spec, run
+        self._held: tuple[dict[str, Any], str | None] | None = None
+
+    def __call__(self, row: dict[str, Any], saved: str | None) -> None:
+        if isinstance(self.spec, JobSpec) and row.get("epoch") == self.spec.train.epochs:
+            self._held = (row, saved)
+            return
+        self._report(row, saved)
+
+    def finish(self, final: dict[str, float]) -> None:
+        """Report the held last epoch, with the job's final metrics."""
+        if self._held is not None:
+            row, saved = self._held
+            self._report({**row, **{f"final/{k}": v for k, v in final.items()}}, saved)
+
+    def _report(self, row: dict[str, Any], saved: str | None) -> None:
+        from ray import tune
+
+        metrics = {k: v for k, v in row.items() if isinstance(v, (int, float))}
+        if saved is None:
+            tune.report(metrics)
+            return
+        if isinstance(self.spec, RLJobSpec):
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(saved))
+            return
+        folder = Path(tempfile.mkdtemp(prefix="skate-trial-"))
+        try:
+            checkpointer = Checkpointer(self.run.checkpoint_location(self.spec.checkpoint.location))
+            for name in (Path(saved).name, BEST):
+                if checkpointer.folder.exists(name):
+                    (folder / name).write_bytes(checkpointer.folder.read_bytes(name))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _install(folder: Path, run: RunDir, spec: JobSpec | RLJobSpec) -> None:
+    """Make the checkpoint Tune handed over the run's latest, in place of the run's own."""
+    if isinstance(spec, RLJobSpec):
+        from skate.rl.runner import Checkpoints
+
+        checkpoints = Checkpoints(run.checkpoint_dir, keep_last=spec.checkpoint.keep_last)
+        for old in checkpoints.all():
+            shutil.rmtree(old, ignore_errors=True)
+        iteration = int(Checkpoints.progress(folder)["iteration"])
+        shutil.copytree(folder, run.checkpoint_dir / f"iter-{iteration:06d}")
+        return
+    checkpointer = Checkpointer(run.checkpoint_location(spec.checkpoint.location))
+    for old in checkpointer.resumable():
+        checkpointer.folder.delete(old)
+    for file in folder.iterdir():
+        checkpointer.folder.write_bytes(file.name, file.read_bytes())
+
+
+def placement() -> list[dict[str, Any]]:
+    """Where this trial's placement group put each bundle: the node, the resources and, for a bundle
+    with GPUs, the GPU ids Ray assigned it (found by a probe task in the bundle)."""
+    import ray
+    from ray.util import get_current_placement_group, placement_group_table
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    group = get_current_placement_group()
+    if group is None:
+        return []
+    table = placement_group_table(group)
+    found = []
+    for index, bundle in table["bundles"].items():
+        entry: dict[str, Any] = {"bundle": int(index), "node": table["bundles_to_node_id"].get(index),
+                                 "resources": dict(bundle)}
+        if bundle.get("GPU"):
+            strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=int(index))
+            probe = ray.remote(num_cpus=0, num_gpus=bundle["GPU"])(_gpu_ids).options(scheduling_strategy=strategy)
+            entry["gpu_ids"] = ray.get(probe.remote())
+        found.append(entry)
+    return found
+
+
+def _gpu_ids() -> list[Any]:
+    import ray
+
+    return [str(g) for g in ray.get_gpu_ids()]
