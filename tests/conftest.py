@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import ray
+
+# Each test's Ray (and each skate process a test starts) is a cluster of its own, even when another Ray
+# runs on this machine: without an address, ray.init() would join it.
+os.environ.setdefault("RAY_ADDRESS", "local")
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = REPO / "jobs"

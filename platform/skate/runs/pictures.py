@@ -15,7 +15,8 @@ from skate.runs.trained import TrainedModel
 RECONSTRUCTIONS = "reconstructions.png"
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot, drawing to files (the Agg backend), imported when first needed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,7 +39,7 @@ def as_images(values: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray | None
 def write_image_grid(images: np.ndarray, path: Path, *, columns: int = 10, title: str | None = None,
                      row_labels: list[str] | None = None) -> Path:
     """Grey ``images`` ``(n, h, w)`` in a grid of ``columns``, into a PNG at ``path``."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = -(-len(images) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + (0.4 if title else 0)), squeeze=False)
     for index, ax in enumerate(axes.flat):
@@ -75,7 +76,7 @@ def write_reconstructions(trained: TrainedModel, path: Path, *, num: int = 10) -
 def write_series_plot(panels: dict[str, tuple[np.ndarray, int]], path: Path, *, title: str) -> Path:
     """One panel per generated series: ``name -> (values, seed length)``; the seed is drawn apart
     from what the model generated (the book's Figure 14-11)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.6), squeeze=False)
     for ax, (name, (values, seed_length)) in zip(axes[0], panels.items()):
         steps = np.arange(len(values))

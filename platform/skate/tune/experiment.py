@@ -13,6 +13,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,9 @@ def resume_search(path: str | Path, *, progress: bool = True) -> SearchResult:
 
 def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: bool) -> SearchResult:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own console output: off, with verbose=0
+    warnings.filterwarnings("ignore", message="Consider boosting PBT performance")  # class trainables only
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # save the search's state often: a killed driver
+    # then reruns no trial that finished more than 2 s before
     from ray import tune
 
     search = spec.search
@@ -109,11 +113,12 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     base = spec_to_data(dataclasses.replace(spec, search=None))
     base.pop("search")
     first = trial_spec(base, {}, search.resources_per_trial)
-    check_length(search, first)
+    check_schedule(search, first)
     bundles = trial_bundles(first)
     wait_for_placement(bundles, timeout_s=search.placement_timeout_s)
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=base, experiment=str(path.resolve()), resources=search.resources_per_trial),
+        tune.with_parameters(run_trial, base=base, experiment=str(path.resolve()), resources=search.resources_per_trial,
+                             metric=metric),
         tune.PlacementGroupFactory(bundles, strategy="PACK"))
     attr = time_attr(first)
     table = LiveTable(paths=list(search.space), metric=metric, mode=mode, time_attr=attr, enabled=progress)
@@ -127,7 +132,7 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
                                tune_config=_tune_config(search, first, metric=metric, mode=mode, attr=attr),
                                run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(path.resolve()), verbose=0,
                                                          callbacks=[table],
-                                                         checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+                                                         checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
         grid = tuner.fit()
     except KeyboardInterrupt:
         _save_state(path, {**_read_state(path), "status": "interrupted", "ended_at": now_iso()})
@@ -212,14 +217,27 @@ def concurrency(search: SearchConfig, spec: JobSpec | RLJobSpec) -> int | None:
     return max(1, min(fits, limit or fits))
 
 
-def check_length(search: SearchConfig, spec: JobSpec | RLJobSpec) -> None:
-    """Refuse a scheduler that counts further than the job runs."""
+def check_schedule(search: SearchConfig, spec: JobSpec | RLJobSpec) -> None:
+    """Refuse a scheduler that counts further than the job runs, or a PBT whose perturbations fall
+    between the job's checkpoints (a trial exploits another through its checkpoint).
+
+    Raises:
+        SkateError: naming the fields to change.
+    """
+    rl = isinstance(spec, RLJobSpec)
+    length = spec.rl.stop.iterations if rl else spec.train.epochs  # type: ignore[union-attr]
+    unit = "rl.stop.iterations" if rl else "train.epochs"
     max_t = getattr(search.scheduler, "max_t", None)
-    length = spec.rl.stop.iterations if isinstance(spec, RLJobSpec) else spec.train.epochs
-    unit = "rl.stop.iterations" if isinstance(spec, RLJobSpec) else "train.epochs"
     if max_t is not None and max_t > length:
         raise SkateError(f"search.scheduler.max_t ({max_t}) is more than the job's {unit} ({length}): "
                          f"trials end at {length}; lower max_t or raise {unit}")
+    interval = getattr(search.scheduler, "perturbation_interval", None)
+    every = spec.checkpoint.every_iterations if rl else spec.checkpoint.every_epochs  # type: ignore[union-attr]
+    if interval is not None and interval % every:
+        field = "checkpoint.every_iterations" if rl else "checkpoint.every_epochs"
+        raise SkateError(f"search.scheduler.perturbation_interval ({interval}) is not a multiple of {field} "
+                         f"({every}): PBT exploits a trial through the checkpoint of its last perturbation; "
+                         f"set {field} to {interval} or a divisor of it")
 
 
 def wait_for_placement(bundles: list[dict[str, float]], *, timeout_s: float) -> None:

@@ -107,9 +107,9 @@ def write_best_spec(record: TrialRecord, path: Path, *, metric: str, source: str
 
 def write_trials_plot(records: list[TrialRecord], path: Path, *, metric: str, time_attr: str) -> Path | None:
     """One line per trial: ``metric`` against ``time_attr``; ``None`` when no trial reported it."""
-    from skate.runs.pictures import _pyplot
+    from skate.runs.pictures import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     drawn = 0
     for record in records:

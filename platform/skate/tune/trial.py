@@ -9,15 +9,17 @@ because Tune makes a trial's child actors part of its placement group.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from skate.errors import SkateError
 from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
 from skate.runs.checkpoint import BEST, Checkpointer
-from skate.runs.rundir import RunDir
+from skate.runs.rundir import RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec_data
 from skate.tune.config import TrialResources
 from skate.tune.paths import with_values
@@ -57,8 +59,10 @@ def time_attr(spec: JobSpec | RLJobSpec) -> str:
     return "iteration" if isinstance(spec, RLJobSpec) else "epoch"
 
 
-def run_trial(config: dict[str, Any], *, base: dict[str, Any], experiment: str, resources: TrialResources) -> None:
-    """Ray Tune's function trainable: run the job with the values in ``config``.
+def run_trial(config: dict[str, Any], *, base: dict[str, Any], experiment: str, resources: TrialResources,
+              metric: str) -> None:
+    """Ray Tune's function trainable: run the job with the values in ``config``, reporting ``metric``
+    (the one ranking trials) in every result.
 
     A trial restored by Tune (PBT taking another trial's weights, or a resumed search) continues
     from the checkpoint Tune hands it, in the same run directory.
@@ -66,23 +70,34 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], experiment: str, 
     from ray import tune
 
     spec = trial_spec(base, config, resources)
-    run = _trial_run(Path(experiment) / TRIALS / tune.get_context().get_trial_id(), spec)
     checkpoint = tune.get_checkpoint()
+    run = _trial_run(Path(experiment) / TRIALS / tune.get_context().get_trial_id(), spec, fresh=checkpoint is None)
+    carried: dict[str, Any] = {}
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            _install(Path(folder), run, spec)
+            carried = _install(Path(folder), run, spec)
+        summary = run.read_summary()
+        run.update_summary(restores=[*summary.get("restores", []), {"at": now_iso(), "values": config}])
     run.update_summary(placement=placement())
     from skate.runner import execute
 
-    reporter = _Reporter(spec, run)
-    result = execute(spec, run, resume=checkpoint is not None, progress=False, observer=reporter)
+    reporter = _Reporter(spec, run, metric=metric, last=carried.get(metric))
+    try:
+        result = execute(spec, run, resume=checkpoint is not None, progress=False, observer=reporter)
+    except SystemExit:  # how Tune ends a trial its scheduler stops (or pauses, for PBT)
+        run.update_summary(status="stopped", error=None, ended_at=now_iso())
+        raise
     reporter.finish(result.metrics)
 
 
-def _trial_run(path: Path, spec: JobSpec | RLJobSpec) -> RunDir:
-    """The trial's run directory, made on its first start and reused (with the new values) after."""
+def _trial_run(path: Path, spec: JobSpec | RLJobSpec, *, fresh: bool) -> RunDir:
+    """The trial's run directory, made on its first start and reused (with the new values) after; a
+    ``fresh`` start (no checkpoint to continue from) drops what an earlier attempt left."""
     path.mkdir(parents=True, exist_ok=True)
     run = RunDir(path)
+    if fresh:
+        run.metrics_path.unlink(missing_ok=True)
+        shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
     write_text_atomic(run.spec_path, dump_spec(spec))
     return run
 
@@ -92,10 +107,12 @@ class _Reporter:
 
     A supervised job's last epoch is held back and reported with the job's final (test) metrics: a
     scheduler whose ``max_t`` is that epoch stops the trial at its report, before the test would run.
+    A row without ``metric`` (an RL iteration that finished no episode) carries its last value, which
+    Tune requires of every result.
     """
 
-    def __init__(self, spec: JobSpec | RLJobSpec, run: RunDir) -> None:
-        self.spec, self.run = spec, run
+    def __init__(self, spec: JobSpec | RLJobSpec, run: RunDir, *, metric: str, last: float | None = None) -> None:
+        self.spec, self.run, self.metric, self.last = spec, run, metric, last
         self._held: tuple[dict[str, Any], str | None] | None = None
 
     def __call__(self, row: dict[str, Any], saved: str | None) -> None:
@@ -114,6 +131,13 @@ class _Reporter:
         from ray import tune
 
         metrics = {k: v for k, v in row.items() if isinstance(v, (int, float))}
+        if self.metric in metrics:
+            self.last = metrics[self.metric]
+        elif isinstance(self.spec, JobSpec):  # validated every epoch: the metric is missing for good
+            known = ", ".join(sorted(k for k in metrics if "/" in k))
+            raise SkateError(f"search.metric '{self.metric}' is not a metric of this job; it reports: {known}")
+        else:
+            metrics[self.metric] = math.nan if self.last is None else self.last
         if saved is None:
             tune.report(metrics)
             return
@@ -131,22 +155,24 @@ class _Reporter:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _install(folder: Path, run: RunDir, spec: JobSpec | RLJobSpec) -> None:
-    """Make the checkpoint Tune handed over the run's latest, in place of the run's own."""
+def _install(folder: Path, run: RunDir, spec: JobSpec | RLJobSpec) -> dict[str, Any]:
+    """Make the checkpoint Tune handed over the run's latest, in place of the run's own; returns the
+    metrics recorded with it (RL), if any."""
     if isinstance(spec, RLJobSpec):
         from skate.rl.runner import Checkpoints
 
         checkpoints = Checkpoints(run.checkpoint_dir, keep_last=spec.checkpoint.keep_last)
         for old in checkpoints.all():
             shutil.rmtree(old, ignore_errors=True)
-        iteration = int(Checkpoints.progress(folder)["iteration"])
-        shutil.copytree(folder, run.checkpoint_dir / f"iter-{iteration:06d}")
-        return
+        row = Checkpoints.progress(folder)
+        shutil.copytree(folder, run.checkpoint_dir / f"iter-{int(row['iteration']):06d}")
+        return row
     checkpointer = Checkpointer(run.checkpoint_location(spec.checkpoint.location))
     for old in checkpointer.resumable():
         checkpointer.folder.delete(old)
     for file in folder.iterdir():
         checkpointer.folder.write_bytes(file.name, file.read_bytes())
+    return {}
 
 
 def placement() -> list[dict[str, Any]]:

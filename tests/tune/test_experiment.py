@@ -1,0 +1,97 @@
+"""The search driver's decisions: the metric, whether trials fit the cluster, how many run at once."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import pytest
+
+from skate.errors import SkateError
+from skate.spec import load_spec_data
+from skate.tune import experiment
+from skate.tune.config import SearchConfig
+from skate.tune.experiment import check_schedule, concurrency, objective_of, placement_problem, search_algorithm
+from skate.tune.space import Choice
+
+SPACE = {"model.num_units": {"type": "choice", "values": [8, 16]}}
+JOB: dict[str, Any] = {"name": "tiny", "data": {"source": "digits"}, "model": {"kind": "rnn_classifier"},
+                       "train": {"epochs": 5}, "search": {"space": SPACE}}
+
+
+def with_search(**search: Any) -> Any:
+    return load_spec_data({**JOB, "search": {"space": SPACE, **search}})
+
+
+def test_the_metric_defaults_to_the_jobs_validation_metric() -> None:
+    assert objective_of(with_search()) == ("val/accuracy", "max")
+    assert objective_of(with_search(metric="val/loss")) == ("val/loss", "min")
+    assert objective_of(with_search(metric="val/loss", mode="max")) == ("val/loss", "max")
+    ae = load_spec_data({**JOB, "model": {"kind": "stacked_ae"},
+                         "search": {"space": {"model.noise_level": {"type": "uniform", "min": 0.0, "max": 0.5}}}})
+    assert objective_of(ae)[1] == "min"
+    rl = load_spec_data({"name": "pole", "rl": {"algorithm": "ppo", "env": "CartPole-v1"},
+                         "search": {"space": {"rl.lr": {"type": "loguniform", "min": 1e-4, "max": 1e-3}}}})
+    assert objective_of(rl) == ("rollout/episode_return_mean", "max")
+
+
+CPU_HEAD = {"CPU": 2.0}
+GPU_NODE = {"CPU": 4.0, "GPU": 2.0}
+
+
+def test_a_trial_that_fits_has_no_problem() -> None:
+    assert placement_problem([{"CPU": 0.01}, {"CPU": 1.0, "GPU": 0.5}], [CPU_HEAD, GPU_NODE]) is None
+    assert placement_problem([{"CPU": 0.01}] + [{"CPU": 0.5, "GPU": 1.0}] * 3, [CPU_HEAD, GPU_NODE, GPU_NODE]) is None
+
+
+def test_gpus_on_a_cluster_without_any_are_named() -> None:
+    problem = placement_problem([{"CPU": 0.01}, {"CPU": 1.0, "GPU": 1.0}], [CPU_HEAD])
+    assert problem == ("each trial reserves 1 GPU (its workers: train.strategy or search.resources_per_trial), "
+                       "but the Ray cluster has none")
+
+
+def test_a_worker_bigger_than_any_node_is_named() -> None:
+    problem = placement_problem([{"CPU": 0.01}, {"CPU": 1.0, "GPU": 3.0}], [CPU_HEAD, GPU_NODE, GPU_NODE])
+    assert problem == "one worker of each trial reserves 3 GPU, but no node of the cluster has more than 2"
+
+
+def test_waiting_for_placement_gives_up_with_the_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(experiment.ray, "nodes", lambda: [{"Alive": True, "Resources": CPU_HEAD}])
+    with pytest.raises(SkateError, match=r"the Ray cluster has none \(waited 0.2 s; see search.placement_timeout_s\)"):
+        experiment.wait_for_placement([{"CPU": 1.0, "GPU": 1.0}], timeout_s=0.2)
+
+
+def test_a_scheduler_longer_than_the_job_is_refused() -> None:
+    spec = with_search(scheduler={"kind": "asha", "max_t": 9})
+    with pytest.raises(SkateError, match=r"max_t \(9\) is more than the job's train.epochs \(5\)"):
+        check_schedule(spec.search, spec)
+    check_schedule(with_search(scheduler={"kind": "asha", "max_t": 5}).search, spec)
+
+
+def test_pbt_perturbs_only_where_the_job_checkpoints() -> None:
+    spec = load_spec_data({**JOB, "checkpoint": {"every_epochs": 2},
+                           "search": {"space": SPACE, "scheduler": {"kind": "pbt", "perturbation_interval": 3}}})
+    with pytest.raises(SkateError, match=r"perturbation_interval \(3\) is not a multiple of checkpoint.every_epochs \(2\)"):
+        check_schedule(spec.search, spec)
+    check_schedule(with_search(scheduler={"kind": "pbt", "perturbation_interval": 4}).search, spec)
+
+
+def test_allreduce_trials_run_no_more_at_once_than_the_cluster_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(experiment.ray, "cluster_resources", lambda: {"CPU": 5.0})
+    allreduce = load_spec_data({**JOB, "train": {"strategy": {"kind": "allreduce", "num_workers": 2}}})
+    assert concurrency(allreduce.search, allreduce) == 2
+    assert concurrency(SearchConfig(space={"x": Choice(values=[1])}, max_concurrent_trials=1), allreduce) == 1
+    assert concurrency(with_search().search, with_search()) is None  # placement groups hold the others back
+
+
+def test_optuna_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_optuna(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "optuna" or name.startswith("optuna."):
+            raise ImportError("No module named 'optuna'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_optuna)
+    with pytest.raises(SkateError, match="search.algorithm optuna needs the optuna package: pip install optuna"):
+        search_algorithm(with_search(algorithm="optuna").search, metric="val/accuracy", mode="max")
