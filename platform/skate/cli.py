@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from skate.cluster import ray_session
     from skate.spec import load_spec
-    from skate.tune.experiment import resume_search, run_search, summary_lines
+    from skate.search.experiment import resume_search, run_search, summary_lines
 
     if (args.file is None) == (args.resume is None):
         raise SkateError("give a job spec FILE with a search: section, or --resume EXP_DIR (not both)")

@@ -17,7 +17,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, quie
     """Ray for the duration of the block.
 
     Joins ``address`` (or ``RAY_ADDRESS``) when given; otherwise starts an embedded local cluster
-    and stops it afterwards. A Ray already initialised in this process is used as it is. ``quiet``
+    and stops it afterwards, even when another Ray runs on this machine (``ray.init()`` alone would
+    join it). A Ray already initialised in this process is used as it is. ``quiet``
     keeps the output of actors and tasks off this terminal (it stays in Ray's logs).
 
     Raises:
@@ -28,7 +29,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, quie
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
     try:
-        ray.init(address=address, num_cpus=None if address else num_cpus,
+        ray.init(address=address or "local", num_cpus=None if address else num_cpus,
                  logging_level=logging.ERROR, log_to_driver=not quiet)
     except (ConnectionError, TimeoutError) as error:
         raise SkateError(f"cannot reach the Ray cluster at {address}: {error}") from error

@@ -7,7 +7,7 @@ import dataclasses
 from skate.config.fields import param
 from skate.rl.config import RLConfig
 from skate.spec.job import NAME_PATTERN, NAME_PATTERN_DOC
-from skate.tune.config import SearchConfig
+from skate.search.config import SearchConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -41,7 +41,7 @@ def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list
     if overrides:
         data = apply_overrides(data, overrides, locator)
     from skate.rl.spec import RLJobSpec
-    from skate.tune.paths import check_space
+    from skate.search.paths import check_space
 
     spec = load_config(RLJobSpec if "rl" in data else JobSpec, data, locator)
     if spec.search is not None:

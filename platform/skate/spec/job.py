@@ -10,7 +10,7 @@ from skate.engines import OptimizerConfig, StrategyConfig
 from skate.engines.single import SingleStrategyConfig
 from skate.models import ModelConfig
 from skate.config.fields import param
-from skate.tune.config import SearchConfig
+from skate.search.config import SearchConfig
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 NAME_PATTERN_DOC = "a name of letters, digits, '_', '-' and '.', starting with a letter or digit"

@@ -25,11 +25,15 @@ class CompiledSteps:
     Args:
         workers: worker actors (:class:`~skate.engines.ps.worker.PSWorker`), all taking part.
         shards: shard actors (:class:`~skate.engines.ps.shard.ParameterShard`), in layout order.
-        in_flight: steps started ahead of the one being waited for.
+        in_flight: steps started ahead of the one being waited for (default: 2 when every actor is on
+            one node; 1 across nodes, where Ray 2.60's compiled graphs hang with 3 steps in flight).
     """
 
-    def __init__(self, workers: list[Any], shards: list[Any], *, in_flight: int = 2) -> None:
+    def __init__(self, workers: list[Any], shards: list[Any], *, in_flight: int | None = None) -> None:
         self.workers = workers
+        if in_flight is None:
+            nodes = set(ray.get([a.__ray_call__.remote(_node_of) for a in [*workers, *shards]]))
+            in_flight = 2 if len(nodes) == 1 else 1
         self.in_flight = in_flight
         with InputNode() as step:
             grads = [w.gradient.options(num_returns=len(shards)).bind(step) if len(shards) > 1 else
@@ -65,3 +69,8 @@ class CompiledSteps:
             self.graph.teardown()
         except Exception:  # noqa: BLE001 - an actor in it died; the graph is gone either way
             pass
+
+
+def _node_of(actor: Any) -> str:
+    """The node an actor runs on (called inside it)."""
+    return ray.get_runtime_context().get_node_id()

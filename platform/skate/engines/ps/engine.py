@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 import numpy as np
 import ray
 import torch
-from ray.exceptions import RayActorError, RayChannelError, RayError, RayTaskError
+from ray.exceptions import RayActorError, RayChannelError, RayChannelTimeoutError, RayError, RayTaskError
 
 from skate.data.base import info_of
 from skate.engines.base import Engine, Metrics, Workload
@@ -327,6 +327,8 @@ def _answers(actor: Any, timeout_s: float = 10.0) -> bool:
 
 def actor_died(error: BaseException) -> bool:
     """Whether ``error`` (or the error inside a failed task) is the death of an actor; a compiled
-    graph's channel closing under it counts as one."""
-    return (isinstance(error, (RayActorError, RayChannelError))
-            or isinstance(getattr(error, "cause", None), (RayActorError, RayChannelError)))
+    graph's channel closing under it counts as one, its timing out does not (every actor may be alive:
+    tearing the graph down then would only make things worse)."""
+    errors = [error, getattr(error, "cause", None)]
+    return any(isinstance(e, (RayActorError, RayChannelError)) and not isinstance(e, RayChannelTimeoutError)
+               for e in errors)

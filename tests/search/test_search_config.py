@@ -11,9 +11,9 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTra
 
 from skate.errors import SpecError
 from skate.spec import JobSpec, load_spec, load_spec_data, spec_schema
-from skate.tune.config import ASHAConfig, PBTConfig, SearchConfig
-from skate.tune.paths import field_problem, with_values
-from skate.tune.space import Choice, Grid, Integer, LogUniform, Uniform
+from skate.search.config import ASHAConfig, PBTConfig, SearchConfig
+from skate.search.paths import field_problem, with_values
+from skate.search.space import Choice, Grid, Integer, LogUniform, Uniform
 
 JOB = {
     "name": "tiny",

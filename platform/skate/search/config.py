@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, ClassVar, Literal
 
 from skate.config.fields import Variants, param
-from skate.tune.space import Distribution
+from skate.search.space import Distribution
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

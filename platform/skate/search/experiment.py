@@ -9,6 +9,7 @@ Tune's own state, which ``--resume`` restores), and at the end ``trials.parquet`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -26,10 +27,10 @@ from skate.runs.atomic import write_text_atomic
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.spec.io import spec_to_data
-from skate.tune.config import SearchConfig
-from skate.tune.results import (BEST_SPEC, PLOT, TRIALS_TABLE, TrialRecord, best_record, trial_record,
+from skate.search.config import SearchConfig
+from skate.search.results import (BEST_SPEC, PLOT, TRIALS_TABLE, TrialRecord, best_record, trial_record,
                                 write_best_spec, write_trials_plot, write_trials_table)
-from skate.tune.trial import TRIALS, run_trial, time_attr, trial_bundles, trial_spec
+from skate.search.trial import TRIALS, run_trial, time_attr, trial_bundles, trial_resources, trial_spec
 
 STATE = "experiment.json"
 TUNE_DIR = "tune"
@@ -119,7 +120,7 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=base, experiment=str(path.resolve()), resources=search.resources_per_trial,
                              metric=metric),
-        tune.PlacementGroupFactory(bundles, strategy="PACK"))
+        functools.partial(trial_resources, base=base, resources=search.resources_per_trial))
     attr = time_attr(first)
     table = LiveTable(paths=list(search.space), metric=metric, mode=mode, time_attr=attr, enabled=progress)
     started = time.monotonic()
@@ -315,4 +316,4 @@ def _read_state(path: Path) -> dict[str, Any]:
         raise SkateError(f"{path}: not a skate search directory (no {STATE})") from None
 
 
-from skate.tune.display import LiveTable  # noqa: E402  (imports Ray Tune; kept after the light imports)
+from skate.search.display import LiveTable  # noqa: E402  (imports Ray Tune; kept after the light imports)

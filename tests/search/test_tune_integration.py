@@ -20,7 +20,7 @@ from conftest import JOBS, REPO
 from skate.errors import SkateError
 from skate.runs.metrics import read_metrics
 from skate.spec import JobSpec, load_spec, load_spec_data
-from skate.tune.experiment import run_search
+from skate.search.experiment import run_search
 
 JOB: dict[str, Any] = {
     "name": "tiny_search",
@@ -44,8 +44,8 @@ def check_trial_runs(records: list[Any], epochs: int) -> None:
         assert (record.state == "completed") == (record.iterations == epochs) == ("test/accuracy" in record.final)
 
 
-def test_asha_searches_a_supervised_job_and_hands_back_a_runnable_best(ray_local: None, tmp_path: Path) -> None:
-    spec = load_spec_data({**JOB, "search": {"num_samples": 4, "space": SPACE, "scheduler": {
+def test_optuna_and_asha_search_a_supervised_job_and_hand_back_a_runnable_best(ray_local: None, tmp_path: Path) -> None:
+    spec = load_spec_data({**JOB, "search": {"num_samples": 4, "algorithm": "optuna", "space": SPACE, "scheduler": {
         "kind": "asha", "max_t": 4, "grace_period": 1, "reduction_factor": 2}}})
     result = run_search(spec, root=tmp_path, progress=False)
 
@@ -72,16 +72,18 @@ def test_asha_searches_a_supervised_job_and_hands_back_a_runnable_best(ray_local
 def test_pbt_runs_an_rl_search_end_to_end(ray_local: None, tmp_path: Path) -> None:
     spec = load_spec(JOBS / "tune_cartpole_ppo.yaml", [
         "search.num_samples=2", "search.scheduler.perturbation_interval=1", "search.scheduler.quantile_fraction=0.5",
-        "checkpoint.every_iterations=1", "rl.stop.iterations=3", "rl.train_batch_size=400",
+        "checkpoint.every_iterations=1", "rl.stop.iterations=5", "rl.train_batch_size=400",
         "rl.minibatch_size=100", "rl.num_epochs=2", "rl.num_envs_per_env_runner=2"])
     result = run_search(spec, root=tmp_path, progress=False)
 
     assert result.status == "completed" and len(result.trials) == 2
-    assert all(r.error is None and r.iterations == 3 for r in result.trials), result.trials
+    assert all(r.error is None and r.iterations == 5 for r in result.trials), result.trials
     for record in result.trials:
         rows = read_metrics(Path(record.run_dir) / "metrics.parquet").column("iteration").to_pylist()
-        assert rows == [1, 2, 3]
+        assert rows == [1, 2, 3, 4, 5]
     assert result.best is not None and result.best.best is not None and result.best.best > 0
+    restores = [json.loads((Path(r.run_dir) / "summary.json").read_text()).get("restores", []) for r in result.trials]
+    assert sum(map(len, restores)) >= 1 and (result.path / "tune" / "pbt_global.txt").exists()  # PBT exploited
     assert (result.path / "tune").is_dir() and load_spec(result.best_spec).rl.lr > 0  # type: ignore[union-attr]
 
 

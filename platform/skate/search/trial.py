@@ -9,6 +9,7 @@ because Tune makes a trial's child actors part of its placement group.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import shutil
 import tempfile
@@ -21,14 +22,19 @@ from skate.runs.atomic import write_text_atomic
 from skate.runs.checkpoint import BEST, Checkpointer
 from skate.runs.rundir import RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec_data
-from skate.tune.config import TrialResources
-from skate.tune.paths import with_values
+from skate.search.config import TrialResources
+from skate.search.paths import with_values
 
 TRIALS = "trials"
 """The experiment's folder of trial run directories."""
 
-TRIAL_HEAD = {"CPU": 0.01}
-"""What a trial's own process reserves: it only drives the job's actors."""
+TRIAL_HEAD: dict[str, float] = {}
+"""What a trial's own process reserves: nothing, it only drives the job's actors (it still sits in
+the trial's placement group). Two 1-CPU trials then fit on 2 CPUs."""
+
+LONE_TRIAL_HEAD = {"CPU": 0.01}
+"""The reservation of a trial whose job reserves no bundle of its own (allreduce: Ray Train places
+its workers): Tune needs one bundle."""
 
 
 def trial_spec(base: dict[str, Any], values: dict[str, Any], resources: TrialResources) -> JobSpec | RLJobSpec:
@@ -47,11 +53,26 @@ def trial_bundles(spec: JobSpec | RLJobSpec) -> list[dict[str, float]]:
     """The placement group a trial of ``spec`` needs: its own process first, then one bundle per actor
     of the job (for RL, what RLlib asks for its learners and env runners)."""
     if isinstance(spec, RLJobSpec):
-        config = spec.rl.algorithm_config(seed=spec.seed)
-        request = config.algo_class.default_resource_request(config)
-        return [dict(b) for b in request.bundles] if request.bundles else [dict(TRIAL_HEAD)]
+        quiet = logging.getLogger("ray.rllib.algorithms.algorithm_config")  # "PPO on the new API stack!"
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            config = spec.rl.algorithm_config(seed=spec.seed)
+            request = config.algo_class.default_resource_request(config)
+        finally:
+            quiet.setLevel(level)
+        return [dict(b) for b in request.bundles] if request.bundles else [dict(LONE_TRIAL_HEAD)]
     strategy = spec.train.strategy
-    return [dict(TRIAL_HEAD)] + ([] if strategy.own_placement_group else strategy.bundles())
+    workers = [] if strategy.own_placement_group else strategy.bundles()
+    return [dict(TRIAL_HEAD), *workers] if workers else [dict(LONE_TRIAL_HEAD)]
+
+
+def trial_resources(config: dict[str, Any], *, base: dict[str, Any], resources: TrialResources) -> Any:
+    """The placement group of the trial with the values ``config`` (Tune asks for each trial: a search
+    over a strategy's sizes gives each trial its own)."""
+    from ray import tune
+
+    return tune.PlacementGroupFactory(trial_bundles(trial_spec(base, config, resources)), strategy="PACK")
 
 
 def time_attr(spec: JobSpec | RLJobSpec) -> str:
@@ -180,6 +201,8 @@ def placement() -> list[dict[str, Any]]:
     with GPUs, the GPU ids Ray assigned it (found by a probe task in the bundle)."""
     import ray
     from ray.util import get_current_placement_group, placement_group_table
+
+    from skate.search.gpus import gpu_ids
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     group = get_current_placement_group()
@@ -192,13 +215,8 @@ def placement() -> list[dict[str, Any]]:
                                  "resources": dict(bundle)}
         if bundle.get("GPU"):
             strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=int(index))
-            probe = ray.remote(num_cpus=0, num_gpus=bundle["GPU"])(_gpu_ids).options(scheduling_strategy=strategy)
+            probe = ray.remote(num_cpus=0, num_gpus=bundle["GPU"])(gpu_ids).options(scheduling_strategy=strategy)
             entry["gpu_ids"] = ray.get(probe.remote())
         found.append(entry)
     return found
 
-
-def _gpu_ids() -> list[Any]:
-    import ray
-
-    return [str(g) for g in ray.get_gpu_ids()]

@@ -9,28 +9,30 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from skate.search.experiment import SearchResult, run_search
 from skate.spec import load_spec_data
-from skate.tune.experiment import SearchResult, run_search
 
 pytestmark = pytest.mark.integration
 
 NUM_GPU_NODES, GPUS_PER_NODE = 2, 2
 NUM_FRACTIONAL_TRIALS = 5
-"""Trials of half a GPU at once: more than the cluster's GPUs, so two must share one, and fewer than
-its half-GPU slots (all hold theirs together, none waits for a slot another trial gave back)."""
+"""Trials of half a GPU: more than the cluster's GPUs, so two must share one, and fewer than its
+half-GPU slots, so all hold theirs at once and no slot is given back and taken by a later trial."""
 
 
 @pytest.fixture(scope="module")
 def gpu_nodes() -> Iterator[dict[str, float]]:
     """The cluster, up for the module; yields each GPU node's id (hex) and number of GPUs."""
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 0, "include_dashboard": False})
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 2, "num_gpus": 0, "include_dashboard": False})
     try:
         for _ in range(NUM_GPU_NODES):
             cluster.add_node(num_cpus=4, num_gpus=GPUS_PER_NODE)
@@ -85,9 +87,7 @@ def test_trials_asking_for_gpus_land_only_on_gpu_nodes(gpu_nodes: dict[str, floa
                                                         half_gpu_trials: SearchResult) -> None:
     for record in half_gpu_trials.trials:
         bundles = placement(record.run_dir)
-        assert [b["bundle"] for b in bundles] == [0, 1], record.trial  # the trial's own, then its worker
-        assert bundles[0]["resources"] == {"CPU": 0.01}
-        assert bundles[1]["resources"] == {"CPU": 0.5, "GPU": 0.5}
+        assert [b["resources"] for b in bundles] == [{"CPU": 0.5, "GPU": 0.5}], record.trial  # its worker's only
         (worker,) = gpu_bundles(record.run_dir)
         assert worker["node"] in gpu_nodes, f"trial {record.trial}: GPU bundle on node {worker['node']}"
         assert len(worker["gpu_ids"]) == 1
@@ -95,9 +95,6 @@ def test_trials_asking_for_gpus_land_only_on_gpu_nodes(gpu_nodes: dict[str, floa
 
 
 def test_half_gpu_trials_share_a_gpu_two_by_two(half_gpu_trials: SearchResult) -> None:
-    summaries = [json.loads((r.run_dir / "summary.json").read_text()) for r in half_gpu_trials.trials]
-    # Every trial held its slot while every other ran: no GPU slot was given back and taken again.
-    assert max(s["started_at"] for s in summaries) <= min(s["ended_at"] for s in summaries)
     tenants = Counter((b["node"], b["gpu_ids"][0]) for r in half_gpu_trials.trials for b in gpu_bundles(r.run_dir))
     assert sum(tenants.values()) == NUM_FRACTIONAL_TRIALS
     assert max(tenants.values()) == 2, tenants
@@ -108,8 +105,8 @@ def test_a_trial_needing_more_gpus_than_a_node_has_spreads_over_nodes(
     num_workers = 3
     assert num_workers > max(gpu_nodes.values())
     result = search(tmp_path_factory, "ps_spread", {"kind": "parameter_server", "num_workers": num_workers,
-                                                    "gpus_per_worker": 1, "cpus_per_worker": 0.5,
-                                                    "transport": "actor_calls"}, num_samples=1)
+                                                    "gpus_per_worker": 1, "cpus_per_worker": 0.5},
+                    num_samples=1)  # sync's compiled graph, across two nodes (one step in flight there)
     (record,) = result.trials
     workers = gpu_bundles(record.run_dir)
     assert [b["resources"] for b in workers] == [{"CPU": 0.5, "GPU": 1.0}] * num_workers

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from skate.tune.display import LiveTable, short_path
+from skate.search.display import LiveTable, short_path
 
 
 def trial(trial_id: str, status: str, config: dict[str, Any], last: dict[str, Any] | None = None) -> Any:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from skate.runs.metrics import MetricsLog
 from skate.runs.rundir import RunDir
 from skate.spec import JobSpec, dump_spec, load_spec, load_spec_data
-from skate.tune.results import best_record, trial_record, write_best_spec, write_trials_plot, write_trials_table
+from skate.search.results import best_record, trial_record, write_best_spec, write_trials_plot, write_trials_table
 
 SPEC = {"name": "tiny", "data": {"source": "digits"}, "model": {"kind": "rnn_classifier", "num_units": 8},
         "train": {"epochs": 3}}

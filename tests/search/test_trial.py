@@ -8,8 +8,8 @@ import pytest
 
 from skate.rl.spec import RLJobSpec
 from skate.spec import JobSpec
-from skate.tune.config import TrialResources
-from skate.tune.trial import TRIAL_HEAD, time_attr, trial_bundles, trial_spec
+from skate.search.config import TrialResources
+from skate.search.trial import LONE_TRIAL_HEAD, TRIAL_HEAD, time_attr, trial_bundles, trial_resources, trial_spec
 
 BASE: dict[str, Any] = {
     "name": "tiny",
@@ -33,12 +33,16 @@ def test_a_trial_runs_the_job_with_its_values_and_validates_every_epoch() -> Non
      [{"CPU": 0.5, "GPU": 1.0}] * 3),
     ({"kind": "parameter_server", "num_workers": 2, "num_shards": 2, "cpus_per_shard": 0.25},
      [{"CPU": 1.0}] * 2 + [{"CPU": 0.25}] * 2),
-    ({"kind": "allreduce", "num_workers": 2}, []),  # Ray Train places its workers itself
 ])
 def test_a_trial_reserves_one_bundle_per_actor_after_its_own(strategy: dict[str, Any],
                                                              bundles: list[dict[str, float]]) -> None:
     spec = trial_spec({**BASE, "train": {"strategy": strategy}}, {}, TrialResources())
-    assert trial_bundles(spec) == [TRIAL_HEAD, *bundles]
+    assert TRIAL_HEAD == {} and trial_bundles(spec) == [{}, *bundles]  # the trial's own process reserves nothing
+
+
+def test_an_allreduce_trial_reserves_a_sliver_ray_train_places_its_workers() -> None:
+    spec = trial_spec({**BASE, "train": {"strategy": {"kind": "allreduce", "num_workers": 2}}}, {}, TrialResources())
+    assert trial_bundles(spec) == [LONE_TRIAL_HEAD] and 0 < LONE_TRIAL_HEAD["CPU"] < 0.1
 
 
 def test_resources_per_trial_replace_each_workers_own() -> None:
@@ -57,3 +61,10 @@ def test_an_rl_trial_reserves_what_rllib_asks_and_counts_iterations() -> None:
     assert len(bundles) == 3 and bundles[0].get("GPU") == 0.25  # the local learner, then two env runners
     assert all(b.get("CPU", 0) >= 1 for b in bundles[1:])
     assert time_attr(spec) == "iteration" and time_attr(trial_spec(BASE, {}, TrialResources())) == "epoch"
+
+
+def test_each_trial_gets_the_placement_group_of_its_own_values() -> None:
+    base = {**BASE, "train": {"strategy": {"kind": "parameter_server", "num_workers": 2}}}
+    for workers in (2, 3):
+        group = trial_resources({"train.strategy.num_workers": workers}, base=base, resources=TrialResources())
+        assert group.bundles == [{"CPU": 1.0}] * workers and group.strategy == "PACK"

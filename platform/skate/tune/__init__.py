@@ -1,1 +1,0 @@
-"""Hyperparameter search with Ray Tune: the ``search:`` section, trials, the experiment directory."""
