@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +14,8 @@ from skate.errors import SkateError
 from skate.spec import load_spec_data
 from skate.search import experiment
 from skate.search.config import SearchConfig
-from skate.search.experiment import check_schedule, concurrency, objective_of, placement_problem, search_algorithm
+from skate.search.experiment import (check_schedule, concurrency, objective_of, placement_problem, saved_states,
+                                     search_algorithm)
 from skate.search.space import Choice
 
 SPACE = {"model.num_units": {"type": "choice", "values": [8, 16]}}
@@ -90,3 +94,13 @@ def test_optuna_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
     with pytest.raises(SkateError, match="search.algorithm optuna needs the optuna package: pip install optuna"):
         search_algorithm(with_search(algorithm="optuna").search, metric="val/accuracy", mode="max")
+
+
+def test_saved_states_read_the_newest_experiment_state(tmp_path: Path) -> None:
+    old, new = tmp_path / "experiment_state-1.json", tmp_path / "experiment_state-2.json"
+    old.write_text(json.dumps({"trial_data": [[json.dumps({"trial_id": "a", "status": "PENDING"}), "{}"]]}))
+    new.write_text(json.dumps({"trial_data": [[json.dumps({"trial_id": "a", "status": "RUNNING"}), "{}"],
+                                              [json.dumps({"trial_id": "b", "status": "TERMINATED"}), "{}"]]}))
+    os.utime(old, (1, 1))
+    assert saved_states(tmp_path) == {"a": "RUNNING", "b": "TERMINATED"}
+    assert saved_states(tmp_path / "none") == {}

@@ -72,3 +72,11 @@ def test_the_plot_draws_every_trial_that_reported(tmp_path: Path) -> None:
     assert write_trials_plot(found, tmp_path / "trials.png", metric="val/accuracy", time_attr="epoch") is not None
     assert (tmp_path / "trials.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert write_trials_plot(found, tmp_path / "none.png", metric="val/loss", time_attr="epoch") is None
+
+
+def test_a_trial_saved_as_running_is_interrupted_unless_its_job_completed(tmp_path: Path) -> None:
+    done = fake_trial(tmp_path, "t0", 8, [0.5, 0.7, 0.8], completed=True)
+    cut = fake_trial(tmp_path, "t1", 8, [0.5], completed=False)
+    states = [trial_record(run, trial=run.name, tune_state="RUNNING", values={}, metric="val/accuracy", mode="max",
+                           time_attr="epoch", error=None).state for run in (done, cut)]
+    assert states == ["completed", "interrupted"]

@@ -139,7 +139,7 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
         _save_state(path, {**_read_state(path), "status": "interrupted", "ended_at": now_iso()})
         raise
     records = _records(grid, path, metric=metric, mode=mode, attr=attr)
-    interrupted = any(r.state in ("pending", "running", "paused") for r in records)
+    interrupted = any(r.state in ("pending", "interrupted") for r in records)
     best = best_record(records, mode)
     write_trials_table(records, path / TRIALS_TABLE, metric=metric)
     write_trials_plot(records, path / PLOT, metric=metric, time_attr=attr)
@@ -284,16 +284,30 @@ def placement_problem(bundles: list[dict[str, float]], nodes: list[dict[str, flo
 
 
 def _records(grid: Any, path: Path, *, metric: str, mode: str, attr: str) -> list[TrialRecord]:
-    """Every trial's record, its state as Tune left it (``TERMINATED``, ``ERROR``, or unfinished)."""
+    """Every trial's record, its state as the search's saved state has it: after Ctrl-C, Tune ends the
+    trials in flight but saves them as unfinished, for ``--resume``."""
+    saved = saved_states(path / TUNE_DIR)
     records = []
     for trial in grid._experiment_analysis.trials:  # ResultGrid offers no trial states of its own
         error = None
         if trial.status == "ERROR":
             error = _one_line(trial.error_file)
         records.append(trial_record(RunDir(path / TRIALS / trial.trial_id), trial=trial.trial_id,
-                                    tune_state=trial.status, values=dict(trial.config), metric=metric, mode=mode,
-                                    time_attr=attr, error=error))
+                                    tune_state=saved.get(trial.trial_id, trial.status), values=dict(trial.config),
+                                    metric=metric, mode=mode, time_attr=attr, error=error))
     return sorted(records, key=lambda r: r.trial)
+
+
+def saved_states(tune_dir: Path) -> dict[str, str]:
+    """Each trial's status in the newest experiment state Tune saved (``TERMINATED``, ``RUNNING``...)."""
+    found = sorted(tune_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        return {}
+    states = {}
+    for entry in json.loads(found[-1].read_text()).get("trial_data", []):
+        trial = json.loads(entry[0] if isinstance(entry, list) else entry)
+        states[trial["trial_id"]] = trial["status"]
+    return states
 
 
 def _one_line(error_file: str | None) -> str:

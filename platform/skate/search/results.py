@@ -51,6 +51,8 @@ def trial_record(run: RunDir, *, trial: str, tune_state: str, values: dict[str, 
         state = "completed"
     elif tune_state == "TERMINATED":
         state = "stopped"  # ended early by the scheduler
+    elif tune_state in ("RUNNING", "PAUSED"):
+        state = "interrupted"  # to be continued by --resume
     else:
         state = tune_state.lower()
     steps = columns.get(time_attr, [])
