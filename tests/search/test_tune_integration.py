@@ -163,3 +163,15 @@ def test_a_metric_the_job_does_not_report_fails_its_trials_with_the_known_ones(r
     assert trial.state == "error" and result.best is None
     assert "search.metric 'val/acc' is not a metric of this job; it reports:" in (trial.error or ""), trial.error
     assert "val/accuracy" in (trial.error or "")
+
+
+def test_an_allreduce_trial_runs_ray_train_in_its_own_placement_group(ray_local: None, tmp_path: Path) -> None:
+    strategy = {"kind": "allreduce", "num_workers": 2, "cpus_per_worker": 0.5}
+    spec = load_spec_data({**JOB, "train": {**JOB["train"], "epochs": 1, "strategy": strategy},
+                           "search": {"num_samples": 1, "space": SPACE}})
+    result = run_search(spec, root=tmp_path, progress=False)
+    (trial,) = result.trials
+    assert (trial.state, trial.error, trial.iterations) == ("completed", None, 1)
+    assert "test/accuracy" in trial.final
+    summary = json.loads((Path(trial.run_dir) / "summary.json").read_text())
+    assert [b["resources"] for b in summary["placement"]] == [{"CPU": 0.01}]  # Ray Train reserves the workers
