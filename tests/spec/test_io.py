@@ -148,7 +148,7 @@ def test_a_bad_override_is_reported_as_set_on_the_command_line(write_job: WriteJ
     ("epochs: 2", "epoch: 2",
      f"jobs/x.yaml:13: train.epoch: unknown key (did you mean 'epochs'?); expected one of: {TRAIN_KEYS}"),
     ("seed: 1", "sed: 1", "jobs/x.yaml:4: sed: unknown key (did you mean 'seed'?); "
-                          "expected one of: name, description, seed, data, model, train, checkpoint"),
+                          "expected one of: name, description, seed, data, model, train, checkpoint, search"),
     ("kind: rnn_classifier", "kind: rnn_clasifier",
      f"jobs/x.yaml:9: model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?); known: {KNOWN_MODELS}"),
     ("source: digits", "source: digit",
