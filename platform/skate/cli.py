@@ -1,4 +1,4 @@
-"""The ``skate`` command: run, tune, validate, schema, runs, report, generate, evaluate."""
+"""The ``skate`` command: run, tune, validate, schema, plugins, runs, report, generate, evaluate."""
 
 from __future__ import annotations
 
@@ -65,6 +65,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
             result = resume_search(args.resume, progress=not args.no_progress)
     print("\n".join(summary_lines(result)))
     return 0 if result.status == "completed" else 130
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from skate.plugins import registered
+    from skate.table import format_table
+
+    print(format_table(["kind", "name", "from"], [[r.family, r.name, r.origin] for r in registered()]))
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -169,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as 'skate run' would")
 
     add("schema", cmd_schema, "print the JSON Schema of job specs (for editors)")
+
+    add("plugins", cmd_plugins, "list the models, data sources, environments and objectives a spec can name, "
+                                "and where each comes from")
 
     p = add("runs", cmd_runs, "list runs")
     p.add_argument("--root", help=f"folder of run directories (default: ${ROOT_ENV} or runs)")

@@ -16,6 +16,7 @@ from ray import ObjectRef
 
 from skate.engines.optim import OptimizerConfig
 from skate.models.base import ModelConfig
+from skate.objectives import OBJECTIVES, Objective
 from skate.config.fields import Variants, param
 
 Metrics = dict[str, float]
@@ -31,6 +32,8 @@ class Workload:
         batch_size: examples per gradient step (per worker for data-parallel engines).
         seed: seeds model initialisation and the order of examples.
         tables: ``train``, ``validation`` and ``test`` tables, as object references.
+        objective: the loss and metrics; default: the one the model names, looked up here in the driver
+            (so an objective registered in this process, even in a notebook, travels to the workers).
     """
 
     model: ModelConfig
@@ -38,6 +41,11 @@ class Workload:
     batch_size: int
     seed: int
     tables: dict[str, ObjectRef]
+    objective: Objective | None = None
+
+    def __post_init__(self) -> None:
+        if self.objective is None:
+            object.__setattr__(self, "objective", OBJECTIVES[self.model.objective])
 
     def new_phase(self, epoch: int, start: int) -> bool:
         """Whether steps from ``start`` of ``epoch`` begin a phase of the model (see

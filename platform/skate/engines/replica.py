@@ -16,7 +16,6 @@ import torch
 
 from skate.data.base import info_of, to_numpy
 from skate.engines.base import Metrics, Workload
-from skate.objectives import OBJECTIVES
 
 Batch = tuple[torch.Tensor, ...]
 """``(x, y)``, or ``(x, y, lengths)`` for variable-length sequences."""
@@ -53,7 +52,8 @@ class Replica:
         torch.manual_seed(workload.seed)
         self.device = torch.device(device)
         self.model = workload.model.build(info_of(tables["train"])).to(self.device)
-        self.objective = OBJECTIVES[workload.model.objective]
+        assert workload.objective is not None
+        self.objective = workload.objective
         self.batch_size = workload.batch_size
         self.seed = workload.seed
         self.rank, self.num_replicas = rank, num_replicas

@@ -35,6 +35,9 @@ def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list
     Raises:
         SpecError: for every problem found.
     """
+    from skate.plugins import load_entry_points
+
+    load_entry_points()
     locator = locator or Locator()
     if not isinstance(data, dict):
         raise SpecError([f"{locator.source}: expected a mapping of sections (name, data, model, train, ...)"])
