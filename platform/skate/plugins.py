@@ -152,12 +152,10 @@ def _check_name(name: str, config: Any, key: str) -> None:
 
 
 def _check_config(config: Any, base: type, family: str) -> None:
-    if not (isinstance(config, type) and issubclass(config, base) and dataclasses.is_dataclass(config)):
-        raise SkateError(f"a {family} plugin must be a dataclass subclassing {base.__name__}; got {config!r}")
-    params = getattr(config, "__dataclass_params__", None)
-    if params is None or not params.frozen:
-        raise SkateError(f"{family} config {config.__name__} must be frozen: "
-                         "@dataclasses.dataclass(frozen=True, kw_only=True)")
+    own_dataclass = isinstance(config, type) and "__dataclass_fields__" in vars(config)  # not just inherited
+    if not (own_dataclass and issubclass(config, base)):
+        raise SkateError(f"a {family} plugin must be a dataclass subclassing {base.__name__} "
+                         f"(@dataclasses.dataclass(frozen=True, kw_only=True)); got {config!r}")
 
 
 def _register(variants: Any, config: Any, origin: str | None) -> Any:

@@ -174,4 +174,4 @@ def test_an_allreduce_trial_runs_ray_train_in_its_own_placement_group(ray_local:
     assert (trial.state, trial.error, trial.iterations) == ("completed", None, 1)
     assert "test/accuracy" in trial.final
     summary = json.loads((Path(trial.run_dir) / "summary.json").read_text())
-    assert [b["resources"] for b in summary["placement"]] == [{"CPU": 0.01}]  # Ray Train reserves the workers
+    assert [b["resources"] for b in summary["placement"]] == [{"memory": 1.0}]  # Ray Train reserves the workers

@@ -26,7 +26,7 @@ from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
-from skate.spec.io import spec_to_data
+from skate.search.paths import explicit_data
 from skate.search.config import SearchConfig
 from skate.search.results import (BEST_SPEC, PLOT, TRIALS_TABLE, TrialRecord, best_record, trial_record,
                                 write_best_spec, write_trials_plot, write_trials_table)
@@ -111,8 +111,7 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     search = spec.search
     assert search is not None
     metric, mode = objective_of(spec)
-    base = spec_to_data(dataclasses.replace(spec, search=None))
-    base.pop("search")
+    base = explicit_data(dataclasses.replace(spec, search=None))
     first = trial_spec(base, {}, search.resources_per_trial)
     check_schedule(search, first)
     bundles = trial_bundles(first)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from skate.config.fields import variants_of
 from skate.config.loader import Locator, suggest
 from skate.errors import SpecError
 
@@ -22,6 +23,48 @@ def with_values(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
             node = child
         node[last] = value
     return out
+
+
+def explicit_data(config: Any) -> dict[str, Any]:
+    """``config`` as spec data with only the values that differ from their defaults (and each variant's
+    key), so a trial that switches a variant (``train.strategy.kind``) does not carry the other variant's
+    defaulted fields along."""
+    out: dict[str, Any] = {}
+    key = _variant_key(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            inner = explicit_data(value)
+            if inner:
+                out[f.name] = inner
+            continue
+        if f.name == key or value != _default(f):
+            out[f.name] = _plain(value)
+    return out
+
+
+def _variant_key(cls: type) -> str | None:
+    for base in cls.__mro__:
+        registry = variants_of(base)
+        if registry is not None:
+            return registry.key
+    return None
+
+
+def _default(f: dataclasses.Field) -> Any:  # type: ignore[type-arg]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _copy(data: Any) -> Any:
@@ -60,11 +103,10 @@ def check_space(spec: Any, locator: Locator) -> None:
     Raises:
         SpecError: one line per problem, with the file and line of the path.
     """
-    from skate.spec.io import load_spec_data, spec_to_data
+    from skate.spec.io import load_spec_data
 
     search = spec.search
-    base = spec_to_data(dataclasses.replace(spec, search=None))
-    base.pop("search")
+    base = explicit_data(dataclasses.replace(spec, search=None))
     mutations = getattr(search.scheduler, "mutations", None) or {}
     problems: list[str] = []
     for section, paths in (("space", search.space), ("scheduler.mutations", mutations)):

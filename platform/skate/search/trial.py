@@ -32,9 +32,10 @@ TRIAL_HEAD: dict[str, float] = {}
 """What a trial's own process reserves: nothing, it only drives the job's actors (it still sits in
 the trial's placement group). Two 1-CPU trials then fit on 2 CPUs."""
 
-LONE_TRIAL_HEAD = {"CPU": 0.01}
+LONE_TRIAL_HEAD = {"memory": 1.0}
 """The reservation of a trial whose job reserves no bundle of its own (allreduce: Ray Train places
-its workers): Tune needs one bundle."""
+its workers): Tune needs one bundle. A byte of memory, not a sliver of CPU: a sliver would leave
+1.99 of 2 CPUs, where neither Ray Train's workers nor another trial's 1-CPU workers then fit."""
 
 
 def trial_spec(base: dict[str, Any], values: dict[str, Any], resources: TrialResources) -> JobSpec | RLJobSpec:
