@@ -77,10 +77,10 @@ def test_pbt_runs_an_rl_search_end_to_end(ray_local: None, tmp_path: Path) -> No
     result = run_search(spec, root=tmp_path, progress=False)
 
     assert result.status == "completed" and len(result.trials) == 2
-    assert all(r.error is None and r.iterations == 5 for r in result.trials), result.trials
-    for record in result.trials:
+    assert all(r.error is None and r.state == "completed" for r in result.trials), result.trials
+    for record in result.trials:  # an exploit may jump a trial ahead to its donor's iteration, never past the stop
         rows = read_metrics(Path(record.run_dir) / "metrics.parquet").column("iteration").to_pylist()
-        assert rows == [1, 2, 3, 4, 5]
+        assert rows == sorted(set(rows)) and rows[0] == 1 and rows[-1] == record.iterations <= 5, rows
     assert result.best is not None and result.best.best is not None and result.best.best > 0
     restores = [json.loads((Path(r.run_dir) / "summary.json").read_text()).get("restores", []) for r in result.trials]
     assert sum(map(len, restores)) >= 1 and (result.path / "tune" / "pbt_global.txt").exists()  # PBT exploited
@@ -101,7 +101,7 @@ def completed_trials(experiment: Path) -> list[str]:
 def test_a_killed_search_resumes_without_rerunning_finished_trials_and_shows_a_table(tmp_path: Path) -> None:
     job = tmp_path / "job.yaml"
     job.write_text(yaml.safe_dump({**JOB, "train": {**JOB["train"], "epochs": 3}, "search": {
-        "num_samples": 2, "max_concurrent_trials": 1, "space": SPACE}}, sort_keys=False))
+        "num_samples": 3, "max_concurrent_trials": 1, "space": SPACE}}, sort_keys=False))
     env = {**os.environ, "SKATE_ROOT": str(tmp_path / "runs")}
     proc = subprocess.Popen([sys.executable, "-m", "skate", "tune", str(job), "--no-progress"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -115,19 +115,19 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials_and_shows_a_t
                 break
             time.sleep(0.2)
         assert experiment is not None, "no trial completed in time"
-        time.sleep(4)  # the search saves its state every 2 s
+        time.sleep(2.5)  # the search saves its state every 2 s
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
     finally:
         proc.kill()
     finished = completed_trials(experiment)
-    assert len(finished) == 1
+    assert 1 <= len(finished) < 3
     before = {t: (experiment / "trials" / t / "metrics.parquet").stat().st_mtime_ns for t in finished}
 
     resumed = subprocess.run([sys.executable, "-m", "skate", "tune", "--resume", str(experiment)],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert "search completed: 2 trials (2 completed)" in resumed.stdout, resumed.stdout
+    assert "search completed: 3 trials (3 completed)" in resumed.stdout, resumed.stdout
     assert resumed.stdout.split()[:4] == ["trial", "state", "optimizer.lr", "model.num_units"], resumed.stdout
     assert f"best job: {experiment / 'best.yaml'}" in resumed.stdout
     noise = [line for line in resumed.stdout.splitlines() + resumed.stderr.splitlines()

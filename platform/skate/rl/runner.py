@@ -129,7 +129,8 @@ def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
     display = Progress(total=spec.rl.stop.iterations, initial=start_iteration, desc=spec.name, enabled=progress,
                        unit="iteration")
     started = time.monotonic()
-    iteration, reason = start_iteration, None
+    # A checkpoint that already meets the stop block (a search handing over another trial's) ends the run.
+    iteration, reason = start_iteration, stop.reason(last_row) if last_row is not None else None
     try:
         try:
             while reason is None:

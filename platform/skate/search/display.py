@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from ray.tune import Callback
 
@@ -26,14 +26,16 @@ class LiveTable(Callback):
         paths: the searched dotted paths (the table's value columns).
         metric: the metric ranking trials; mode ``max`` or ``min``.
         time_attr: the result field counting a trial's progress (``epoch``, ``iteration``).
-        enabled: draw at all.
         every_s: how often the table is printed when the output is not a terminal.
     """
 
-    def __init__(self, *, paths: list[str], metric: str, mode: str, time_attr: str, enabled: bool = True,
-                 every_s: float = 30.0) -> None:
+    shown: ClassVar[bool] = True
+    """Whether tables are drawn in this process; a class attribute, not saved with the search, so a
+    resumed search shows its table as its own command line asks."""
+
+    def __init__(self, *, paths: list[str], metric: str, mode: str, time_attr: str, every_s: float = 30.0) -> None:
         self.paths, self.metric, self.mode, self.time_attr = paths, metric, mode, time_attr
-        self.enabled, self.every_s = enabled, every_s
+        self.every_s = every_s
         self._best: dict[str, float] = {}
         self._drawn_lines = 0
         self._last_drawn = 0.0
@@ -50,11 +52,11 @@ class LiveTable(Callback):
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         interactive = sys.stdout.isatty()
-        if self.enabled and time.monotonic() - self._last_drawn >= (1.0 if interactive else self.every_s):
+        if self.shown and time.monotonic() - self._last_drawn >= (1.0 if interactive else self.every_s):
             self.draw(trials, interactive=interactive)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        if self.enabled:
+        if self.shown:
             self.draw(trials, interactive=sys.stdout.isatty())
 
     def rows(self, trials: list[Any]) -> list[list[Any]]:

@@ -121,7 +121,8 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
                              metric=metric),
         functools.partial(trial_resources, base=base, resources=search.resources_per_trial))
     attr = time_attr(first)
-    table = LiveTable(paths=list(search.space), metric=metric, mode=mode, time_attr=attr, enabled=progress)
+    LiveTable.shown = progress
+    table = LiveTable(paths=list(search.space), metric=metric, mode=mode, time_attr=attr)
     started = time.monotonic()
     try:
         if restore:
