@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import Callable
+from typing import Any, Callable
 
 from skate.errors import SkateError, SpecError, describe_error
 
@@ -19,20 +19,27 @@ def _root(args: argparse.Namespace) -> str:
     return args.root or os.environ.get(ROOT_ENV) or "runs"
 
 
+def _spec_or_resume(args: argparse.Namespace, *, what: str, resumed: str, kind: str) -> Any:
+    """The spec FILE (with --set) of a new run or search, or ``None`` for ``--resume``; Ctrl-C armed."""
+    from skate.spec import load_spec
+
+    if (args.file is None) == (args.resume is None):
+        raise SkateError(f"give {what}, or --resume {resumed} to continue a {kind} (not both)")
+    if args.resume and args.set:
+        raise SkateError(f"--set cannot change a resumed {kind}; its spec is fixed in {resumed}/spec.yaml")
+    spec = load_spec(args.file, args.set) if args.file else None
+    # A shell that started us in the background may have told us to ignore Ctrl-C; take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return spec
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from skate.cluster import ray_session
     from skate.runner import resume_job, run_job
     from skate.runs.report import summary_text, write_plots
     from skate.runs.rundir import RunDir
-    from skate.spec import load_spec
 
-    if (args.file is None) == (args.resume is None):
-        raise SkateError("give a job spec FILE to run, or --resume RUN_DIR to continue a run (not both)")
-    if args.resume and args.set:
-        raise SkateError("--set cannot change a resumed run; its spec is fixed in RUN_DIR/spec.yaml")
-    spec = load_spec(args.file, args.set) if args.file else None
-    # A shell that started us in the background may have told us to ignore Ctrl-C; take it back.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    spec = _spec_or_resume(args, what="a job spec FILE to run", resumed="RUN_DIR", kind="run")
     with ray_session(args.address):
         if spec is not None:
             result = run_job(spec, root=_root(args), progress=not args.no_progress)
@@ -49,15 +56,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from skate.cluster import ray_session
-    from skate.spec import load_spec
     from skate.search.experiment import resume_search, run_search, summary_lines
 
-    if (args.file is None) == (args.resume is None):
-        raise SkateError("give a job spec FILE with a search: section, or --resume EXP_DIR (not both)")
-    if args.resume and args.set:
-        raise SkateError("--set cannot change a resumed search; its spec is fixed in EXP_DIR/spec.yaml")
-    spec = load_spec(args.file, args.set) if args.file else None
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    spec = _spec_or_resume(args, what="a job spec FILE with a search: section", resumed="EXP_DIR", kind="search")
     with ray_session(args.address, quiet=True):
         if spec is not None:
             result = run_search(spec, root=_root(args), progress=not args.no_progress, source=args.file)

@@ -126,7 +126,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], locator: Locator
     Raises:
         SpecError: for an override that is not ``KEY=VALUE`` or that descends into a non-mapping.
     """
-    out = _copy(data)
+    out = copy_data(data)
     problems = []
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -154,11 +154,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], locator: Locator
     return out
 
 
-def _copy(data: Any) -> Any:
+def copy_data(data: Any) -> Any:
+    """A deep copy of plain spec data (mappings, lists, scalars)."""
     if isinstance(data, dict):
-        return {k: _copy(v) for k, v in data.items()}
+        return {k: copy_data(v) for k, v in data.items()}
     if isinstance(data, list):
-        return [_copy(v) for v in data]
+        return [copy_data(v) for v in data]
     return data
 
 

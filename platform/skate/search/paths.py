@@ -7,12 +7,13 @@ from typing import Any
 
 from skate.config.fields import variants_of
 from skate.config.loader import Locator, suggest
+from skate.config.yamlio import copy_data
 from skate.errors import SpecError
 
 
 def with_values(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """A copy of the spec data ``data`` with each dotted path of ``values`` set to its value."""
-    out = _copy(data)
+    out = copy_data(data)
     for path, value in values.items():
         node = out
         *parents, last = path.split(".")
@@ -65,14 +66,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-def _copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_copy(v) for v in data]
-    return data
 
 
 def field_problem(spec: Any, path: str) -> str | None:
