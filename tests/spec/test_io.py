@@ -45,7 +45,7 @@ TINY_SPEC = JobSpec(
     name="tiny", description="smallest valid job", seed=1, data=DigitsConfig(validation_fraction=0.2),
     model=RnnClassifierConfig(num_units=8), train=TrainConfig(batch_size=16, epochs=2, optimizer=OptimizerConfig(lr=0.01)),
 )
-TRAIN_KEYS = "epochs, batch_size, optimizer, strategy, eval_every_epochs"
+TRAIN_KEYS = "epochs, batch_size, optimizer, strategy, eval_every_epochs, clip_norm, clip_value"
 NAME_RULE = "a name of letters, digits, '_', '-' and '.', starting with a letter or digit"
 
 WriteJob = Callable[[str], str]

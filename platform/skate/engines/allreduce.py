@@ -56,6 +56,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
             # DDP averages gradients over ranks: a sum over world/step_total makes the step's
             # gradient the mean over all of the step's examples, whatever each rank's share.
             replica.loss(batch, sums, divisor=step_total / world).backward()
+            replica.clip()  # the averaged gradient, as on one process
             optimizer.step()
         names = sorted(sums)
         totals = torch.tensor([sums[n] for n in names], dtype=torch.float64)

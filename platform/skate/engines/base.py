@@ -34,6 +34,7 @@ class Workload:
         tables: ``train``, ``validation`` and ``test`` tables, as object references.
         objective: the loss and metrics; default: the one the model names, looked up here in the driver
             (so an objective registered in this process, even in a notebook, travels to the workers).
+        clip_norm, clip_value: gradient clipping of every step (see :func:`skate.engines.replica.clip`).
     """
 
     model: ModelConfig
@@ -42,6 +43,8 @@ class Workload:
     seed: int
     tables: dict[str, ObjectRef]
     objective: Objective | None = None
+    clip_norm: float | None = None
+    clip_value: float | None = None
 
     def __post_init__(self) -> None:
         if self.objective is None:

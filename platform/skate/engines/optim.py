@@ -14,15 +14,21 @@ from skate.config.fields import param
 class OptimizerConfig:
     """Gradient descent rule and its hyperparameters."""
 
-    name: Literal["sgd", "momentum", "adam"] = param("adam", doc="sgd, momentum (SGD with momentum) or adam")
+    name: Literal["sgd", "momentum", "adam", "adamw"] = param(
+        "adam", doc="sgd, momentum (SGD with momentum), adam, or adamw (Adam with decoupled weight decay)")
     lr: float = param(0.001, doc="learning rate", gt=0)
     momentum: float = param(0.9, doc="momentum coefficient (momentum only)", ge=0, lt=1)
     beta1: float = param(0.9, doc="Adam's first-moment decay", ge=0, lt=1)
     beta2: float = param(0.999, doc="Adam's second-moment decay", ge=0, lt=1)
     eps: float = param(1e-8, doc="Adam's denominator guard", gt=0)
+    weight_decay: float = param(0.0, doc="weight decay: an L2 penalty's gradient for sgd, momentum and adam; "
+                                         "decoupled from the gradient for adamw", ge=0)
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         """A torch optimizer over ``params``."""
-        if self.name == "adam":
-            return torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps)
-        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum if self.name == "momentum" else 0.0)
+        if self.name in ("adam", "adamw"):
+            adam = torch.optim.AdamW if self.name == "adamw" else torch.optim.Adam
+            return adam(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps,
+                        weight_decay=self.weight_decay)
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum if self.name == "momentum" else 0.0,
+                               weight_decay=self.weight_decay)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import ray
@@ -37,6 +37,16 @@ def assigned_device() -> str:
     return "cpu"
 
 
+def clip(parameters: Iterable[torch.nn.Parameter], *, norm: float | None, value: float | None) -> None:
+    """Clip the gradients of ``parameters`` in place: each element to ``[-value, value]``, then the whole
+    gradient down to the L2 norm ``norm`` when it is longer (``None``: no such clipping)."""
+    grads = [p for p in parameters if p.grad is not None]
+    if value is not None:
+        torch.nn.utils.clip_grad_value_(grads, value)
+    if norm is not None:
+        torch.nn.utils.clip_grad_norm_(grads, norm)
+
+
 class Replica:
     """A freshly built model and the workload's data as tensors.
 
@@ -55,6 +65,7 @@ class Replica:
         assert workload.objective is not None
         self.objective = workload.objective
         self.batch_size = workload.batch_size
+        self.clip_norm, self.clip_value = workload.clip_norm, workload.clip_value
         self.seed = workload.seed
         self.rank, self.num_replicas = rank, num_replicas
         self.train_model: torch.nn.Module = self.model  # what training steps call (an engine may wrap it, e.g. DDP)
@@ -95,6 +106,11 @@ class Replica:
         Adds the batch's metric sums to ``sums``."""
         loss = self._measure(self.train_model, batch, sums)
         return loss.mean() if divisor is None else loss.sum() / divisor
+
+    def clip(self) -> None:
+        """Clip the model's gradients as the workload says, after backward and before they are used."""
+        if self.clip_norm is not None or self.clip_value is not None:
+            clip(self.model.parameters(), norm=self.clip_norm, value=self.clip_value)
 
     def _measure(self, model: torch.nn.Module, batch: Batch, sums: dict[str, float]) -> torch.Tensor:
         """Per-example losses of ``batch`` through ``model``; adds every metric's sum to ``sums``."""

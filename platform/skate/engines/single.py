@@ -31,6 +31,7 @@ class SingleWorker:
         for batch in self.replica.batches(epoch, start, stop):
             self.optimizer.zero_grad(set_to_none=True)
             self.replica.loss(batch, sums).backward()
+            self.replica.clip()
             self.optimizer.step()
         train = {f"train/{name}": value for name, value in means(sums).items()}
         return {**train, **clock.metrics(sums.get("count", 0.0))}

@@ -25,6 +25,9 @@ class TrainConfig:
     optimizer: OptimizerConfig = param(doc="update rule", default_factory=OptimizerConfig)
     strategy: StrategyConfig = param(doc="engine that trains the model", default_factory=SingleStrategyConfig)
     eval_every_epochs: int = param(1, doc="evaluate on the validation split every this many epochs", gt=0)
+    clip_norm: float | None = param(None, doc="scale each step's gradient down to this global L2 norm when it is "
+                                              "longer (the seed's remedy for exploding gradients in RNNs)", gt=0)
+    clip_value: float | None = param(None, doc="clamp each gradient element to [-clip_value, clip_value]", gt=0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

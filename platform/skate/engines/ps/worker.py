@@ -95,6 +95,7 @@ class PSWorker:
         count = len(batch[1])
         if count:
             self.replica.loss(batch, self._sums).backward()
+            self.replica.clip()  # each worker's gradient, before it is pushed
         self._steps += 1
         return count
 
