@@ -162,4 +162,5 @@ def _workload(spec: JobSpec, run: RunDir) -> Workload:
         raise SkateError(f"model '{spec.model.kind}' does not fit data '{spec.data.source}': {error}") from error
     refs = {name: ray.put(t) for name, t in tables.items()}
     return Workload(model=spec.model, optimizer=spec.train.optimizer, batch_size=spec.train.batch_size,
-                    seed=spec.seed, tables=refs, clip_norm=spec.train.clip_norm, clip_value=spec.train.clip_value)
+                    seed=spec.seed, tables=refs, clip_norm=spec.train.clip_norm, clip_value=spec.train.clip_value,
+                    epochs=spec.train.epochs)

@@ -13,6 +13,7 @@ from skate.data.sources import DigitsConfig
 from skate.engines.allreduce import AllreduceConfig
 from skate.engines.base import Workload
 from skate.engines.optim import OptimizerConfig
+from skate.engines.schedule import StepSchedule
 from skate.engines.single import SingleStrategyConfig
 from skate.models.rnn import RnnClassifierConfig
 from skate.runner import run_job
@@ -23,7 +24,7 @@ from conftest import JOBS
 pytestmark = pytest.mark.integration
 SEED, BATCH = 5, 32
 MODEL = RnnClassifierConfig(num_units=24)
-SGD = OptimizerConfig(name="sgd", lr=0.1)
+SGD = OptimizerConfig(name="sgd", lr=0.1, schedule=StepSchedule(every_steps=20, gamma=0.5, warmup_steps=5))
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +34,15 @@ def refs(ray_local: None) -> dict:
 
 
 def test_two_workers_equal_single_with_twice_the_batch_and_state_round_trips(refs: dict) -> None:
-    single = SingleStrategyConfig().create(Workload(model=MODEL, optimizer=SGD, batch_size=2 * BATCH, seed=SEED, tables=refs))
+    single = SingleStrategyConfig().create(Workload(model=MODEL, optimizer=SGD, batch_size=2 * BATCH, seed=SEED, tables=refs,
+                                                    epochs=2))
     try:
         single_metrics = [single.train_epoch(epoch) for epoch in (1, 2)]
         expected = single.state()
     finally:
         single.shutdown()
-    engine = AllreduceConfig(num_workers=2).create(Workload(model=MODEL, optimizer=SGD, batch_size=BATCH, seed=SEED, tables=refs))
+    engine = AllreduceConfig(num_workers=2).create(Workload(model=MODEL, optimizer=SGD, batch_size=BATCH, seed=SEED, tables=refs,
+                                                                    epochs=2))
     try:
         metrics = [engine.train_epoch(epoch) for epoch in (1, 2)]
         state = engine.state()

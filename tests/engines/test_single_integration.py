@@ -11,6 +11,7 @@ from skate.data import info_of, split_table, to_numpy
 from skate.data.sources import DigitsConfig
 from skate.engines.base import Workload
 from skate.engines.optim import OptimizerConfig
+from skate.engines.schedule import CosineSchedule
 from skate.engines.single import SingleStrategyConfig
 from skate.models.rnn import RnnClassifierConfig
 
@@ -25,12 +26,19 @@ def tables(ray_local: None) -> dict:
     return split_table(DigitsConfig().load(), validation_fraction=0.15, test_fraction=0.15, seed=0)
 
 
-def reference_weights(train_table) -> dict[str, torch.Tensor]:
-    """The same job as a plain loop: seeded init, seeded shuffle per epoch, Adam on each batch."""
+def reference_weights(train_table, *, cosine_min_lr: float | None = None) -> dict[str, torch.Tensor]:
+    """The same job as a plain loop: seeded init, seeded shuffle per epoch, Adam on each batch (with
+    ``cosine_min_lr``: SGD with torch's cosine annealing over the run's steps)."""
     x, y = (torch.from_numpy(np.array(a)) for a in to_numpy(train_table))
     torch.manual_seed(SEED)
     model = MODEL.build(info_of(train_table))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    if cosine_min_lr is None:
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        scheduler = None
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        total = EPOCHS * -(-len(y) // BATCH)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=cosine_min_lr)
     for epoch in range(1, EPOCHS + 1):
         order = torch.from_numpy(np.random.default_rng((SEED, epoch)).permutation(len(y)))
         for start in range(0, len(order), BATCH):
@@ -38,12 +46,15 @@ def reference_weights(train_table) -> dict[str, torch.Tensor]:
             optimizer.zero_grad()
             torch.nn.functional.cross_entropy(model(x[index]), y[index]).backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
     return model.state_dict()
 
 
 def test_single_engine_trains_exactly_like_a_plain_loop(tables: dict) -> None:
     refs = {name: ray.put(t) for name, t in tables.items()}
-    engine = SingleStrategyConfig().create(Workload(model=MODEL, optimizer=OPTIMIZER, batch_size=BATCH, seed=SEED, tables=refs))
+    engine = SingleStrategyConfig().create(Workload(model=MODEL, optimizer=OPTIMIZER, batch_size=BATCH, seed=SEED,
+                                                    tables=refs, epochs=EPOCHS))
     try:
         metrics = [engine.train_epoch(epoch) for epoch in range(1, EPOCHS + 1)]
         state = engine.state()
@@ -56,6 +67,24 @@ def test_single_engine_trains_exactly_like_a_plain_loop(tables: dict) -> None:
     assert metrics[0]["perf/epoch_samples"] == tables["train"].num_rows
     assert metrics[1]["train/loss"] < metrics[0]["train/loss"]
     assert 0.0 <= val["accuracy"] <= 1.0 and val["loss"] > 0
+
+
+def test_a_cosine_schedule_runs_like_torchs_cosine_annealing(tables: dict) -> None:
+    refs = {name: ray.put(t) for name, t in tables.items()}
+    optimizer = OptimizerConfig(name="sgd", lr=0.5, schedule=CosineSchedule(min_lr=0.01))
+    engine = SingleStrategyConfig().create(Workload(model=MODEL, optimizer=optimizer, batch_size=BATCH, seed=SEED,
+                                                    tables=refs, epochs=EPOCHS))
+    try:
+        for epoch in range(1, EPOCHS + 1):
+            engine.train_epoch(epoch)
+        state = engine.state()
+    finally:
+        engine.shutdown()
+    expected = reference_weights(tables["train"], cosine_min_lr=0.01)
+    for name, tensor in expected.items():
+        torch.testing.assert_close(state["model"][name], tensor, rtol=1e-4, atol=1e-5)
+    constant = reference_weights(tables["train"])
+    assert any(not torch.allclose(state["model"][n], constant[n]) for n in constant)
 
 
 def test_state_restores_into_a_new_engine(tables: dict) -> None:

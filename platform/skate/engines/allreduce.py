@@ -57,6 +57,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
             # gradient the mean over all of the step's examples, whatever each rank's share.
             replica.loss(batch, sums, divisor=step_total / world).backward()
             replica.clip()  # the averaged gradient, as on one process
+            replica.schedule(optimizer, epoch, step)
             optimizer.step()
         names = sorted(sums)
         totals = torch.tensor([sums[n] for n in names], dtype=torch.float64)

@@ -35,6 +35,7 @@ class Workload:
         objective: the loss and metrics; default: the one the model names, looked up here in the driver
             (so an objective registered in this process, even in a notebook, travels to the workers).
         clip_norm, clip_value: gradient clipping of every step (see :func:`skate.engines.replica.clip`).
+        epochs: the run's length, over which the learning-rate schedule runs.
     """
 
     model: ModelConfig
@@ -45,6 +46,7 @@ class Workload:
     objective: Objective | None = None
     clip_norm: float | None = None
     clip_value: float | None = None
+    epochs: int = 1
 
     def __post_init__(self) -> None:
         if self.objective is None:

@@ -8,6 +8,7 @@ from typing import Iterable, Literal
 import torch
 
 from skate.config.fields import param
+from skate.engines.schedule import ScheduleConfig, ConstantSchedule
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -23,6 +24,8 @@ class OptimizerConfig:
     eps: float = param(1e-8, doc="Adam's denominator guard", gt=0)
     weight_decay: float = param(0.0, doc="weight decay: an L2 penalty's gradient for sgd, momentum and adam; "
                                          "decoupled from the gradient for adamw", ge=0)
+    schedule: ScheduleConfig = param(doc="how the learning rate changes over the run's gradient steps",
+                                     default_factory=ConstantSchedule)
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         """A torch optimizer over ``params``."""
@@ -32,3 +35,11 @@ class OptimizerConfig:
                         weight_decay=self.weight_decay)
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum if self.name == "momentum" else 0.0,
                                weight_decay=self.weight_decay)
+
+    def set_rate(self, optimizer: torch.optim.Optimizer, step: int, total_steps: int, *, scale: float = 1.0) -> float:
+        """Give ``optimizer`` the scheduled rate of gradient step ``step`` (from 0) of ``total_steps``,
+        times ``scale``; returns that rate."""
+        rate = self.schedule.rate(self.lr, step, total_steps) * scale
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        return rate

@@ -66,6 +66,7 @@ class Replica:
         self.objective = workload.objective
         self.batch_size = workload.batch_size
         self.clip_norm, self.clip_value = workload.clip_norm, workload.clip_value
+        self.optimizer_config, self.epochs = workload.optimizer, workload.epochs
         self.seed = workload.seed
         self.rank, self.num_replicas = rank, num_replicas
         self.train_model: torch.nn.Module = self.model  # what training steps call (an engine may wrap it, e.g. DDP)
@@ -106,6 +107,11 @@ class Replica:
         Adds the batch's metric sums to ``sums``."""
         loss = self._measure(self.train_model, batch, sums)
         return loss.mean() if divisor is None else loss.sum() / divisor
+
+    def schedule(self, optimizer: torch.optim.Optimizer, epoch: int, step: int) -> None:
+        """Give ``optimizer`` the scheduled learning rate of step ``step`` of ``epoch`` (from 1)."""
+        per_epoch = self.steps_per_epoch()
+        self.optimizer_config.set_rate(optimizer, (epoch - 1) * per_epoch + step, self.epochs * per_epoch)
 
     def clip(self) -> None:
         """Clip the model's gradients as the workload says, after backward and before they are used."""

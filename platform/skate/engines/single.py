@@ -28,10 +28,11 @@ class SingleWorker:
             self.optimizer = self.workload.optimizer.build(self.replica.model.parameters())
         clock = EpochClock()
         sums: dict[str, float] = {}
-        for batch in self.replica.batches(epoch, start, stop):
+        for step, batch in enumerate(self.replica.batches(epoch, start, stop), start=start):
             self.optimizer.zero_grad(set_to_none=True)
             self.replica.loss(batch, sums).backward()
             self.replica.clip()
+            self.replica.schedule(self.optimizer, epoch, step)
             self.optimizer.step()
         train = {f"train/{name}": value for name, value in means(sums).items()}
         return {**train, **clock.metrics(sums.get("count", 0.0))}

@@ -12,6 +12,7 @@ from skate.data.sources import DigitsConfig
 from skate.engines.base import Engine, Workload
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.config import ParameterServerConfig
+from skate.engines.schedule import CosineSchedule
 from skate.engines.single import SingleStrategyConfig
 from skate.models.rnn import RnnClassifierConfig
 
@@ -27,7 +28,7 @@ def refs(ray_local: None) -> dict:
 
 
 def workload(refs: dict, *, batch_size: int, optimizer: OptimizerConfig) -> Workload:
-    return Workload(model=MODEL, optimizer=optimizer, batch_size=batch_size, seed=SEED, tables=refs)
+    return Workload(model=MODEL, optimizer=optimizer, batch_size=batch_size, seed=SEED, tables=refs, epochs=2)
 
 
 def train(engine: Engine, epochs: int) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
@@ -39,8 +40,9 @@ def train(engine: Engine, epochs: int) -> tuple[dict[str, torch.Tensor], list[di
 
 
 @pytest.mark.parametrize("num_shards", [1, 3])
-@pytest.mark.parametrize("optimizer", [OptimizerConfig(name="sgd", lr=0.1), OptimizerConfig(name="adam", lr=0.01)],
-                         ids=["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", [OptimizerConfig(name="sgd", lr=0.1, schedule=CosineSchedule(warmup_steps=5)),
+                                       OptimizerConfig(name="adam", lr=0.01)],
+                         ids=["sgd-cosine", "adam"])
 def test_sync_with_two_workers_equals_single_with_twice_the_batch(refs: dict, num_shards: int,
                                                                    optimizer: OptimizerConfig) -> None:
     ps = ParameterServerConfig(mode="sync", num_workers=2, num_shards=num_shards)

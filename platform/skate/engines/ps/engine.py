@@ -76,7 +76,8 @@ class ParameterServerEngine(Engine):
         shard_actor = ray.remote(num_cpus=config.cpus_per_shard)(ParameterShard)
         self.shards = [
             shard_actor.remote(init=flat[lo:hi], optimizer=self.workload.optimizer, rule=make_rule(config),
-                               compression=config.compression)
+                               compression=config.compression, total_steps=self.workload.epochs * self.steps_per_epoch,
+                               updates_per_step=1 if config.mode == "sync" else config.num_workers)
             for lo, hi in self.layout.shards
         ]
         self.workers = [self._new_worker(rank) for rank in range(config.num_workers)]

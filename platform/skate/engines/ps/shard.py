@@ -20,21 +20,21 @@ from skate.engines.ps.layout import Compression, decode, encode
 class ShardCore:
     """The state every update rule works on."""
 
-    def __init__(self, init: np.ndarray, optimizer: OptimizerConfig) -> None:
+    def __init__(self, init: np.ndarray, optimizer: OptimizerConfig, *, total_steps: int, updates_per_step: int) -> None:
         self.params = torch.nn.Parameter(torch.from_numpy(np.array(init, dtype=np.float32)))
         self.config = optimizer
         self.optimizer = optimizer.build([self.params])
-        self.base_lr = optimizer.lr
+        self.total_steps, self.updates_per_step = total_steps, updates_per_step
         self.version = 0
         self.changed = asyncio.Condition()
         self.stats = {"applied": 0, "dropped": 0, "staleness_sum": 0}
 
     def apply(self, grad: np.ndarray | None, *, lr_scale: float = 1.0) -> None:
-        """One optimizer step with ``grad`` (``None``: nothing to apply, the version still moves)."""
+        """One optimizer step with ``grad`` (``None``: nothing to apply, the version still moves), at
+        the scheduled rate of the step the version belongs to, times ``lr_scale``."""
         if grad is not None:
             self.params.grad = torch.from_numpy(np.asarray(grad, dtype=np.float32))
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.base_lr * lr_scale
+            self.config.set_rate(self.optimizer, self.version // self.updates_per_step, self.total_steps, scale=lr_scale)
             self.optimizer.step()
             self.stats["applied"] += 1
         self.version += 1
@@ -76,12 +76,14 @@ class UpdateRule(Protocol):
 
 
 class ParameterShard:
-    """The actor. ``rule`` decides the update mode; ``compression`` the wire format."""
+    """The actor. ``rule`` decides the update mode; ``compression`` the wire format; the learning-rate
+    schedule runs over ``total_steps`` steps of ``updates_per_step`` versions each (1 when a version
+    is a synchronous step, ``num_workers`` when each gradient makes one)."""
 
     def __init__(self, *, init: np.ndarray, optimizer: OptimizerConfig, rule: UpdateRule,
-                 compression: Compression) -> None:
+                 compression: Compression, total_steps: int, updates_per_step: int) -> None:
         torch.set_num_threads(1)
-        self.core = ShardCore(init, optimizer)
+        self.core = ShardCore(init, optimizer, total_steps=total_steps, updates_per_step=updates_per_step)
         self.rule = rule
         self.compression = compression
 
