@@ -109,3 +109,22 @@ def test_the_shipped_job_reaches_95_percent_on_test(tmp_path: Path) -> None:
     """The README's promise for `make run` (about 10 s of training here)."""
     result = run_job(load_spec(JOBS / "digits_rnn.yaml"), root=tmp_path, progress=False)
     assert result.metrics["test/accuracy"] >= 0.95
+
+
+def comparable(run_dir: Path, file: str) -> dict[str, list]:
+    """A run's table without the columns that time things."""
+    table = read_metrics(run_dir / file).to_pydict()
+    return {name: values for name, values in table.items() if not name.startswith("perf/") and name != "time_s"}
+
+
+def test_the_same_seed_on_single_gives_the_same_metrics_twice(tmp_path: Path) -> None:
+    overrides = ["train.epochs=2", "train.eval_every_steps=4", "train.early_stopping={patience: 5}",
+                 "train.optimizer.schedule={kind: cosine, warmup_steps: 5}"]
+    spec = load_spec(JOBS / "digits_rnn.yaml", overrides)
+    first, second = (run_job(spec, root=tmp_path / name, progress=False) for name in ("first", "second"))
+    for file in (RunDir.METRICS, RunDir.EVALS):
+        assert comparable(first.run_dir, file) == comparable(second.run_dir, file)
+    assert first.metrics == second.metrics
+    assert comparable(first.run_dir, RunDir.EVALS)["step"] == [4, 8, 12, 16]  # 9 steps an epoch
+    other = run_job(load_spec(JOBS / "digits_rnn.yaml", [*overrides, "seed=1"]), root=tmp_path / "other", progress=False)
+    assert comparable(other.run_dir, RunDir.METRICS)["train/loss"] != comparable(first.run_dir, RunDir.METRICS)["train/loss"]

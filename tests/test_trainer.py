@@ -15,7 +15,8 @@ from skate.progress import Progress
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog, read_events
 from skate.runs.metrics import MetricsLog, read_metrics
-from skate.spec.job import CheckpointConfig, TrainConfig
+from skate.errors import SkateError
+from skate.spec.job import CheckpointConfig, EarlyStoppingConfig, TrainConfig
 from skate.trainer import Trainer
 
 VAL_ACCURACY = {1: 0.5, 2: 0.8, 3: 0.7, 4: 0.8, 5: 0.6, 6: 0.9}
@@ -78,9 +79,9 @@ class ScriptedEngine(Engine):
 
 
 def make_trainer(tmp_path: Path, engine: Engine, *, epochs: int = 6, every: int = 2,
-                 every_steps: int | None = None) -> Trainer:
+                 every_steps: int | None = None, **train: Any) -> Trainer:
     return Trainer(
-        train=TrainConfig(epochs=epochs),
+        train=TrainConfig(epochs=epochs, **train),
         checkpoint=CheckpointConfig(every_epochs=every, every_steps=every_steps, keep_last=5,
                                     best_metric="val/accuracy", best_mode="max"),
         engine=engine,
@@ -88,6 +89,7 @@ def make_trainer(tmp_path: Path, engine: Engine, *, epochs: int = 6, every: int 
         checkpointer=Checkpointer(tmp_path / "checkpoints", keep_last=5),
         progress=Progress(total=epochs, desc="test", enabled=False),
         events=EventLog(tmp_path / "events.jsonl"),
+        evals=MetricsLog(tmp_path / "evals.parquet", step_key="step"),
     )
 
 
@@ -200,3 +202,57 @@ def test_a_checkpoint_from_another_batch_size_is_refused(tmp_path: Path) -> None
     trainer = make_trainer(tmp_path, ScriptedEngine(), epochs=1)
     with pytest.raises(ValueError, match="2 steps per epoch, this job 4"):
         trainer.restore({"steps_per_epoch": 2, "epoch": 0})
+
+
+@pytest.mark.parametrize(("early", "last_epoch"), [
+    (EarlyStoppingConfig(patience=2), 4),  # 0.5, 0.8 best, 0.7, 0.8 (a tie is no improvement): stop after 4
+    (EarlyStoppingConfig(patience=3), 5),
+    (EarlyStoppingConfig(patience=2, metric="val/loss"), 4),  # the loss, 1 - accuracy, falls (min) by default
+    (EarlyStoppingConfig(patience=1, min_delta=0.35), 2),  # 0.8 is not 0.35 better than 0.5
+    (EarlyStoppingConfig(patience=4), 6),
+])
+def test_early_stopping_stops_after_patience_validations_without_improvement(
+        tmp_path: Path, early: EarlyStoppingConfig, last_epoch: int) -> None:
+    out = io.StringIO()
+    trainer = make_trainer(tmp_path, ScriptedEngine(), early_stopping=early)
+    trainer.progress = Progress(total=6, desc="test", stream=out, min_interval_s=1e9)
+    trainer.fit()
+    table = read_metrics(tmp_path / "metrics.parquet").to_pydict()
+    assert table["epoch"] == list(range(1, last_epoch + 1))
+    assert trainer.stopped_early == (last_epoch < 6)
+    assert trainer.checkpointer.resumable()[-1] == f"ckpt-{last_epoch * STEPS:09d}.pt"
+    if last_epoch < 6:
+        assert table["early_stop/waited"][-1] == early.patience
+        assert f"early stopping after epoch {last_epoch}" in out.getvalue()
+
+
+def test_early_stopping_resumes_with_its_patience_spent(tmp_path: Path) -> None:
+    first = make_trainer(tmp_path, ScriptedEngine(interrupt_at=16), early_stopping=EarlyStoppingConfig(patience=2))
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    first.interrupt()  # epoch 4 is recorded unvalidated; epoch 3 was one validation without improvement
+    resumed = make_trainer(tmp_path, ScriptedEngine(), early_stopping=EarlyStoppingConfig(patience=2))
+    resumed.restore(resumed.checkpointer.latest() or {})
+    resumed.fit()
+    assert read_metrics(tmp_path / "metrics.parquet").column("epoch").to_pylist() == [1, 2, 3, 4, 5]
+    assert resumed.stopped_early and resumed.patience is not None and resumed.patience.best_epoch == 2
+
+
+def test_early_stopping_on_a_metric_the_job_lacks_names_the_ones_it_has(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, ScriptedEngine(), early_stopping=EarlyStoppingConfig(patience=2, metric="val/f1"))
+    with pytest.raises(SkateError, match=r"'val/f1' is not a validation metric of this job; it has: val/accuracy, val/loss"):
+        trainer.fit()
+
+
+def test_eval_every_steps_validates_mid_epoch_into_evals_by_step(tmp_path: Path) -> None:
+    engine = ScriptedEngine()
+    rows: list[dict[str, Any]] = []
+    trainer = make_trainer(tmp_path, engine, epochs=3, eval_every_epochs=10, eval_every_steps=6)
+    trainer.tracker = rows.append
+    trainer.fit()
+    assert engine.segments == [(1, 0, 4), (2, 0, 2), (2, 2, 4), (3, 0, 4)]
+    evals = read_metrics(tmp_path / "evals.parquet").to_pydict()
+    assert evals == {"epoch": [1.5], "step": [6], "val/accuracy": [0.5], "val/loss": [0.5]}
+    table = read_metrics(tmp_path / "metrics.parquet").to_pydict()
+    assert table["val/accuracy"] == [None, None, VAL_ACCURACY[3]]  # epoch 3: the last, and step 12 is due
+    assert [row["step"] for row in rows] == [4, 6, 8, 12]

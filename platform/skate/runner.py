@@ -25,7 +25,7 @@ from skate.runs.metrics import MetricsLog, Observer
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.spec.job import CheckpointConfig
-from skate.trainer import Trainer
+from skate.trainer import Trainer, default_mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +87,7 @@ def resolve_checkpoint(spec: JobSpec) -> CheckpointConfig:
     metric, mode = BEST_METRIC[type(spec.model).objective]
     chosen = spec.checkpoint.best_metric or metric
     if spec.checkpoint.best_mode is None and chosen != metric:
-        mode = "min" if chosen.endswith("loss") else "max"
+        mode = default_mode(chosen)
     return dataclasses.replace(spec.checkpoint, best_metric=chosen, best_mode=spec.checkpoint.best_mode or mode)
 
 
@@ -109,7 +109,8 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
         engine = spec.train.strategy.create(workload)
         trainer = Trainer(train=spec.train, checkpoint=resolve_checkpoint(spec), engine=engine,
                           metrics=MetricsLog(run.metrics_path), checkpointer=checkpointer, progress=display,
-                          events=EventLog(run.events_path), observer=observer)
+                          events=EventLog(run.events_path), observer=observer,
+                          evals=MetricsLog(run.evals_path, step_key="step") if spec.train.eval_every_steps else None)
         if state is not None:
             trainer.restore(state)
             display.write(f"resumed {run.path} at epoch {trainer.epoch} step {trainer.step}")
@@ -126,7 +127,8 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
         final = trainer.test()
         run.update_summary(status="completed", epochs_completed=trainer.epoch, steps_completed=trainer.step,
                            ended_at=now_iso(),
-                           duration_s=trainer.elapsed_s, best=dataclasses.asdict(trainer.best), final=final)
+                           duration_s=trainer.elapsed_s, best=dataclasses.asdict(trainer.best), final=final,
+                           stopped_early=trainer.stopped_early)
         return RunResult(run.path, "completed", final, checkpointer.best_location())
     except BaseException as error:
         if run.read_summary().get("status") == "running":

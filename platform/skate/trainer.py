@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Callable
 
 from skate.engines.base import Engine, Metrics, combine
+from skate.errors import SkateError
 from skate.progress import Progress
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog
 from skate.runs.metrics import MetricsLog, Observer
-from skate.spec.job import CheckpointConfig, TrainConfig
+from skate.spec.job import CheckpointConfig, EarlyStoppingConfig, TrainConfig
 
 
 @dataclasses.dataclass
@@ -35,6 +36,56 @@ class Best:
         return value > self.value if self.mode == "max" else value < self.value
 
 
+def default_mode(metric: str) -> str:
+    """Whether a metric without a stated mode is better high (``max``) or low (``min``: a loss)."""
+    return "min" if metric.endswith("loss") else "max"
+
+
+@dataclasses.dataclass
+class Patience:
+    """Early stopping: validations in a row without an improvement of the watched metric."""
+
+    config: EarlyStoppingConfig
+    metric: str
+    mode: str
+    best: float | None = None
+    best_epoch: int | None = None
+    waited: int = 0
+
+    @classmethod
+    def of(cls, config: EarlyStoppingConfig | None, checkpoint: CheckpointConfig) -> "Patience | None":
+        """The tracker ``config`` asks for, its metric and mode defaulting to the checkpoint's."""
+        if config is None:
+            return None
+        metric = config.metric or checkpoint.best_metric
+        assert metric is not None
+        mode = config.mode or (checkpoint.best_mode if metric == checkpoint.best_metric else None) or default_mode(metric)
+        return cls(config=config, metric=metric, mode=mode)
+
+    @property
+    def stopped(self) -> bool:
+        return self.waited >= self.config.patience
+
+    def observe(self, epoch: int, metrics: Metrics) -> None:
+        """Take an epoch's validation metrics."""
+        if self.metric not in metrics:
+            known = ", ".join(sorted(name for name in metrics if name.startswith("val/")))
+            raise SkateError(f"train.early_stopping.metric: '{self.metric}' is not a validation metric of this job; "
+                             f"it has: {known}")
+        value, delta = metrics[self.metric], self.config.min_delta
+        better = self.best is None or (value > self.best + delta if self.mode == "max" else value < self.best - delta)
+        if better:
+            self.best, self.best_epoch, self.waited = value, epoch, 0
+        else:
+            self.waited += 1
+
+    def state(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "waited": self.waited}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.waited = state["best"], state["best_epoch"], int(state["waited"])
+
+
 def prefixed(prefix: str, metrics: Metrics) -> Metrics:
     return {f"{prefix}/{name}": value for name, value in metrics.items()}
 
@@ -42,13 +93,15 @@ def prefixed(prefix: str, metrics: Metrics) -> Metrics:
 class Trainer:
     """Runs the epochs of one supervised job on an engine.
 
-    An epoch is trained in segments: the whole epoch, or with ``checkpoint.every_steps`` the runs of
-    steps between two step checkpoints. The global step is ``epochs done * steps_per_epoch + steps
-    done in the current epoch``; a mid-epoch checkpoint keeps the segments' metrics so the epoch's
-    row is whole after a resume.
+    An epoch is trained in segments: the whole epoch, or with ``checkpoint.every_steps`` (or
+    ``train.eval_every_steps``) the runs of steps between two step checkpoints (or evaluations). The
+    global step is ``epochs done * steps_per_epoch + steps done in the current epoch``; a mid-epoch
+    checkpoint keeps the segments' metrics so the epoch's row is whole after a resume. Mid-epoch
+    evaluations are rows of ``evals`` (by step); the best checkpoint and early stopping follow the
+    epochs' validations.
 
     Args:
-        train: epochs and validation cadence.
+        train: epochs, validation cadence and early stopping.
         checkpoint: checkpoint cadence and best-metric selection (resolved: metric and mode set).
         engine: the engine, already started.
         metrics: the run's metrics log.
@@ -57,11 +110,14 @@ class Trainer:
         events: where fault events go (besides a line on the display).
         interrupt_timeout_s: how long Ctrl-C waits for the steps in flight.
         observer: told of each recorded epoch and its checkpoint.
+        evals: where mid-epoch evaluations go (``train.eval_every_steps``), by step.
+        tracker: told of every row recorded, epoch or mid-epoch evaluation (TensorBoard, MLflow).
     """
 
     def __init__(self, *, train: TrainConfig, checkpoint: CheckpointConfig, engine: Engine, metrics: MetricsLog,
                  checkpointer: Checkpointer, progress: Progress, events: EventLog | None = None,
-                 interrupt_timeout_s: float = 120.0, observer: Observer | None = None) -> None:
+                 interrupt_timeout_s: float = 120.0, observer: Observer | None = None,
+                 evals: MetricsLog | None = None, tracker: Callable[[dict[str, Any]], None] | None = None) -> None:
         assert checkpoint.best_metric is not None and checkpoint.best_mode is not None
         self.train = train
         self.checkpoint = checkpoint
@@ -72,7 +128,10 @@ class Trainer:
         self.events = events
         self.interrupt_timeout_s = interrupt_timeout_s
         self.observer = observer
+        self.evals = evals
+        self.tracker = tracker
         self.best = Best(metric=checkpoint.best_metric, mode=checkpoint.best_mode)
+        self.patience = Patience.of(train.early_stopping, checkpoint)
         self.steps_per_epoch = engine.steps_per_epoch
         self.epoch = 0
         self.step_in_epoch = 0
@@ -101,24 +160,43 @@ class Trainer:
         self.samples = int(state.get("samples", 0))
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
         self.best.value, self.best.epoch = state["best"]["value"], state["best"]["epoch"]
+        if self.patience is not None and "early_stopping" in state:
+            self.patience.load(state["early_stopping"])
         self.metrics.truncate_after(self.epoch)
+        if self.evals is not None:
+            self.evals.truncate_after(self.step)
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether early stopping has ended training before the last epoch."""
+        return self.patience is not None and self.patience.stopped
 
     def fit(self) -> None:
-        """Train until the last epoch."""
-        while self.epoch < self.train.epochs:
+        """Train until the last epoch, or until early stopping says so."""
+        while self.epoch < self.train.epochs and not self.stopped_early:
             epoch = self.epoch + 1
             while self.step_in_epoch < self.steps_per_epoch:
                 self._segment_stop = self._next_stop()
                 self._end_segment(self.engine.train_steps(epoch, self.step_in_epoch, self._segment_stop))
-            self._end_epoch(epoch, validate=epoch % self.train.eval_every_epochs == 0 or epoch == self.train.epochs)
+            self._end_epoch(epoch, validate=epoch % self.train.eval_every_epochs == 0 or epoch == self.train.epochs
+                            or self._due(self.train.eval_every_steps))
+        if self.stopped_early and self.patience is not None:
+            self.progress.write(f"early stopping after epoch {self.epoch}: {self.patience.metric} has not improved for "
+                                f"{self.patience.waited} validations (best {self.patience.best:.4g} at epoch "
+                                f"{self.patience.best_epoch})")
+
+    def _due(self, every: int | None) -> bool:
+        """Whether the global step is a multiple of ``every`` (``None``: never)."""
+        return every is not None and self.step % every == 0
 
     def _next_stop(self) -> int:
-        """Where the segment starting now ends: the epoch's end or the next step checkpoint."""
-        every = self.checkpoint.every_steps
-        if every is None:
-            return self.steps_per_epoch
-        next_checkpoint = (self.step // every + 1) * every
-        return min(self.steps_per_epoch, self.step_in_epoch + next_checkpoint - self.step)
+        """Where the segment starting now ends: the epoch's end, the next step checkpoint or the next
+        mid-epoch evaluation."""
+        stop = self.steps_per_epoch
+        for every in (self.checkpoint.every_steps, self.train.eval_every_steps):
+            if every is not None:
+                stop = min(stop, self.step_in_epoch + (self.step // every + 1) * every - self.step)
+        return stop
 
     def interrupt(self) -> None:
         """After Ctrl-C: record the steps in flight, if any, and leave a resumable checkpoint."""
@@ -142,14 +220,29 @@ class Trainer:
         self.parts.append(metrics)
         self.step_in_epoch, self._segment_stop = self._segment_stop, None
         self._report_events()
-        every = self.checkpoint.every_steps
-        if every is not None and self.step % every == 0 and self.step_in_epoch < self.steps_per_epoch:
+        if self.step_in_epoch == self.steps_per_epoch:
+            return
+        if self._due(self.train.eval_every_steps):
+            self._evaluate_mid_epoch()
+        if self._due(self.checkpoint.every_steps):
             self._save_resumable(self.engine.state())
+
+    def _evaluate_mid_epoch(self) -> None:
+        """Validate now and record it in ``evals`` by step; the epoch column is fractional."""
+        row = {"epoch": self.epoch + self.step_in_epoch / self.steps_per_epoch, "step": self.step,
+               **prefixed("val", self.engine.evaluate("validation"))}
+        if self.evals is not None:
+            self.evals.put(row)
+        if self.tracker is not None:
+            self.tracker(row)
 
     def _end_epoch(self, epoch: int, *, validate: bool) -> None:
         metrics = combine(self.parts)
         if validate:
             metrics.update(prefixed("val", self.engine.evaluate("validation")))
+            if self.patience is not None:
+                self.patience.observe(epoch, metrics)
+                metrics["early_stop/waited"] = float(self.patience.waited)
         self.samples += int(metrics.get("perf/epoch_samples", 0))
         now = time.monotonic()
         self.elapsed_s += now - self._started
@@ -157,10 +250,11 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.parts = epoch, 0, []
         row = {"epoch": epoch, "step": self.step, "samples": self.samples, "time_s": self.elapsed_s, **metrics}
         self.metrics.put(row)
+        if self.tracker is not None:
+            self.tracker(row)
         improved = self.best.metric in metrics and self.best.improved_by(metrics[self.best.metric])
-        every = self.checkpoint.every_steps
         due = (epoch % self.checkpoint.every_epochs == 0 or epoch == self.train.epochs
-               or (every is not None and self.step % every == 0))
+               or self._due(self.checkpoint.every_steps) or self.stopped_early)
         state = self.engine.state() if improved or due else None
         if improved and state is not None:
             self.best.value, self.best.epoch = metrics[self.best.metric], epoch
@@ -182,6 +276,7 @@ class Trainer:
         best = {"metric": self.best.metric, "value": self.best.value, "epoch": self.best.epoch}
         where = self.checkpointer.save(self.step, {
             **state, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "steps_per_epoch": self.steps_per_epoch,
-            "parts": self.parts, "samples": self.samples, "elapsed_s": self.elapsed_s, "best": best})
+            "parts": self.parts, "samples": self.samples, "elapsed_s": self.elapsed_s, "best": best,
+            **({"early_stopping": self.patience.state()} if self.patience is not None else {})})
         self.checkpointed_step = self.step
         return where

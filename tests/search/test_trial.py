@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from skate.rl.spec import RLJobSpec
 from skate.spec import JobSpec
 from skate.search.config import TrialResources
-from skate.search.trial import LONE_TRIAL_HEAD, TRIAL_HEAD, time_attr, trial_bundles, trial_resources, trial_spec
+from skate.runs.rundir import RunDir
+from skate.search.trial import _Reporter, LONE_TRIAL_HEAD, TRIAL_HEAD, time_attr, trial_bundles, trial_resources, trial_spec
 
 BASE: dict[str, Any] = {
     "name": "tiny",
@@ -68,3 +70,19 @@ def test_each_trial_gets_the_placement_group_of_its_own_values() -> None:
     for workers in (2, 3):
         group = trial_resources({"train.strategy.num_workers": workers}, base=base, resources=TrialResources())
         assert group.bundles == [{"CPU": 1.0}] * workers and group.strategy == "PACK"
+
+
+def test_the_epoch_early_stopping_ends_on_is_reported_with_the_final_metrics(monkeypatch: pytest.MonkeyPatch,
+                                                                            tmp_path: Path) -> None:
+    from ray import tune
+
+    reported: list[dict[str, Any]] = []
+    monkeypatch.setattr(tune, "report", lambda metrics, **_: reported.append(metrics))
+    spec = trial_spec({**BASE, "train": {"epochs": 10, "early_stopping": {"patience": 2}}}, {}, TrialResources())
+    reporter = _Reporter(spec, RunDir(tmp_path), metric="val/accuracy")
+    reporter({"epoch": 1, "val/accuracy": 0.5, "early_stop/waited": 0.0}, None)
+    reporter({"epoch": 2, "val/accuracy": 0.4, "early_stop/waited": 1.0}, None)
+    reporter({"epoch": 3, "val/accuracy": 0.4, "early_stop/waited": 2.0}, None)
+    assert [row["epoch"] for row in reported] == [1, 2]
+    reporter.finish({"test/accuracy": 0.45})
+    assert reported[-1]["epoch"] == 3 and reported[-1]["final/test/accuracy"] == 0.45

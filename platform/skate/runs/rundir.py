@@ -25,6 +25,7 @@ class RunDir:
 
     SPEC = "spec.yaml"
     METRICS = "metrics.parquet"
+    EVALS = "evals.parquet"
     SUMMARY = "summary.json"
     CHECKPOINTS = "checkpoints"
     EVENTS = "events.jsonl"
@@ -69,6 +70,11 @@ class RunDir:
     @property
     def metrics_path(self) -> Path:
         return self.path / self.METRICS
+
+    @property
+    def evals_path(self) -> Path:
+        """Mid-epoch evaluations (``train.eval_every_steps``), one row per evaluation, by step."""
+        return self.path / self.EVALS
 
     @property
     def summary_path(self) -> Path:

@@ -127,8 +127,9 @@ def _trial_run(path: Path, spec: JobSpec | RLJobSpec, *, fresh: bool) -> RunDir:
 class _Reporter:
     """Reports each recorded row to Tune, with the checkpoint written at it as a Tune checkpoint.
 
-    A supervised job's last epoch is held back and reported with the job's final (test) metrics: a
-    scheduler whose ``max_t`` is that epoch stops the trial at its report, before the test would run.
+    A supervised job's last epoch (the last of ``train.epochs``, or the one early stopping ends on) is
+    held back and reported with the job's final (test) metrics: a scheduler whose ``max_t`` is that
+    epoch stops the trial at its report, before the test would run.
     A row without ``metric`` (an RL iteration that finished no episode) carries its last value, which
     Tune requires of every result.
     """
@@ -138,10 +139,14 @@ class _Reporter:
         self._held: tuple[dict[str, Any], str | None] | None = None
 
     def __call__(self, row: dict[str, Any], saved: str | None) -> None:
-        if isinstance(self.spec, JobSpec) and row.get("epoch") == self.spec.train.epochs:
+        if isinstance(self.spec, JobSpec) and (row.get("epoch") == self.spec.train.epochs or self._stops_early(row)):
             self._held = (row, saved)
             return
         self._report(row, saved)
+
+    def _stops_early(self, row: dict[str, Any]) -> bool:
+        early = self.spec.train.early_stopping if isinstance(self.spec, JobSpec) else None
+        return early is not None and row.get("early_stop/waited", 0) >= early.patience
 
     def finish(self, final: dict[str, float]) -> None:
         """Report the held last epoch, with the job's final metrics."""

@@ -17,6 +17,18 @@ NAME_PATTERN_DOC = "a name of letters, digits, '_', '-' and '.', starting with a
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class EarlyStoppingConfig:
+    """Stop training when a validation metric has not improved for a while."""
+
+    patience: int = param(doc="validations in a row without improvement after which training stops", gt=0)
+    metric: str | None = param(None, doc="the validation metric watched (default: checkpoint.best_metric, e.g. val/accuracy)",
+                               pattern=r"val/.+", pattern_doc="a validation metric such as val/accuracy or val/loss")
+    mode: Literal["max", "min"] | None = param(None, doc="whether higher (max) or lower (min) is better; default: as "
+                                                         "checkpoint.best_mode for the same metric, else min for a loss")
+    min_delta: float = param(0.0, doc="how much better than the best so far a value must be to count as an improvement", ge=0)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """How long and how to train."""
 
@@ -25,6 +37,9 @@ class TrainConfig:
     optimizer: OptimizerConfig = param(doc="update rule", default_factory=OptimizerConfig)
     strategy: StrategyConfig = param(doc="engine that trains the model", default_factory=SingleStrategyConfig)
     eval_every_epochs: int = param(1, doc="evaluate on the validation split every this many epochs", gt=0)
+    eval_every_steps: int | None = param(None, doc="also evaluate every this many gradient steps, mid-epoch too "
+                                                   "(recorded in evals.parquet and TensorBoard by step)", gt=0)
+    early_stopping: EarlyStoppingConfig | None = param(None, doc="stop before the last epoch when validation stops improving")
     clip_norm: float | None = param(None, doc="scale each step's gradient down to this global L2 norm when it is "
                                               "longer (the seed's remedy for exploding gradients in RNNs)", gt=0)
     clip_value: float | None = param(None, doc="clamp each gradient element to [-clip_value, clip_value]", gt=0)
