@@ -26,3 +26,18 @@ def ray_local() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+
+def tensorboard_run(run_dir: Path) -> tuple[dict[str, list[tuple[int, float]]], set[str]]:
+    """A run's TensorBoard event files as ``tensorboard --logdir`` reads them: every scalar
+    (tag -> [(step, value)]) and the names of the hyperparameters its HParams data holds."""
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins.hparams import metadata
+
+    accumulator = event_accumulator.EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    scalars = {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+    content = accumulator.PluginTagToContent("hparams")
+    start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+    return scalars, set(start.hparams)

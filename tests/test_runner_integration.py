@@ -23,7 +23,7 @@ from skate.runs.metrics import read_metrics
 from skate.runs.rundir import RunDir
 from skate.spec import load_spec
 
-from conftest import JOBS
+from conftest import JOBS, tensorboard_run
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +72,11 @@ def test_a_completed_run_leaves_a_complete_directory(tmp_path: Path) -> None:
     assert result.best_checkpoint == str(run.checkpoint_dir / "best.pt")
     best_epoch = summary["best"]["epoch"]
     assert result.metrics["val/accuracy"] == pytest.approx(table["val/accuracy"][best_epoch - 1])
+    scalars, hparams = tensorboard_run(run.path)  # what `tensorboard --logdir` shows
+    assert [step for step, _ in scalars["train/loss"]] == [9, 18, 27]
+    assert [value for _, value in scalars["train/loss"]] == pytest.approx(table["train/loss"])
+    assert scalars["final/test/accuracy"] == [(27, pytest.approx(result.metrics["test/accuracy"]))]
+    assert {"train.optimizer.lr", "model.num_units", "train.strategy.kind", "seed"} <= hparams
 
 
 def test_checkpoints_go_to_a_filesystem_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

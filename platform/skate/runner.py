@@ -21,6 +21,7 @@ from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import atomic_path
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog
+from skate.runs.loggers import open_loggers
 from skate.runs.metrics import MetricsLog, Observer
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
@@ -102,7 +103,7 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
                        driver={"host": socket.gethostname(), "pid": os.getpid()})
     display = Progress(total=spec.train.epochs, initial=int(state["epoch"]) if state else 0,
                        desc=spec.name, enabled=progress)
-    engine = None
+    engine, loggers, final = None, None, None
     try:
         workload = _workload(spec, run)
         check_fits(spec.train.strategy.resources(), what=f"train.strategy ({spec.train.strategy.kind})")
@@ -114,6 +115,8 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
         if state is not None:
             trainer.restore(state)
             display.write(f"resumed {run.path} at epoch {trainer.epoch} step {trainer.step}")
+        loggers = open_loggers(spec, run.path, step_key="step", purge_step=trainer.step if state is not None else None)
+        trainer.tracker = loggers.row
         try:
             trainer.fit()
         except KeyboardInterrupt:
@@ -136,6 +139,8 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
         raise
     finally:
         display.close()
+        if loggers is not None:
+            loggers.close(final)
         if engine is not None:
             engine.shutdown()
 

@@ -18,7 +18,7 @@ from skate.runs.report import summary_text, write_plots
 from skate.runs.rundir import RunDir
 from skate.spec import dump_spec, load_spec
 
-from conftest import JOBS
+from conftest import JOBS, tensorboard_run
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +55,9 @@ def test_a_ppo_job_writes_a_run_directory_and_resumes_where_its_checkpoint_stand
     assert sorted(p.name for p in (first.run_dir / "checkpoints").iterdir()) == ["iter-000002", "iter-000004"]
     assert json.loads((first.run_dir / "checkpoints" / "iter-000004" / "skate.json").read_text())["iteration"] == 4
     assert "iterations" in summary_text(run)
+    scalars, hparams = tensorboard_run(run.path)  # by iteration, nothing twice after the resume
+    assert scalars["env_steps"] == [(row["iteration"], pytest.approx(row["env_steps"])) for row in rows]
+    assert {"rl.algorithm", "rl.env", "seed"} <= hparams
     assert "learning curves" in write_plots(run)
 
 

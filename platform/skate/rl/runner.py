@@ -16,6 +16,7 @@ from typing import Any
 from skate.errors import SkateError
 from skate.progress import Progress
 from skate.rl.spec import RLJobSpec
+from skate.runs.loggers import open_loggers
 from skate.runs.metrics import MetricsLog, Observer
 from skate.runs.rundir import RunDir, now_iso
 
@@ -115,14 +116,20 @@ def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
     ``observer`` is told of each iteration's row and the checkpoint directory written with it."""
     checkpoints = Checkpoints(run.checkpoint_dir, keep_last=spec.checkpoint.keep_last)
     metrics = MetricsLog(run.metrics_path, step_key=ITERATION)
-    algo = build_algorithm(spec)
     stop = _Stop(spec)
-    start_iteration, last_row, best = 0, None, None
     found = checkpoints.all() if resume else []
+    last_row = Checkpoints.progress(found[-1]) if found else None
+    start_iteration, best = int(last_row[ITERATION]) if last_row else 0, None
+    loggers = open_loggers(spec, run.path, step_key=ITERATION, purge_step=start_iteration if found else None)
+    final: dict[str, float] | None = None
+    try:
+        algo = build_algorithm(spec)
+        if found:
+            algo.restore_from_path(str(found[-1].resolve()))
+    except BaseException:
+        loggers.close()
+        raise
     if found:
-        algo.restore_from_path(str(found[-1].resolve()))
-        last_row = Checkpoints.progress(found[-1])
-        start_iteration = int(last_row[ITERATION])
         metrics.truncate_after(start_iteration)
     run.update_summary(name=spec.name, status="running", error=None,
                        started_at=run.read_summary().get("started_at") or now_iso())
@@ -137,6 +144,7 @@ def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
                 iteration += 1
                 row = metrics_row(algo.train(), iteration)
                 metrics.put(row)
+                loggers.row(row)
                 last_row = row
                 ret = row.get("rollout/episode_return_mean")
                 if ret is not None and (best is None or ret > best):
@@ -166,4 +174,5 @@ def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
         return "completed", final
     finally:
         display.close()
+        loggers.close(final)
         algo.stop()

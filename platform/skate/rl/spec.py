@@ -7,6 +7,7 @@ import dataclasses
 from skate.config.fields import param
 from skate.rl.config import RLConfig
 from skate.spec.job import NAME_PATTERN, NAME_PATTERN_DOC
+from skate.runs.loggers import LoggingConfig
 from skate.search.config import SearchConfig
 
 
@@ -28,5 +29,7 @@ class RLJobSpec:
     seed: int = param(0, doc="seed of the networks, the environments and the exploration", ge=0)
     rl: RLConfig = param(doc="the algorithm, its environment and its settings")
     checkpoint: RLCheckpointConfig = param(doc="checkpoints", default_factory=RLCheckpointConfig)
+    logging: LoggingConfig = param(doc="where metrics go besides metrics.parquet: TensorBoard, MLflow",
+                                   default_factory=LoggingConfig)
     search: SearchConfig | None = param(None, doc="a hyperparameter search over this job, run by 'skate tune' "
                                               "('skate run' ignores it)")

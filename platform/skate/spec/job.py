@@ -10,6 +10,7 @@ from skate.engines import OptimizerConfig, StrategyConfig
 from skate.engines.single import SingleStrategyConfig
 from skate.models import ModelConfig
 from skate.config.fields import param
+from skate.runs.loggers import LoggingConfig
 from skate.search.config import SearchConfig
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -75,5 +76,7 @@ class JobSpec:
     model: ModelConfig = param(doc="the model to train")
     train: TrainConfig = param(doc="training loop and engine", default_factory=TrainConfig)
     checkpoint: CheckpointConfig = param(doc="checkpoints and best-model selection", default_factory=CheckpointConfig)
+    logging: LoggingConfig = param(doc="where metrics go besides metrics.parquet: TensorBoard, MLflow",
+                                   default_factory=LoggingConfig)
     search: SearchConfig | None = param(None, doc="a hyperparameter search over this job, run by 'skate tune' "
                                               "('skate run' ignores it)")
