@@ -170,4 +170,4 @@ def _workload(spec: JobSpec, run: RunDir) -> Workload:
     refs = {name: ray.put(t) for name, t in tables.items()}
     return Workload(model=spec.model, optimizer=spec.train.optimizer, batch_size=spec.train.batch_size,
                     seed=spec.seed, tables=refs, clip_norm=spec.train.clip_norm, clip_value=spec.train.clip_value,
-                    epochs=spec.train.epochs)
+                    epochs=spec.train.epochs, precision=spec.train.precision)

@@ -55,10 +55,10 @@ def _worker_loop(config: dict[str, Any]) -> None:
             optimizer.zero_grad(set_to_none=True)
             # DDP averages gradients over ranks: a sum over world/step_total makes the step's
             # gradient the mean over all of the step's examples, whatever each rank's share.
-            replica.loss(batch, sums, divisor=step_total / world).backward()
-            replica.clip()  # the averaged gradient, as on one process
-            replica.schedule(optimizer, epoch, step)
-            optimizer.step()
+            # Clipped (and checked for fp16 overflow) after DDP averaged it, as on one process.
+            if replica.gradient(batch, sums, divisor=step_total / world):
+                replica.schedule(optimizer, epoch, step)
+                optimizer.step()
         names = sorted(sums)
         totals = torch.tensor([sums[n] for n in names], dtype=torch.float64)
         if world > 1:

@@ -15,6 +15,7 @@ import ray
 from ray import ObjectRef
 
 from skate.engines.optim import OptimizerConfig
+from skate.engines.precision import Precision
 from skate.models.base import ModelConfig
 from skate.objectives import OBJECTIVES, Objective
 from skate.config.fields import Variants, param
@@ -36,6 +37,7 @@ class Workload:
             (so an objective registered in this process, even in a notebook, travels to the workers).
         clip_norm, clip_value: gradient clipping of every step (see :func:`skate.engines.replica.clip`).
         epochs: the run's length, over which the learning-rate schedule runs.
+        precision: the forward pass's float format (see :mod:`skate.engines.precision`).
     """
 
     model: ModelConfig
@@ -47,6 +49,7 @@ class Workload:
     clip_norm: float | None = None
     clip_value: float | None = None
     epochs: int = 1
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
         if self.objective is None:

@@ -16,6 +16,7 @@ import torch
 
 from skate.data.base import info_of, to_numpy
 from skate.engines.base import Metrics, Workload
+from skate.engines.precision import autocast, LossScaler
 
 Batch = tuple[torch.Tensor, ...]
 """``(x, y)``, or ``(x, y, lengths)`` for variable-length sequences."""
@@ -67,6 +68,8 @@ class Replica:
         self.batch_size = workload.batch_size
         self.clip_norm, self.clip_value = workload.clip_norm, workload.clip_value
         self.optimizer_config, self.epochs = workload.optimizer, workload.epochs
+        self.precision = workload.precision
+        self.scaler = LossScaler(workload.precision == "fp16")
         self.seed = workload.seed
         self.rank, self.num_replicas = rank, num_replicas
         self.train_model: torch.nn.Module = self.model  # what training steps call (an engine may wrap it, e.g. DDP)
@@ -108,6 +111,14 @@ class Replica:
         loss = self._measure(self.train_model, batch, sums)
         return loss.mean() if divisor is None else loss.sum() / divisor
 
+    def gradient(self, batch: Batch, sums: dict[str, float], *, divisor: float | None = None) -> bool:
+        """Compute the batch's gradient into the model (see :meth:`loss`), at the workload's precision
+        and clipped; ``False`` when an fp16 gradient overflowed: it is zero and the step is skipped."""
+        if not self.scaler.backward(self.loss(batch, sums, divisor=divisor), self.model.parameters()):
+            return False
+        self.clip()
+        return True
+
     def schedule(self, optimizer: torch.optim.Optimizer, epoch: int, step: int) -> None:
         """Give ``optimizer`` the scheduled learning rate of step ``step`` of ``epoch`` (from 1)."""
         per_epoch = self.steps_per_epoch()
@@ -121,7 +132,8 @@ class Replica:
     def _measure(self, model: torch.nn.Module, batch: Batch, sums: dict[str, float]) -> torch.Tensor:
         """Per-example losses of ``batch`` through ``model``; adds every metric's sum to ``sums``."""
         x, y, *lengths = batch
-        values = self.objective(model(x, *lengths), x, y)
+        with autocast(self.precision, self.device):
+            values = self.objective(model(x, *lengths), x, y)
         for name, per_example in values.items():
             sums[name] = sums.get(name, 0.0) + float(per_example.detach().sum())
         sums["count"] = sums.get("count", 0.0) + len(y)

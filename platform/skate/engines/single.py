@@ -30,10 +30,9 @@ class SingleWorker:
         sums: dict[str, float] = {}
         for step, batch in enumerate(self.replica.batches(epoch, start, stop), start=start):
             self.optimizer.zero_grad(set_to_none=True)
-            self.replica.loss(batch, sums).backward()
-            self.replica.clip()
-            self.replica.schedule(self.optimizer, epoch, step)
-            self.optimizer.step()
+            if self.replica.gradient(batch, sums):
+                self.replica.schedule(self.optimizer, epoch, step)
+                self.optimizer.step()
         train = {f"train/{name}": value for name, value in means(sums).items()}
         return {**train, **clock.metrics(sums.get("count", 0.0))}
 

@@ -93,9 +93,10 @@ class PSWorker:
     def _backward(self, batch: Any) -> int:
         self.flat.zero_grad()
         count = len(batch[1])
-        if count:
-            self.replica.loss(batch, self._sums).backward()
-            self.replica.clip()  # each worker's gradient, before it is pushed
+        # Each worker's gradient is clipped before it is pushed; one that overflowed in fp16 goes
+        # out with no examples, so the shards do not apply it.
+        if count and not self.replica.gradient(batch, self._sums):
+            count = 0
         self._steps += 1
         return count
 
