@@ -45,7 +45,7 @@ def _spec(spec: SpecLike, overrides: list[str] | None) -> "JobSpec | RLJobSpec":
 
 
 def run(spec: SpecLike, *, overrides: list[str] | None = None, root: str | Path = "runs",
-        address: str | None = None, progress: bool = True) -> "RunResult":
+        address: str | None = None, progress: bool = True, storage: str | None = None) -> "RunResult":
     """Train a job (supervised or RL) in a new run directory under ``root``, as ``skate run`` does.
 
     Args:
@@ -54,6 +54,8 @@ def run(spec: SpecLike, *, overrides: list[str] | None = None, root: str | Path 
         address: a Ray cluster to join (default: ``RAY_ADDRESS``, else an embedded local Ray for the call;
             a Ray already initialised in this process is used as it is).
         progress: show the progress bar.
+        storage: a folder for the run directory in place of ``root``, or a URI (``s3://bucket/skate``)
+            the run directory is copied to as it grows.
 
     Returns:
         The run directory, its status, the final metrics (``test/*``, ``val/*``) and the best checkpoint.
@@ -63,7 +65,7 @@ def run(spec: SpecLike, *, overrides: list[str] | None = None, root: str | Path 
 
     loaded = _spec(spec, overrides)
     with ray_session(address):
-        return run_job(loaded, root=root, progress=progress)
+        return run_job(loaded, root=root, progress=progress, storage=storage)
 
 
 def resume(run_dir: str | Path, *, address: str | None = None, progress: bool = True) -> "RunResult":
@@ -97,3 +99,28 @@ def resume_tune(experiment: str | Path, *, address: str | None = None, progress:
 
     with ray_session(address, quiet=True):
         return resume_search(experiment, progress=progress)
+
+
+def submit(spec_file: str | Path, *, overrides: list[str] | None = None, address: str | None = None,
+           working_dir: str | Path = ".", storage: str | None = None, follow: bool = False) -> str:
+    """Submit a job spec to a Ray cluster as ``skate submit`` does: validated here, then run there by
+    ``skate run`` with the working directory (which must hold the spec) and skate's own package.
+
+    Args:
+        spec_file: the job spec, inside ``working_dir``.
+        address: the cluster's dashboard (default: ``RAY_ADDRESS``, else the user config's ``cluster.address``).
+        storage: where the run directory goes on the cluster (a path there, or a URI).
+        follow: print the job's logs to the end and wait for it.
+
+    Returns:
+        The job id; with ``follow``, once the job has ended (:func:`skate.launch.jobs.status_of` tells how).
+    """
+    from skate.launch import jobs
+    from skate.launch.connect import jobs_client
+
+    submission = jobs.prepare(spec_file, list(overrides or []), working_dir=working_dir, storage=storage)
+    client = jobs_client(address)
+    job_id = jobs.submit(client, submission)
+    if follow:
+        jobs.follow(client, job_id)
+    return job_id

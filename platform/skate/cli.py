@@ -1,4 +1,5 @@
-"""The ``skate`` command: run, tune, validate, schema, plugins, runs, report, generate, evaluate."""
+"""The ``skate`` command: run, tune, validate, schema, plugins, runs, report, generate, evaluate; submit,
+status, logs, stop, jobs and cluster for Ray clusters."""
 
 from __future__ import annotations
 
@@ -13,10 +14,18 @@ from typing import Any, Callable
 from skate.errors import SkateError, SpecError, describe_error
 
 ROOT_ENV = "SKATE_ROOT"
+STORAGE_ENV = "SKATE_STORAGE"
 
 
 def _root(args: argparse.Namespace) -> str:
     return args.root or os.environ.get(ROOT_ENV) or "runs"
+
+
+def _storage(args: argparse.Namespace) -> str | None:
+    """Where run directories go: --storage, else $SKATE_STORAGE, else the user config's ``storage``."""
+    from skate.launch.connect import user_config
+
+    return args.storage or os.environ.get(STORAGE_ENV) or user_config().get("storage") or None
 
 
 def _spec_or_resume(args: argparse.Namespace, *, what: str, resumed: str, kind: str) -> Any:
@@ -42,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = _spec_or_resume(args, what="a job spec FILE to run", resumed="RUN_DIR", kind="run")
     with ray_session(args.address):
         if spec is not None:
-            result = run_job(spec, root=_root(args), progress=not args.no_progress)
+            result = run_job(spec, root=_root(args), progress=not args.no_progress, storage=_storage(args))
         else:
             result = resume_job(args.resume, progress=not args.no_progress)
     run = RunDir(result.run_dir)
@@ -100,14 +109,78 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from skate.runs.mirror import stored_runs
     from skate.runs.report import runs_table
-    from skate.runs.rundir import list_runs
 
-    runs = list_runs(_root(args))
+    where = _storage(args) or _root(args)
+    try:
+        runs = stored_runs(where)
+    except (OSError, ValueError) as error:
+        raise SkateError(f"cannot list runs in {where}: {error}") from error
     if not runs:
-        print(f"no runs under {_root(args)}/")
+        print(f"no runs in {where}")
         return 0
     print(runs_table(runs))
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from skate.launch import jobs
+    from skate.launch.connect import jobs_client, resolve_address
+
+    submission = jobs.prepare(args.file, args.set, working_dir=args.working_dir, storage=args.storage)
+    if args.dry_run:
+        print(submission.describe(resolve_address(args.address)))
+        print("(dry run: nothing was sent)")
+        return 0
+    client = jobs_client(args.address)
+    job_id = jobs.submit(client, submission)
+    print(f"submitted {job_id} to {client.address}")
+    if not args.follow:
+        print(f"follow it with: skate logs {job_id} --follow")
+        return 0
+    status = jobs.follow(client, job_id)
+    print(f"job {job_id}: {status}")
+    return jobs.EXIT_CODES[status]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from skate.launch import jobs
+    from skate.launch.connect import jobs_client
+
+    print(jobs.describe_job(jobs_client(args.address).get_job_info(args.job_id)))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from skate.launch import jobs
+    from skate.launch.connect import jobs_client
+
+    client = jobs_client(args.address)
+    if not args.follow:
+        logs = client.get_job_logs(args.job_id)
+        print(logs, end="" if logs.endswith("\n") or not logs else "\n")
+        return 0
+    status = jobs.follow(client, args.job_id)
+    print(f"job {args.job_id}: {status}")
+    return jobs.EXIT_CODES[status]
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from skate.launch import jobs
+    from skate.launch.connect import jobs_client
+
+    status = jobs.stop(jobs_client(args.address), args.job_id, timeout_s=args.timeout)
+    print(f"job {args.job_id}: {status}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from skate.launch import jobs
+    from skate.launch.connect import jobs_client
+
+    infos = jobs_client(args.address).list_jobs()
+    print(jobs.jobs_table(infos, limit=args.limit) if infos else "no jobs on this cluster")
     return 0
 
 
@@ -161,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a spec field, e.g. --set train.epochs=3 (repeatable)")
     p.add_argument("--address", help="join this Ray cluster instead of starting one (default: $RAY_ADDRESS)")
     p.add_argument("--root", help=f"folder of run directories (default: ${ROOT_ENV} or runs)")
+    p.add_argument("--storage", help=f"a folder or URI (s3://bucket/skate) to keep the run directory in; a URI gets "
+                                     f"a copy as the run grows (default: ${STORAGE_ENV}, or storage: in the user config)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="print no progress")
 
@@ -184,6 +259,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("runs", cmd_runs, "list runs")
     p.add_argument("--root", help=f"folder of run directories (default: ${ROOT_ENV} or runs)")
+    p.add_argument("--storage", help="list the runs kept in this folder or URI (s3://bucket/skate) instead")
+
+    address_help = ("the cluster's dashboard, http://HEAD:8265 (default: $RAY_ADDRESS, or cluster.address in "
+                    "~/.config/skate/config.yaml)")
+    p = add("submit", cmd_submit, "validate a job spec here, then run it on a Ray cluster as a Ray job")
+    p.add_argument("file", help="job spec (YAML), inside the working directory")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as 'skate run' would")
+    p.add_argument("--address", help=address_help)
+    p.add_argument("--working-dir", default=".", help="the folder sent with the job (default: the current one)")
+    p.add_argument("--storage", help="where the run directory goes on the cluster: a path there, or a URI")
+    p.add_argument("--follow", action="store_true", help="print the logs to the end; exit 0 if the job succeeded, "
+                                                          "1 if it failed, 2 if it was stopped")
+    p.add_argument("--dry-run", action="store_true", help="show what would be sent, and send nothing")
+    for name, handler, help_ in (("status", cmd_status, "show a job's status"),
+                                 ("logs", cmd_logs, "print a job's logs"),
+                                 ("stop", cmd_stop, "stop a job (a pending one too) and wait until it has stopped")):
+        p = add(name, handler, help_)
+        p.add_argument("job_id", metavar="JOB_ID")
+        p.add_argument("--address", help=address_help)
+        if name == "logs":
+            p.add_argument("--follow", action="store_true", help="follow the logs to the end of the job")
+        if name == "stop":
+            p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for it to stop (default 30)")
+    p = add("jobs", cmd_jobs, "list the cluster's recent jobs")
+    p.add_argument("--address", help=address_help)
+    p.add_argument("--limit", type=int, default=20, help="jobs shown, newest first (default 20)")
 
     p = add("report", cmd_report, "summarise a run and write its PNGs (learning curves; reconstructions for autoencoders)")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -200,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     p.add_argument("--record", metavar="OUT.gif", help="render the first episode into this GIF")
+
+    from skate.launch.cluster_cli import register as register_cluster
+    register_cluster(sub)
     return parser
 
 

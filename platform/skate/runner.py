@@ -23,10 +23,12 @@ from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog
 from skate.runs.loggers import open_loggers
 from skate.runs.metrics import MetricsLog, Observer
+from skate.runs.mirror import RunMirror
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.spec.job import CheckpointConfig
 from skate.trainer import Trainer, default_mode
+from skate.uri import is_uri
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +48,24 @@ class RunResult:
     best_checkpoint: str | None
 
 
-def run_job(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, progress: bool = True) -> RunResult:
+def run_job(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, progress: bool = True,
+            storage: str | None = None) -> RunResult:
     """Train ``spec`` in a new run directory under ``root``. Ray must be initialised (see
-    :func:`skate.cluster.ray_session`)."""
+    :func:`skate.cluster.ray_session`).
+
+    ``storage``: a local folder to hold the run directory instead of ``root``, or a URI
+    (``s3://bucket/skate``) the run directory is copied to as it grows (see :mod:`skate.runs.mirror`).
+    """
+    if storage is not None and not is_uri(storage):
+        root, storage = storage, None
     run = RunDir.create(root, spec.name, dump_spec(spec))
-    return execute(spec, run, resume=False, progress=progress)
+    if storage is None:
+        return execute(spec, run, resume=False, progress=progress)
+    mirror = RunMirror(run.path, f"{storage.rstrip('/')}/{run.name}")
+    try:
+        return execute(spec, run, resume=False, progress=progress, observer=lambda row, saved: mirror.sync())
+    finally:
+        mirror.sync()
 
 
 def resume_job(run_dir: str | Path, *, progress: bool = True) -> RunResult:

@@ -1,0 +1,72 @@
+"""Run directories kept in storage: a local path, or a URI (``s3://bucket/skate``) any pyarrow
+filesystem opens, so a job on a cluster whose nodes come and go keeps its metrics and checkpoints.
+
+A run writes its directory on the local disk of the node its driver runs on; :class:`RunMirror`
+copies what changed to ``<storage>/<run name>/`` after every recorded epoch (RL: iteration) and at
+the end, and deletes there the checkpoints the run deleted. :func:`stored_runs` lists the runs in a
+storage location for ``skate runs --storage``.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from skate.runs.rundir import RunDir, list_runs
+from skate.runs.storage import Folder
+from skate.uri import is_uri, open_location
+
+
+class RunMirror:
+    """Copies one run directory to ``location`` file by file, each file when it has changed."""
+
+    def __init__(self, run_dir: Path, location: str) -> None:
+        self.run_dir = Path(run_dir)
+        self.location = location.rstrip("/")
+        self.fs, self.path = open_location(self.location)
+        self._sent: dict[str, tuple[int, int]] = {}
+
+    def sync(self) -> None:
+        """Upload the files that are new or changed since the last sync; delete the ones gone."""
+        present = {}
+        for file in sorted(p for p in self.run_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            name = file.relative_to(self.run_dir).as_posix()
+            stat = file.stat()
+            present[name] = (stat.st_size, stat.st_mtime_ns)
+            if self._sent.get(name) != present[name]:
+                folder, base = posixpath.split(name)
+                Folder(self.fs, posixpath.join(self.path, folder)).write_bytes(base, file.read_bytes())
+        for name in set(self._sent) - set(present):
+            self.fs.delete_file(posixpath.join(self.path, name))
+        self._sent = present
+
+
+class StoredRun:
+    """A run directory in storage, as ``skate runs`` shows it: its name and summary."""
+
+    def __init__(self, folder: Folder, name: str) -> None:
+        self.folder = folder
+        self.name = name
+
+    def read_summary(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.folder.read_bytes(RunDir.SUMMARY))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            return {"status": "unknown", "error": f"unreadable summary: {error}"}
+
+
+def stored_runs(location: str) -> list[Any]:
+    """The runs in a storage location, oldest first: local run directories, or :class:`StoredRun`s."""
+    if not is_uri(location):
+        return list(list_runs(location))
+    fs, path = open_location(location)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    runs = [StoredRun(Folder(fs, info.path), info.base_name) for info in infos
+            if info.type == pafs.FileType.Directory and Folder(fs, info.path).exists(RunDir.SPEC)]
+    return sorted(runs, key=lambda run: (run.read_summary().get("started_at", ""), run.name))

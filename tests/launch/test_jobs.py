@@ -1,0 +1,73 @@
+"""What ``skate submit`` sends, and following a job's logs to their last line (no cluster)."""
+
+from __future__ import annotations
+
+import io
+import shlex
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from skate.errors import SkateError, SpecError
+from skate.launch import jobs
+
+from conftest import JOBS, REPO
+
+
+def test_a_submission_runs_skate_on_the_spec_with_the_working_directory_and_skate() -> None:
+    submission = jobs.prepare(JOBS / "digits_rnn.yaml", ["train.epochs=2"], working_dir=REPO, storage="s3://b/skate")
+    assert shlex.split(submission.entrypoint) == ["python", "-m", "skate", "run", "jobs/digits_rnn.yaml",
+                                                  "--set", "train.epochs=2", "--storage", "s3://b/skate"]
+    env = submission.runtime_env
+    assert env["working_dir"] == str(REPO) and "/runs/*/" in env["excludes"] and ".venv/" in env["excludes"]
+    assert env["py_modules"] == [str(REPO / "platform" / "skate")]
+    assert submission.submission_id.startswith("skate-digits_rnn-")
+    described = submission.describe("http://127.0.0.1:8265")
+    assert "entrypoint:   python -m skate run jobs/digits_rnn.yaml" in described and "MB" in described
+
+
+def test_an_invalid_spec_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(SpecError, match="epocs"):
+        jobs.prepare(JOBS / "digits_rnn.yaml", ["train.epocs=2"], working_dir=REPO)
+
+
+def test_a_spec_outside_the_working_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SkateError, match="outside the working directory"):
+        jobs.prepare(JOBS / "digits_rnn.yaml", [], working_dir=tmp_path)
+
+
+def test_requirements_txt_travels(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("einops\n")
+    (tmp_path / "job.yaml").write_text((JOBS / "digits_rnn.yaml").read_text())
+    assert jobs.prepare(tmp_path / "job.yaml", [], working_dir=tmp_path).runtime_env["pip"] == str(tmp_path / "requirements.txt")
+
+
+class FakeClient:
+    """A job whose logs grow by a chunk per status read, the last one without a newline."""
+
+    def __init__(self, chunks: list[str]) -> None:
+        self.chunks, self.reads = chunks, 0
+
+    def get_job_status(self, job_id: str) -> SimpleNamespace:
+        self.reads += 1
+        return SimpleNamespace(value="RUNNING" if self.reads < len(self.chunks) else "FAILED")
+
+    def get_job_logs(self, job_id: str) -> str:
+        return "".join(self.chunks[: self.reads])
+
+
+def test_following_prints_every_line_to_the_last_and_returns_the_status() -> None:
+    out = io.StringIO()
+    status = jobs.follow(FakeClient(["epoch 1\n", "epoch 2\nTraceb", "ack: boom"]), "j", out=out, poll_s=0)
+    assert status == "FAILED" and jobs.EXIT_CODES[status] == 1
+    assert out.getvalue() == "epoch 1\nepoch 2\nTraceback: boom\n"
+
+
+def test_the_jobs_table_shows_the_newest_first() -> None:
+    def info(name: str, start: int) -> SimpleNamespace:
+        return SimpleNamespace(submission_id=name, job_id=None, status=SimpleNamespace(value="SUCCEEDED"),
+                               start_time=start, end_time=start + 5000, entrypoint="python -m skate run " + "x" * 80)
+    table = jobs.jobs_table([info("old", 1_000_000), info("new", 2_000_000)])
+    lines = table.splitlines()
+    assert lines[2].startswith("new") and lines[3].startswith("old") and "5 s" in lines[2] and "…" in lines[2]

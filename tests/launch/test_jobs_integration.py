@@ -1,0 +1,129 @@
+"""``skate submit``, ``logs``, ``status``, ``stop`` and ``jobs`` against a real Ray head started here
+(``ray start --head`` on 127.0.0.1 with a dashboard and token authentication), torn down after."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from skate.cli import main
+from skate.launch.connect import jobs_client
+from skate.launch.jobs import status_of
+
+from conftest import REPO
+
+pytestmark = pytest.mark.integration
+TOKEN = "skate-test-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Ray head of its own (its own process group, so tearing it down leaves other Rays alone)."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(Path(bin_dir) / "ray"), "start", "--head", "--block", f"--port={free_port()}", "--num-cpus=2",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={port}", "--disable-usage-stats",
+         "--include-dashboard=true"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                os.environ["RAY_AUTH_TOKEN"] = TOKEN
+                jobs_client(url).list_jobs()
+                break
+            except Exception:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(1)
+        yield url
+    finally:
+        os.environ.pop("RAY_AUTH_TOKEN", None)
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # whatever of the head is left
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
+    monkeypatch.chdir(REPO)
+
+
+def test_submit_follows_the_job_to_succeeded_and_its_run_is_in_storage(
+        head: str, token: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    storage = tmp_path / "storage"
+    code = main(["submit", "jobs/digits_rnn.yaml", "--set", "train.epochs=2", "--address", head,
+                 "--storage", str(storage), "--follow"])
+    out = capsys.readouterr().out
+    job_id = re.search(r"submitted (\S+) to", out).group(1)  # type: ignore[union-attr]
+    assert code == 0 and out.rstrip().endswith(f"job {job_id}: SUCCEEDED")
+    assert "learning curves: " in out  # the job's last line, followed to the end
+    [run] = [p for p in storage.iterdir() if p.name.startswith("digits_rnn-")]
+    assert (run / "metrics.parquet").is_file() and '"status": "completed"' in (run / "summary.json").read_text()
+    assert main(["runs", "--storage", str(storage)]) == 0 and run.name in capsys.readouterr().out
+    assert main(["status", job_id, "--address", head]) == 0 and "SUCCEEDED" in capsys.readouterr().out
+    assert main(["jobs", "--address", head]) == 0 and job_id in capsys.readouterr().out
+    assert main(["logs", job_id, "--address", head]) == 0 and "learning curves: " in capsys.readouterr().out
+
+
+def test_a_running_job_is_stopped(head: str, token: None, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["submit", "jobs/digits_rnn.yaml", "--address", head, "--storage", str(tmp_path)]) == 0
+    job_id = re.search(r"submitted (\S+) to", capsys.readouterr().out).group(1)  # type: ignore[union-attr]
+    client = jobs_client(head)
+    deadline = time.monotonic() + 60
+    while status_of(client, job_id) != "RUNNING":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.5)
+    assert main(["stop", job_id, "--address", head]) == 0
+    assert capsys.readouterr().out.strip() == f"job {job_id}: STOPPED"
+
+
+def test_a_pending_job_that_cannot_start_is_explained(head: str, token: None, capsys: pytest.CaptureFixture[str]) -> None:
+    job_id = jobs_client(head).submit_job(entrypoint="echo never", entrypoint_num_cpus=64)
+    assert main(["stop", job_id, "--address", head, "--timeout", "2"]) == 1
+    assert "is still PENDING after 2 s: its supervisor has not started" in capsys.readouterr().err
+
+
+def test_a_wrong_or_missing_token_is_a_clear_refusal(head: str, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "not-the-token")
+    assert main(["jobs", "--address", head]) == 1
+    err = capsys.readouterr().err
+    assert "refused the authentication token from RAY_AUTH_TOKEN" in err and "Traceback" not in err
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "no-token-here"))
+    assert main(["submit", str(REPO / "jobs/digits_rnn.yaml"), "--working-dir", str(REPO), "--address", head]) == 1
+    assert "requires an authentication token and none was found" in capsys.readouterr().err
+
+
+def test_an_address_where_nothing_listens_fails_fast(capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.monotonic()
+    assert main(["jobs", "--address", f"http://127.0.0.1:{free_port()}"]) == 1
+    assert time.monotonic() - started < 10
+    assert "cannot reach the Ray dashboard at http://127.0.0.1:" in capsys.readouterr().err
