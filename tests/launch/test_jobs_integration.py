@@ -23,6 +23,20 @@ from conftest import REPO
 
 pytestmark = pytest.mark.integration
 TOKEN = "skate-test-token-0123456789abcdef"
+SLOW_SETUP = '''
+import asyncio
+from ray._private.runtime_env.plugin import RuntimeEnvPlugin
+
+
+class SlowSetup(RuntimeEnvPlugin):
+    """A runtime environment that takes ``slow_setup`` seconds to set up, as a pip install would."""
+
+    name = "slow_setup"
+
+    async def create(self, uri, runtime_env, context, logger):
+        await asyncio.sleep(float(runtime_env["slow_setup"]))
+        return 0
+'''
 
 
 def free_port() -> int:
@@ -36,7 +50,10 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Ray head of its own (its own process group, so tearing it down leaves other Rays alone)."""
     bin_dir = str(Path(sys.executable).parent)
     env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN)
+    plugins = tmp_path_factory.mktemp("plugins")
+    (plugins / "slow_setup.py").write_text(SLOW_SETUP)
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN,
+               PYTHONPATH=str(plugins), RAY_RUNTIME_ENV_PLUGINS='[{"class": "slow_setup.SlowSetup"}]')
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -100,6 +117,15 @@ def test_a_running_job_is_stopped(head: str, token: None, capsys: pytest.Capture
     while status_of(client, job_id) != "RUNNING":
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.5)
+    assert main(["stop", job_id, "--address", head]) == 0
+    assert capsys.readouterr().out.strip() == f"job {job_id}: STOPPED"
+
+
+def test_a_pending_job_is_stopped_once_its_runtime_environment_is_ready(
+        head: str, token: None, capsys: pytest.CaptureFixture[str]) -> None:
+    client = jobs_client(head)
+    job_id = client.submit_job(entrypoint="sleep 120", runtime_env={"slow_setup": 6})
+    assert status_of(client, job_id) == "PENDING"
     assert main(["stop", job_id, "--address", head]) == 0
     assert capsys.readouterr().out.strip() == f"job {job_id}: STOPPED"
 
