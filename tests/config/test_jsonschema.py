@@ -72,7 +72,7 @@ def test_an_unknown_key_in_a_variant_matches_no_variant() -> None:
 def test_root_lists_sections_and_required_ones() -> None:
     supervised, rl = SCHEMA["else"], SCHEMA["then"]
     assert list(supervised["properties"]) == ["name", "description", "seed", "data", "model", "train", "checkpoint",
-                                             "search"]
+                                             "logging", "search"]
     assert list(rl["properties"])[-1] == "search"
     assert supervised["required"] == ["name", "data", "model"]
     assert supervised["additionalProperties"] is False

@@ -45,7 +45,8 @@ TINY_SPEC = JobSpec(
     name="tiny", description="smallest valid job", seed=1, data=DigitsConfig(validation_fraction=0.2),
     model=RnnClassifierConfig(num_units=8), train=TrainConfig(batch_size=16, epochs=2, optimizer=OptimizerConfig(lr=0.01)),
 )
-TRAIN_KEYS = "epochs, batch_size, optimizer, strategy, eval_every_epochs, clip_norm, clip_value"
+TRAIN_KEYS = ("epochs, batch_size, optimizer, strategy, eval_every_epochs, eval_every_steps, early_stopping, clip_norm, "
+              "clip_value, precision")
 NAME_RULE = "a name of letters, digits, '_', '-' and '.', starting with a letter or digit"
 
 WriteJob = Callable[[str], str]
@@ -148,7 +149,7 @@ def test_a_bad_override_is_reported_as_set_on_the_command_line(write_job: WriteJ
     ("epochs: 2", "epoch: 2",
      f"jobs/x.yaml:13: train.epoch: unknown key (did you mean 'epochs'?); expected one of: {TRAIN_KEYS}"),
     ("seed: 1", "sed: 1", "jobs/x.yaml:4: sed: unknown key (did you mean 'seed'?); "
-                          "expected one of: name, description, seed, data, model, train, checkpoint, search"),
+                          "expected one of: name, description, seed, data, model, train, checkpoint, logging, search"),
     ("kind: rnn_classifier", "kind: rnn_clasifier",
      f"jobs/x.yaml:9: model.kind: unknown model 'rnn_clasifier' (did you mean 'rnn_classifier'?); known: {KNOWN_MODELS}"),
     ("source: digits", "source: digit",

@@ -118,7 +118,9 @@ def jobs_client(address: str | None) -> Any:
     check_listening(url)
     quiet_ray_client()
     token = find_token()
-    headers = {"Authorization": f"Bearer {token.value}"} if token.value else {}
+    # Always our own header: an empty one when we found no token, so that Ray's client, in a process
+    # where Ray enabled token auth for a local cluster, does not send that cluster's token instead.
+    headers = {"Authorization": f"Bearer {token.value}" if token.value else ""}
     # RAY_ADDRESS naming a cluster's GCS (or "local") would send the client there over gRPC.
     saved = os.environ.pop("RAY_ADDRESS", None)
     try:

@@ -109,6 +109,17 @@ def test_submit_follows_the_job_to_succeeded_and_its_run_is_in_storage(
     assert main(["logs", job_id, "--address", head]) == 0 and "learning curves: " in capsys.readouterr().out
 
 
+def test_the_python_api_submits_and_follows(head: str, token: None, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import skate
+
+    job_id = skate.submit("jobs/digits_rnn.yaml", overrides=["train.epochs=1"], address=head, storage=str(tmp_path),
+                          follow=True)
+    assert status_of(jobs_client(head), job_id) == "SUCCEEDED"
+    assert "learning curves: " in capsys.readouterr().out
+    assert [p.name.startswith("digits_rnn-") for p in tmp_path.iterdir()] == [True]
+
+
 def test_a_running_job_is_stopped(head: str, token: None, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["submit", "jobs/digits_rnn.yaml", "--address", head, "--storage", str(tmp_path)]) == 0
     job_id = re.search(r"submitted (\S+) to", capsys.readouterr().out).group(1)  # type: ignore[union-attr]
