@@ -148,7 +148,9 @@ class Trainer:
         return self.epoch * self.steps_per_epoch + self.step_in_epoch
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a resumable checkpoint; metrics rows past it are dropped."""
+        """Continue from a resumable checkpoint; metrics rows past it are dropped. Checkpoints that
+        were passed over to find it (truncated, altered) are reported."""
+        self._report_rejected()
         if int(state.get("steps_per_epoch", self.steps_per_epoch)) != self.steps_per_epoch:
             raise ValueError(f"the checkpoint has {state['steps_per_epoch']} steps per epoch, this job "
                              f"{self.steps_per_epoch}: it is from a different batch size or data")
@@ -211,6 +213,7 @@ class Trainer:
     def test(self) -> Metrics:
         """Evaluate the best checkpoint (the last weights if there is none) on validation and test."""
         best = self.checkpointer.best()
+        self._report_rejected()
         if best is not None:
             self.engine.load_weights(best["model"])
         return {**prefixed("val", self.engine.evaluate("validation")), **prefixed("test", self.engine.evaluate("test"))}
@@ -263,6 +266,15 @@ class Trainer:
         self.progress.update(epoch, metrics)
         if self.observer is not None:
             self.observer(row, saved)
+
+    def _report_rejected(self) -> None:
+        """Say which checkpoints failed their checks, on the display and in the events log."""
+        for reason in self.checkpointer.rejected:
+            self.progress.write(f"checkpoint passed over: {reason}")
+            if self.events is not None:
+                self.events.append({"time": time.time(), "kind": "checkpoint_rejected", "actor": "driver",
+                                    "epoch": self.epoch, "step": self.step, "detail": reason})
+        self.checkpointer.rejected.clear()
 
     def _report_events(self) -> None:
         """Say what happened to the engine's actors, on the display and in the events log."""

@@ -16,7 +16,7 @@ def test_keeps_the_last_n_and_finds_the_latest(tmp_path: Path) -> None:
     for step in (10, 20, 100):
         ckpt.save(step, {"model": {"w": torch.full((2,), float(step))}})
     assert ckpt.resumable() == ["ckpt-000000020.pt", "ckpt-000000100.pt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ckpt.resumable()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [*ckpt.resumable(), "manifest.json"]
     latest = ckpt.latest()
     assert latest is not None and latest["step"] == 100
     torch.testing.assert_close(latest["model"]["w"], torch.full((2,), 100.0))

@@ -3,7 +3,7 @@
 Two kinds of file, told apart by their content:
 
 * a KubeRay manifest: YAML documents (``---``-separated) of which at least one has an ``apiVersion``
-  under ``ray.io/`` (RayCluster, RayJob, RayService). Checked here against the structure the
+  under ``ray.io/`` (RayCluster, RayJob, RayService), checked (:mod:`skate.launch.kuberay`) for the structure the
   KubeRay operator needs, since its CRDs cannot be downloaded offline;
 * a Ray cluster launcher config (one document, for ``ray up``): checked against the JSON Schema
   that ships inside the ray package, then by what Ray itself checks before launching anything,

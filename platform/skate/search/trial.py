@@ -19,7 +19,7 @@ from typing import Any
 from skate.errors import SkateError
 from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
-from skate.runs.checkpoint import BEST, Checkpointer
+from skate.runs.checkpoint import BEST, MANIFEST, Checkpointer
 from skate.runs.rundir import RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec_data
 from skate.search.config import TrialResources
@@ -196,9 +196,10 @@ def _install(folder: Path, run: RunDir, spec: JobSpec | RLJobSpec) -> dict[str, 
         return row
     checkpointer = Checkpointer(run.checkpoint_location(spec.checkpoint.location))
     for old in checkpointer.resumable():
-        checkpointer.folder.delete(old)
+        checkpointer.delete(old)
     for file in folder.iterdir():
-        checkpointer.folder.write_bytes(file.name, file.read_bytes())
+        if file.name != MANIFEST:
+            checkpointer.put(file.name, file.read_bytes())
     return {}
 
 
