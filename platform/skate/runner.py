@@ -185,4 +185,5 @@ def _workload(spec: JobSpec, run: RunDir) -> Workload:
     refs = {name: ray.put(t) for name, t in tables.items()}
     return Workload(model=spec.model, optimizer=spec.train.optimizer, batch_size=spec.train.batch_size,
                     seed=spec.seed, tables=refs, clip_norm=spec.train.clip_norm, clip_value=spec.train.clip_value,
-                    epochs=spec.train.epochs, precision=spec.train.precision)
+                    epochs=spec.train.epochs, precision=spec.train.precision,
+                    refuse_grad_norm=spec.train.refuse_grad_norm)

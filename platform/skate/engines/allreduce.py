@@ -64,7 +64,8 @@ def _worker_loop(config: dict[str, Any]) -> None:
         if world > 1:
             dist.all_reduce(totals)
         merged = dict(zip(names, totals.tolist()))
-        return {**{f"train/{n}": v for n, v in means(merged).items()}, **clock.metrics(merged.get("count", 0.0))}
+        return {**{f"train/{n}": v for n, v in means(merged).items()}, **replica.take_refused(),
+                **clock.metrics(merged.get("count", 0.0))}
 
     while True:
         command, argument = commands.get()

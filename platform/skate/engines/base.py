@@ -38,6 +38,7 @@ class Workload:
         clip_norm, clip_value: gradient clipping of every step (see :func:`skate.engines.replica.clip`).
         epochs: the run's length, over which the learning-rate schedule runs.
         precision: the forward pass's float format (see :mod:`skate.engines.precision`).
+        refuse_grad_norm: gradients longer than this are refused (see :mod:`skate.engines.guard`).
     """
 
     model: ModelConfig
@@ -50,6 +51,7 @@ class Workload:
     clip_value: float | None = None
     epochs: int = 1
     precision: Precision = "fp32"
+    refuse_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
         if self.objective is None:
@@ -162,7 +164,7 @@ StrategyConfig.variants = Variants("strategy", default="single")
 STRATEGIES = StrategyConfig.variants
 
 
-SUMMED = ("perf/epoch_s", "perf/epoch_samples", "ps/dropped_gradients")
+SUMMED = ("perf/epoch_s", "perf/epoch_samples", "ps/dropped_gradients", "guard/refused_gradients")
 """Metrics that are totals over a segment; an epoch's is the sum over its segments."""
 
 

@@ -16,6 +16,7 @@ import torch
 
 from skate.data.base import info_of, to_numpy
 from skate.engines.base import Metrics, Workload
+from skate.engines.guard import gradient_problem
 from skate.engines.precision import autocast, LossScaler
 
 Batch = tuple[torch.Tensor, ...]
@@ -70,6 +71,9 @@ class Replica:
         self.optimizer_config, self.epochs = workload.optimizer, workload.epochs
         self.precision = workload.precision
         self.scaler = LossScaler(workload.precision == "fp16")
+        self.refuse_grad_norm = workload.refuse_grad_norm
+        self.refused = 0
+        """Gradients refused by the guard since :meth:`take_refused` last asked."""
         self.seed = workload.seed
         self.rank, self.num_replicas = rank, num_replicas
         self.train_model: torch.nn.Module = self.model  # what training steps call (an engine may wrap it, e.g. DDP)
@@ -113,11 +117,27 @@ class Replica:
 
     def gradient(self, batch: Batch, sums: dict[str, float], *, divisor: float | None = None) -> bool:
         """Compute the batch's gradient into the model (see :meth:`loss`), at the workload's precision
-        and clipped; ``False`` when an fp16 gradient overflowed: it is zero and the step is skipped."""
-        if not self.scaler.backward(self.loss(batch, sums, divisor=divisor), self.model.parameters()):
+        and clipped; ``False`` when the step must be skipped: an fp16 gradient overflowed, or the
+        guard refused it (NaN, Inf, or beyond ``refuse_grad_norm``). The gradient is then zero, and a
+        refused batch's metrics are left out of ``sums`` (it is counted in ``guard/refused_gradients``)."""
+        batch_sums: dict[str, float] = {}
+        healthy = self.scaler.backward(self.loss(batch, batch_sums, divisor=divisor), self.model.parameters())
+        if healthy and gradient_problem(self.model.parameters(), self.refuse_grad_norm) is not None:
+            for parameter in self.model.parameters():
+                if parameter.grad is not None:
+                    parameter.grad.zero_()
+            self.refused += 1
             return False
-        self.clip()
-        return True
+        for name, value in batch_sums.items():
+            sums[name] = sums.get(name, 0.0) + value
+        if healthy:
+            self.clip()
+        return healthy
+
+    def take_refused(self) -> dict[str, float]:
+        """The ``guard/refused_gradients`` metric since the last call."""
+        refused, self.refused = self.refused, 0
+        return {"guard/refused_gradients": float(refused)}
 
     def schedule(self, optimizer: torch.optim.Optimizer, epoch: int, step: int) -> None:
         """Give ``optimizer`` the scheduled learning rate of step ``step`` of ``epoch`` (from 1)."""

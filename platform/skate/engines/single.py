@@ -34,7 +34,7 @@ class SingleWorker:
                 self.replica.schedule(self.optimizer, epoch, step)
                 self.optimizer.step()
         train = {f"train/{name}": value for name, value in means(sums).items()}
-        return {**train, **clock.metrics(sums.get("count", 0.0))}
+        return {**train, **self.replica.take_refused(), **clock.metrics(sums.get("count", 0.0))}
 
     def evaluate(self, split: str) -> Metrics:
         return self.replica.evaluate(split)

@@ -44,6 +44,8 @@ class TrainConfig:
     clip_norm: float | None = param(None, doc="scale each step's gradient down to this global L2 norm when it is "
                                               "longer (the seed's remedy for exploding gradients in RNNs)", gt=0)
     clip_value: float | None = param(None, doc="clamp each gradient element to [-clip_value, clip_value]", gt=0)
+    refuse_grad_norm: float | None = param(None, doc="refuse (skip) a gradient whose L2 norm is beyond this, before "
+                                                     "clipping; a gradient with NaN or Inf is always refused", gt=0)
     precision: Literal["fp32", "bf16", "fp16"] = param(
         "fp32", doc="float format of the forward pass: fp32, or bf16/fp16 mixed precision under autocast (weights and "
                     "updates stay fp32; fp16 adds dynamic loss scaling); meant for GPUs, also runs on CPUs")

@@ -77,7 +77,8 @@ class ParameterServerEngine(Engine):
         self.shards = [
             shard_actor.remote(init=flat[lo:hi], optimizer=self.workload.optimizer, rule=make_rule(config),
                                compression=config.compression, total_steps=self.workload.epochs * self.steps_per_epoch,
-                               updates_per_step=1 if config.mode == "sync" else config.num_workers)
+                               updates_per_step=1 if config.mode == "sync" else config.num_workers,
+                               refuse_grad_norm=self.workload.refuse_grad_norm)
             for lo, hi in self.layout.shards
         ]
         self.workers = [self._new_worker(rank) for rank in range(config.num_workers)]
@@ -258,13 +259,16 @@ class ParameterServerEngine(Engine):
         sums: dict[str, float] = {}
         for result in results:
             for name, value in result.items():
-                if not name.startswith("perf/") and name != "wire_bytes_per_step":
+                if not name.startswith(("perf/", "guard/")) and name != "wire_bytes_per_step":
                     sums[name] = sums.get(name, 0.0) + value
         metrics = {f"train/{name}": value for name, value in means(sums).items()}
         metrics["perf/wire_bytes_per_worker_step"] = sum(r["wire_bytes_per_step"] for r in results) / len(results)
         stats = ray.get([shard.stats.remote() for shard in self.shards])
         applied = sum(s["applied"] for s in stats)
         metrics["ps/dropped_gradients"] = float(sum(s["dropped"] for s in stats))
+        # Refused by the workers' guard, and by the shards' (each shard counts its slice of a gradient).
+        metrics["guard/refused_gradients"] = (sum(r.get("guard/refused_gradients", 0.0) for r in results)
+                                              + float(max(s["refused"] for s in stats)))
         if self.config.mode != "sync":
             pushes = applied + metrics["ps/dropped_gradients"]
             metrics["ps/staleness_mean"] = sum(s["staleness_sum"] for s in stats) / max(pushes, 1.0)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from skate.engines.guard import slice_problem
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.layout import Compression, decode, encode
 
@@ -27,7 +28,7 @@ class ShardCore:
         self.total_steps, self.updates_per_step = total_steps, updates_per_step
         self.version = 0
         self.changed = asyncio.Condition()
-        self.stats = {"applied": 0, "dropped": 0, "staleness_sum": 0}
+        self.stats = {"applied": 0, "dropped": 0, "staleness_sum": 0, "refused": 0}
 
     def apply(self, grad: np.ndarray | None, *, lr_scale: float = 1.0) -> None:
         """One optimizer step with ``grad`` (``None``: nothing to apply, the version still moves), at
@@ -81,23 +82,33 @@ class ParameterShard:
     is a synchronous step, ``num_workers`` when each gradient makes one)."""
 
     def __init__(self, *, init: np.ndarray, optimizer: OptimizerConfig, rule: UpdateRule,
-                 compression: Compression, total_steps: int, updates_per_step: int) -> None:
+                 compression: Compression, total_steps: int, updates_per_step: int,
+                 refuse_grad_norm: float | None = None) -> None:
         torch.set_num_threads(1)
         self.core = ShardCore(init, optimizer, total_steps=total_steps, updates_per_step=updates_per_step)
         self.rule = rule
         self.compression = compression
+        self.refuse_grad_norm = refuse_grad_norm
+
+    def _guarded(self, grad: np.ndarray, count: int) -> tuple[np.ndarray, int]:
+        """A pushed gradient as the update rule takes it: a refused one (see :mod:`skate.engines.guard`)
+        comes with no examples, so it arrives but is never applied."""
+        decoded = decode(grad, self.compression)
+        if count and slice_problem(decoded, self.refuse_grad_norm) is not None:
+            self.core.stats["refused"] += 1
+            return np.zeros_like(decoded), 0
+        return decoded, count
 
     async def push_pull(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> tuple[np.ndarray, int]:
         """Push a gradient; returns the parameters to use next and their version."""
-        await self.rule.push(self.core, worker=worker, read_version=read_version,
-                             grad=decode(grad, self.compression), count=count)
+        decoded, count = self._guarded(grad, count)
+        await self.rule.push(self.core, worker=worker, read_version=read_version, grad=decoded, count=count)
         return self.pull()
 
     def apply_mean(self, *pushed: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
         """One synchronous step from every worker's ``(gradient, example count)`` at once, as a
         compiled graph delivers them; returns the new parameters and version like :meth:`push_pull`."""
-        grads = [(decode(grad, self.compression), count) for grad, count in pushed]
-        self.core.apply(weighted_mean(grads))
+        self.core.apply(weighted_mean([self._guarded(grad, count) for grad, count in pushed]))
         return self.pull()
 
     def begin_segment(self) -> None:
@@ -124,7 +135,7 @@ class ParameterShard:
 
     def stats(self) -> dict[str, int]:
         """Counts since the last call: gradients applied and dropped, summed staleness."""
-        stats, self.core.stats = self.core.stats, {"applied": 0, "dropped": 0, "staleness_sum": 0}
+        stats, self.core.stats = self.core.stats, {"applied": 0, "dropped": 0, "staleness_sum": 0, "refused": 0}
         return stats
 
     def state(self) -> dict[str, Any]:

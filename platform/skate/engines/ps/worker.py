@@ -87,7 +87,7 @@ class PSWorker:
         """The metric sums of the segment's steps whose new parameters were installed (a step cut
         short by a failure is not counted: it is run again)."""
         sums, steps = self._installed
-        return {**sums, **self._clock.metrics(sums.get("count", 0.0)),
+        return {**sums, **self._clock.metrics(sums.get("count", 0.0)), **self.replica.take_refused(),
                 "wire_bytes_per_step": self.wire_bytes / max(steps, 1)}
 
     def _backward(self, batch: Any) -> int:

@@ -1,0 +1,39 @@
+"""The poisoned-gradient guard: a gradient with NaN or Inf, or longer than ``train.refuse_grad_norm``,
+is refused and never applied.
+
+Every replica checks its whole gradient before it is used (the single and allreduce engines then
+skip the step; under allreduce the gradient is already averaged, so every rank refuses alike; a
+parameter-server worker pushes it with no examples, which the shards do not apply). Each shard checks
+again the slice it receives, so that what a worker did not catch (a gradient that overflowed on its
+way in fp16, a worker that skipped the check) still never reaches the parameters. Refusals are
+counted in the ``guard/refused_gradients`` metric.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+
+
+def gradient_problem(parameters: Iterable[torch.nn.Parameter], bound: float | None) -> str | None:
+    """Why the gradients of ``parameters`` must be refused (``None``: they may be used)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return None
+    norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads])))
+    return _problem(norm, bound)
+
+
+def slice_problem(grad: np.ndarray, bound: float | None) -> str | None:
+    """Why a shard must refuse a gradient slice (its own norm checked against the bound)."""
+    return _problem(float(np.linalg.norm(grad.astype(np.float32, copy=False))), bound)
+
+
+def _problem(norm: float, bound: float | None) -> str | None:
+    if not np.isfinite(norm):
+        return "a NaN or Inf in the gradient"
+    if bound is not None and norm > bound:
+        return f"gradient norm {norm:.3g} > refuse_grad_norm {bound:g}"
+    return None
