@@ -46,7 +46,7 @@ TINY_SPEC = JobSpec(
     model=RnnClassifierConfig(num_units=8), train=TrainConfig(batch_size=16, epochs=2, optimizer=OptimizerConfig(lr=0.01)),
 )
 TRAIN_KEYS = ("epochs, batch_size, optimizer, strategy, eval_every_epochs, eval_every_steps, early_stopping, clip_norm, "
-              "clip_value, precision")
+              "clip_value, refuse_grad_norm, precision")
 NAME_RULE = "a name of letters, digits, '_', '-' and '.', starting with a letter or digit"
 
 WriteJob = Callable[[str], str]

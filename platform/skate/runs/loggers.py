@@ -35,9 +35,11 @@ class LoggingConfig:
                                         "(view all runs with 'tensorboard --logdir <run root>')")
     mlflow: bool = param(False, doc="also log params and metrics to an MLflow run; needs the mlflow package "
                                     "(pip install mlflow)")
-    mlflow_tracking_uri: str | None = param(None, doc="MLflow tracking server or store (http://..., sqlite:///...); "
-                                                      "default: MLflow's own (MLFLOW_TRACKING_URI, else "
-                                                      "sqlite:///mlflow.db in the working directory)")
+    mlflow_tracking_uri: str | None = param(
+        None, doc="MLflow tracking server (http(s)://...) or databricks; default: MLflow's own (MLFLOW_TRACKING_URI, "
+                  "else sqlite:///mlflow.db in the working directory). A local store is chosen with "
+                  "MLFLOW_TRACKING_URI, not in the spec: a spec never writes outside the run root",
+        pattern=r"(https?://.+|databricks(://.*)?)", pattern_doc="an http(s):// tracking server or databricks")
     mlflow_experiment: str | None = param(None, doc="MLflow experiment the run goes in (default: the job name)")
 
 
