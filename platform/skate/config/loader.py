@@ -22,6 +22,8 @@ from skate.config.fields import Bounds, variants_of
 T = TypeVar("T")
 Path = tuple[str, ...]
 _SCALARS = {bool, int, float, str}
+MAX_INT = 2**63 - 1
+"""The largest integer a spec field takes: what torch, numpy and Arrow hold."""
 
 
 def dotted(path: Path) -> str:
@@ -139,6 +141,8 @@ class _Loader:
             ok = isinstance(data, bool)
         elif tp is int:
             ok = isinstance(data, int) and not isinstance(data, bool)
+            if ok and abs(data) > MAX_INT:
+                return self.fail(path, f"expected {describe_type(tp)}, got one beyond 64 bits ({_show(data)})")
         elif tp is float:
             ok = isinstance(data, (int, float)) and not isinstance(data, bool)
             try:

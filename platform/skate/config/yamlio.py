@@ -49,20 +49,25 @@ def parse_yaml(text: str, *, source: str) -> tuple[Any, Locator]:
     Raises:
         SpecError: for malformed YAML or a duplicated key, with the line.
     """
-    loader = _Loader(text)
     locator = Locator(source=source)
+    loader = None
     try:
+        loader = _Loader(text)  # its reader refuses control characters such as NUL
         node = loader.get_single_node()
         data = _Builder(loader, locator).build(node, ()) if node is not None else None
     except yaml.YAMLError as error:
         problem = getattr(error, "problem", None) or str(error)
         raise SpecError([f"{source}{_mark(error)}: malformed YAML: {problem}"]) from error
+    except RecursionError as error:  # the YAML composer recurses once per level of nesting
+        raise SpecError([f"{source}: malformed YAML: nested more than {MAX_DEPTH} levels deep"]) from error
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, locator
 
 
 MAX_NODES = 100_000  # a spec is small; more nodes means aliases multiplying (a "billion laughs")
+MAX_DEPTH = 64  # a spec is a few levels deep; far more is an attack on the recursion limit
 
 
 class _Builder:
@@ -80,6 +85,8 @@ class _Builder:
         if id(node) in parents:
             raise self.fail(node, path, "an alias refers to itself")
         self.budget -= 1
+        if len(path) > MAX_DEPTH:
+            raise self.fail(node, path[:MAX_DEPTH], f"nested more than {MAX_DEPTH} levels deep")
         if self.budget < 0:
             raise self.fail(node, path, f"the document expands to more than {MAX_NODES} values (aliases?)")
         parents += (id(node),)
@@ -87,7 +94,14 @@ class _Builder:
             return self._mapping(node, path, parents)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (str(i),), parents) for i, item in enumerate(node.value)]
-        return self.loader.construct_object(node, deep=True)
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except Exception as error:  # whatever a constructor raises on a malformed scalar ("!!int", "!!int x")
+            raise self.fail(node, path, f"{node.tag.rsplit(':', 1)[-1]} value {node.value!r} cannot be read: "
+                                        f"{error}") from error
 
     def _mapping(self, node: yaml.MappingNode, path: Path, parents: tuple[int, ...]) -> dict[Any, Any]:
         explicit = len(node.value) - sum(1 for k, _ in node.value if k.tag == "tag:yaml.org,2002:merge")
@@ -96,7 +110,7 @@ class _Builder:
         out: dict[Any, Any] = {}
         written: set[Any] = set()
         for index, (key_node, value_node) in enumerate(node.value):
-            key = self.loader.construct_object(key_node, deep=True)
+            key = self._scalar(key_node, path)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise self.fail(key_node, path, "a key must be a name")
             key_path = path + (str(key),)
