@@ -3,12 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -18,11 +13,11 @@ import pytest
 from skate.cli import main
 from skate.launch.connect import jobs_client
 from skate.launch.jobs import status_of
+from skate.launch.localhead import LocalHead, free_port
 
 from conftest import REPO
 
 pytestmark = pytest.mark.integration
-TOKEN = "skate-test-token-0123456789abcdef"
 SLOW_SETUP = '''
 import asyncio
 from ray._private.runtime_env.plugin import RuntimeEnvPlugin
@@ -39,56 +34,24 @@ class SlowSetup(RuntimeEnvPlugin):
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Ray head of its own (its own process group, so tearing it down leaves other Rays alone)."""
-    bin_dir = str(Path(sys.executable).parent)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
+def local_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHead]:
+    """A Ray head of its own, which knows a runtime-environment plugin that takes seconds to set up."""
     plugins = tmp_path_factory.mktemp("plugins")
     (plugins / "slow_setup.py").write_text(SLOW_SETUP)
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN,
-               PYTHONPATH=str(plugins), RAY_RUNTIME_ENV_PLUGINS='[{"class": "slow_setup.SlowSetup"}]')
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [str(Path(bin_dir) / "ray"), "start", "--head", "--block", f"--port={free_port()}", "--num-cpus=2",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={port}", "--disable-usage-stats",
-         "--include-dashboard=true"],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                os.environ["RAY_AUTH_TOKEN"] = TOKEN
-                jobs_client(url).list_jobs()
-                break
-            except Exception:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(1)
-        yield url
-    finally:
-        os.environ.pop("RAY_AUTH_TOKEN", None)
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # whatever of the head is left
-        except ProcessLookupError:
-            pass
+    with LocalHead(env={"PYTHONPATH": str(plugins),
+                        "RAY_RUNTIME_ENV_PLUGINS": '[{"class": "slow_setup.SlowSetup"}]'}) as local:
+        yield local
 
 
 @pytest.fixture
-def token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
+def head(local_head: LocalHead) -> str:
+    return local_head.dashboard
+
+
+@pytest.fixture
+def token(local_head: LocalHead, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_AUTH_TOKEN", local_head.token)
     monkeypatch.chdir(REPO)
 
 
