@@ -125,13 +125,17 @@ class _Builder:
 
 def read_yaml(path: str | FilePath) -> tuple[Any, Locator]:
     """Read and parse a YAML file; a missing or unreadable file is a SpecError naming it."""
+    return parse_yaml(read_text(path), source=str(path))
+
+
+def read_text(path: str | FilePath) -> str:
+    """A text file's content; a missing or unreadable file is a SpecError naming it."""
     try:
-        text = FilePath(path).read_text(encoding="utf-8")
+        return FilePath(path).read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise SpecError([f"{path}: no such file"]) from error
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError([f"{path}: cannot read: {error}"]) from error
-    return parse_yaml(text, source=str(path))
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], locator: Locator) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Literal
 import yaml
 
 from skate.config.loader import Locator, Path, dotted, suggest
-from skate.config.yamlio import parse_yaml
+from skate.config.yamlio import parse_yaml, read_text
 from skate.errors import SpecError
 
 KUBERAY_KINDS = ("RayCluster", "RayJob", "RayService")
@@ -61,14 +61,8 @@ def read_cluster_file(path: str | FilePath) -> ClusterFile:
 
 def _read_documents(path: str | FilePath) -> list[Document]:
     source = str(path)
-    try:
-        text = FilePath(path).read_text(encoding="utf-8")
-    except FileNotFoundError as error:
-        raise SpecError([f"{source}: no such file"]) from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError([f"{source}: cannot read: {error}"]) from error
     documents = []
-    for first_line, chunk in _split_documents(text, source=source):
+    for first_line, chunk in _split_documents(read_text(path), source=source):
         data, locator = parse_yaml(chunk, source=source)
         documents.append(Document(data, locator, first_line))
     return documents
