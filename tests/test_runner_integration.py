@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Iterator
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -46,9 +47,11 @@ class ExplodingConfig(RnnClassifierConfig):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def exploding_model(ray_local: None) -> None:
+def exploding_model(ray_local: None) -> Iterator[None]:
     MODELS.register(ExplodingConfig, origin="tests")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    MODELS.unregister(ExplodingConfig.kind)
 
 
 def test_a_completed_run_leaves_a_complete_directory(tmp_path: Path) -> None:
@@ -68,7 +71,8 @@ def test_a_completed_run_leaves_a_complete_directory(tmp_path: Path) -> None:
     assert sorted(split["row"]) == list(range(1797))
     assert {name: split["split"].count(name) for name in ("train", "validation", "test")} == \
         {"train": 1257, "validation": 270, "test": 270}
-    assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["best.pt", "ckpt-000000018.pt", "ckpt-000000027.pt"]
+    assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["best.pt", "ckpt-000000018.pt", "ckpt-000000027.pt",
+                                                                    "manifest.json"]
     assert result.best_checkpoint == str(run.checkpoint_dir / "best.pt")
     best_epoch = summary["best"]["epoch"]
     assert result.metrics["val/accuracy"] == pytest.approx(table["val/accuracy"][best_epoch - 1])

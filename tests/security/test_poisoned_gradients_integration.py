@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -53,11 +54,12 @@ class PoisonedConfig(RnnClassifierConfig):
 
 
 @pytest.fixture(scope="module")
-def refs(ray_local: None) -> dict:
+def refs(ray_local: None) -> Iterator[dict]:
     MODELS.register(PoisonedConfig, origin="tests")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     tables = split_table(DigitsConfig().load(), validation_fraction=0.15, test_fraction=0.15, seed=0)
-    return {name: ray.put(t) for name, t in tables.items()}
+    yield {name: ray.put(t) for name, t in tables.items()}
+    MODELS.unregister(PoisonedConfig.kind)  # later tests list the registered models
 
 
 def finite(state: dict[str, torch.Tensor]) -> bool:

@@ -97,6 +97,11 @@ class Variants(Generic[T]):
         self._origins[name] = origin
         return cls
 
+    def unregister(self, name: str) -> None:
+        """Forget the config class registered as ``name`` (a test's or a notebook's own)."""
+        self._classes.pop(name, None)
+        self._origins.pop(name, None)
+
     def get(self, name: str) -> type[T] | None:
         return self._classes.get(name)
 
