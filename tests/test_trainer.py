@@ -10,7 +10,7 @@ import io
 import pytest
 import torch
 
-from skate.engines.base import Engine, Metrics
+from skate.engines.base import Engine, EngineLost, Metrics
 from skate.progress import Progress
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog, read_events
@@ -256,3 +256,67 @@ def test_eval_every_steps_validates_mid_epoch_into_evals_by_step(tmp_path: Path)
     table = read_metrics(tmp_path / "metrics.parquet").to_pydict()
     assert table["val/accuracy"] == [None, None, VAL_ACCURACY[3]]  # epoch 3: the last, and step 12 is due
     assert [row["step"] for row in rows] == [4, 6, 8, 12]
+
+
+class LosingEngine(ScriptedEngine):
+    """Loses its worker (raises EngineLost) on reaching the global steps in ``lose_at``, once each."""
+
+    def __init__(self, lose_at: list[int]) -> None:
+        super().__init__()
+        self.lose_at = lose_at
+
+    def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
+        reached = (epoch - 1) * STEPS + stop
+        for step in list(self.lose_at):
+            if self.trained < step <= reached:
+                self.lose_at.remove(step)
+                raise EngineLost("worker 0 died", actor="worker 0")
+        return super().train_steps(epoch, start, stop)
+
+
+def restarting_trainer(tmp_path: Path, lose_at: list[int], *, max_restarts: int = 3, **options: Any) -> Trainer:
+    engines: list[ScriptedEngine] = []
+
+    def restart() -> Engine:
+        engines.append(ScriptedEngine())  # a new engine starts from the initial weights, as a real one
+        return engines[-1]
+
+    trainer = make_trainer(tmp_path, LosingEngine(lose_at), **options)
+    trainer.restart, trainer.max_restarts = restart, max_restarts
+    return trainer
+
+
+def test_a_lost_engine_is_replaced_and_resumes_from_the_last_checkpoint(tmp_path: Path) -> None:
+    # Checkpoints every 2 epochs (8 steps); lost while training epoch 4 (at step 12).
+    trainer = restarting_trainer(tmp_path, [14])
+    trainer.fit()
+    table = read_metrics(tmp_path / "metrics.parquet").to_pydict()
+    assert table["epoch"] == [1, 2, 3, 4, 5, 6] and table["step"] == [4, 8, 12, 16, 20, 24]
+    assert table["samples"] == [20, 40, 60, 80, 100, 120]
+    assert trainer.restarts == 1 and trainer.step == 24
+    restarted = [e for e in read_events(tmp_path / "events.jsonl") if e["kind"] == "engine_restarted"]
+    assert [(e["actor"], e["epoch"], e["step"], e["steps_lost"]) for e in restarted] == [("worker 0", 4, 0, 4)]
+
+
+def test_a_loss_before_any_checkpoint_starts_again_from_scratch(tmp_path: Path) -> None:
+    trainer = restarting_trainer(tmp_path, [6])
+    trainer.fit()
+    assert read_metrics(tmp_path / "metrics.parquet").to_pydict()["epoch"] == [1, 2, 3, 4, 5, 6]
+    restarted = [e for e in read_events(tmp_path / "events.jsonl") if e["kind"] == "engine_restarted"]
+    assert [(e["epoch"], e["step"], e["steps_lost"]) for e in restarted] == [(2, 0, 4)]
+    assert "no checkpoint yet" in restarted[0]["detail"]
+
+
+def test_step_checkpoints_bound_the_steps_lost(tmp_path: Path) -> None:
+    trainer = restarting_trainer(tmp_path, [11], every_steps=3)
+    trainer.fit()
+    table = read_metrics(tmp_path / "metrics.parquet").to_pydict()
+    assert table["step"] == [4, 8, 12, 16, 20, 24]
+    (event,) = [e for e in read_events(tmp_path / "events.jsonl") if e["kind"] == "engine_restarted"]
+    assert event["steps_lost"] <= 3
+
+
+def test_past_max_restarts_a_lost_engine_ends_the_run(tmp_path: Path) -> None:
+    trainer = restarting_trainer(tmp_path, [3, 5], max_restarts=0)
+    with pytest.raises(RuntimeError, match=r"worker 0 died .*max_restarts: 0"):
+        trainer.fit()

@@ -118,7 +118,7 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
                        driver={"host": socket.gethostname(), "pid": os.getpid()})
     display = Progress(total=spec.train.epochs, initial=int(state["epoch"]) if state else 0,
                        desc=spec.name, enabled=progress)
-    engine, loggers, final = None, None, None
+    engine, trainer, loggers, final = None, None, None, None
     try:
         workload = _workload(spec, run)
         check_fits(spec.train.strategy.resources(), what=f"train.strategy ({spec.train.strategy.kind})")
@@ -126,12 +126,14 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
         trainer = Trainer(train=spec.train, checkpoint=resolve_checkpoint(spec), engine=engine,
                           metrics=MetricsLog(run.metrics_path), checkpointer=checkpointer, progress=display,
                           events=EventLog(run.events_path), observer=observer,
-                          evals=MetricsLog(run.evals_path, step_key="step") if spec.train.eval_every_steps else None)
+                          evals=MetricsLog(run.evals_path, step_key="step") if spec.train.eval_every_steps else None,
+                          restart=lambda: spec.train.strategy.create(workload),
+                          max_restarts=spec.train.strategy.max_restarts)
         if state is not None:
             trainer.restore(state)
             display.write(f"resumed {run.path} at epoch {trainer.epoch} step {trainer.step}")
         loggers = open_loggers(spec, run.path, step_key="step", purge_step=trainer.step if state is not None else None)
-        trainer.tracker = loggers.row
+        trainer.tracker, trainer.rewind = loggers.row, loggers.rewind
         try:
             trainer.fit()
         except KeyboardInterrupt:
@@ -156,7 +158,9 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
         display.close()
         if loggers is not None:
             loggers.close(final)
-        if engine is not None:
+        if trainer is not None:
+            trainer.engine.shutdown()  # the one in use: a restart replaces the first
+        elif engine is not None:
             engine.shutdown()
 
 

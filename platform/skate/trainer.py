@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
-from skate.engines.base import Engine, Metrics, combine
+from skate.engines.base import Engine, EngineLost, Metrics, combine
 from skate.errors import SkateError
 from skate.progress import Progress
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog
 from skate.runs.metrics import MetricsLog, Observer
 from skate.spec.job import CheckpointConfig, EarlyStoppingConfig, TrainConfig
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -112,12 +114,19 @@ class Trainer:
         observer: told of each recorded epoch and its checkpoint.
         evals: where mid-epoch evaluations go (``train.eval_every_steps``), by step.
         tracker: told of every row recorded, epoch or mid-epoch evaluation (TensorBoard, MLflow).
+        restart: makes a new engine when the engine is lost (:class:`EngineLost`), up to
+            ``max_restarts`` times; training then resumes from the last checkpoint (the start, if
+            there is none yet), and what was recorded past it is dropped.
+        rewind: told of the step training goes back to after a restart (TensorBoard drops what it
+            logged past it).
     """
 
     def __init__(self, *, train: TrainConfig, checkpoint: CheckpointConfig, engine: Engine, metrics: MetricsLog,
                  checkpointer: Checkpointer, progress: Progress, events: EventLog | None = None,
                  interrupt_timeout_s: float = 120.0, observer: Observer | None = None,
-                 evals: MetricsLog | None = None, tracker: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 evals: MetricsLog | None = None, tracker: Callable[[dict[str, Any]], None] | None = None,
+                 restart: Callable[[], Engine] | None = None, max_restarts: int = 0,
+                 rewind: Callable[[int], None] | None = None) -> None:
         assert checkpoint.best_metric is not None and checkpoint.best_mode is not None
         self.train = train
         self.checkpoint = checkpoint
@@ -130,6 +139,8 @@ class Trainer:
         self.observer = observer
         self.evals = evals
         self.tracker = tracker
+        self.restart, self.max_restarts, self.rewind = restart, max_restarts, rewind
+        self.restarts = 0
         self.best = Best(metric=checkpoint.best_metric, mode=checkpoint.best_mode)
         self.patience = Patience.of(train.early_stopping, checkpoint)
         self.steps_per_epoch = engine.steps_per_epoch
@@ -176,16 +187,69 @@ class Trainer:
     def fit(self) -> None:
         """Train until the last epoch, or until early stopping says so."""
         while self.epoch < self.train.epochs and not self.stopped_early:
-            epoch = self.epoch + 1
-            while self.step_in_epoch < self.steps_per_epoch:
-                self._segment_stop = self._next_stop()
-                self._end_segment(self.engine.train_steps(epoch, self.step_in_epoch, self._segment_stop))
-            self._end_epoch(epoch, validate=epoch % self.train.eval_every_epochs == 0 or epoch == self.train.epochs
-                            or self._due(self.train.eval_every_steps))
+            self._recovering(self._advance)
         if self.stopped_early and self.patience is not None:
             self.progress.write(f"early stopping after epoch {self.epoch}: {self.patience.metric} has not improved for "
                                 f"{self.patience.waited} validations (best {self.patience.best:.4g} at epoch "
                                 f"{self.patience.best_epoch})")
+
+    def _advance(self) -> None:
+        """Train the next segment, and end the epoch if it completes it."""
+        epoch = self.epoch + 1
+        if self.step_in_epoch < self.steps_per_epoch:
+            self._segment_stop = self._next_stop()
+            self._end_segment(self.engine.train_steps(epoch, self.step_in_epoch, self._segment_stop))
+        if self.step_in_epoch == self.steps_per_epoch:
+            self._end_epoch(epoch, validate=epoch % self.train.eval_every_epochs == 0 or epoch == self.train.epochs
+                            or self._due(self.train.eval_every_steps))
+
+    def _recovering(self, call: Callable[[], T]) -> T:
+        """``call``; if the engine is lost meanwhile, replace it, go back to the last checkpoint and
+        call again."""
+        while True:
+            try:
+                return call()
+            except EngineLost as error:
+                self._recover(error)
+
+    def _recover(self, error: EngineLost) -> None:
+        if self.restart is None or self.restarts >= self.max_restarts:
+            raise RuntimeError(f"{error} (the engine has been replaced {self.restarts} times already; "
+                               f"train.strategy.max_restarts: {self.max_restarts})") from error
+        started, before, where = time.perf_counter(), self.step, (self.epoch + 1, self.step_in_epoch)
+        try:
+            self.engine.shutdown()
+        except Exception:  # noqa: BLE001 - what is left of a lost engine may fail to stop; it is dropped anyway
+            pass
+        self.engine = self.restart()
+        self.restarts += 1
+        self._segment_stop = None
+        state = self.checkpointer.latest()
+        if state is not None:
+            self.restore(state)
+        else:
+            self._restart_from_scratch()
+        if self.rewind is not None:
+            self.rewind(self.step)
+        took = time.perf_counter() - started
+        event = {"time": time.time(), "kind": "engine_restarted", "actor": error.actor, "epoch": where[0],
+                 "step": where[1], "steps_lost": before - self.step, "recovery_s": round(took, 3),
+                 "detail": f"every actor replaced; resumed at step {self.step} "
+                           f"({'the last checkpoint' if state is not None else 'the start: no checkpoint yet'}), "
+                           f"{before - self.step} steps to redo ({took:.1f} s)"}
+        self.progress.write(f"epoch {where[0]} step {where[1]}: {error.actor}: engine restarted; {event['detail']}")
+        if self.events is not None:
+            self.events.append(event)
+
+    def _restart_from_scratch(self) -> None:
+        """The new engine starts from the job's initial weights (its seed): so does the record."""
+        self.epoch, self.step_in_epoch, self.parts = 0, 0, []
+        self.checkpointed_step, self.samples, self.elapsed_s = 0, 0, 0.0
+        self.best = Best(metric=self.best.metric, mode=self.best.mode)
+        self.patience = Patience.of(self.train.early_stopping, self.checkpoint)
+        self.metrics.truncate_after(0)
+        if self.evals is not None:
+            self.evals.truncate_after(0)
 
     def _due(self, every: int | None) -> bool:
         """Whether the global step is a multiple of ``every`` (``None``: never)."""
@@ -212,6 +276,9 @@ class Trainer:
 
     def test(self) -> Metrics:
         """Evaluate the best checkpoint (the last weights if there is none) on validation and test."""
+        return self._recovering(self._test)
+
+    def _test(self) -> Metrics:
         best = self.checkpointer.best()
         self._report_rejected()
         if best is not None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import skate.rl.runner as rl_runner
+from skate.rl.checkpoints import Checkpoints
 from skate.errors import SkateError
 from skate.rl.envs import make_env
 from skate.rl.evaluate import evaluate, greedy_action, load_policy
@@ -75,7 +76,7 @@ def test_a_checkpoint_restores_the_same_greedy_actions_and_evaluate_plays_it(ray
     algo = rl_runner.build_algorithm(spec)
     try:
         row = rl_runner.metrics_row(algo.train(), 1)
-        path = rl_runner.Checkpoints(run.checkpoint_dir, keep_last=1).save(algo, row)
+        path = Checkpoints(run.checkpoint_dir, keep_last=1).save(algo, row)
         trained = algo.get_module()
     finally:
         algo.stop()

@@ -16,10 +16,11 @@ import time
 from typing import Any, ClassVar
 
 import torch
+from ray.exceptions import RayActorError, RayTaskError
 from ray.util.queue import Empty, Queue
 
 from skate.config.fields import param
-from skate.engines.base import STRATEGIES, Engine, bundle, Metrics, StrategyConfig, Workload
+from skate.engines.base import STRATEGIES, Engine, EngineLost, bundle, Metrics, StrategyConfig, Workload
 from skate.engines.replica import EpochClock, Replica, means, to_cpu
 
 _POLL_S = 1.0
@@ -133,6 +134,9 @@ class AllreduceEngine(Engine):
                 return self._replies.get(timeout=_POLL_S)
             except Empty:
                 if self._error is not None or not self._thread.is_alive():
+                    if _a_worker_died(self._error):
+                        raise EngineLost(f"a Ray Train worker died: {_first_line(self._error)}",
+                                         actor="a Ray Train worker") from self._error
                     raise RuntimeError(f"the allreduce workers stopped: {self._error}") from self._error
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"no answer from the allreduce workers in {timeout_s} s")
@@ -169,6 +173,24 @@ class AllreduceEngine(Engine):
         for queue in [*self._commands, self._replies]:
             queue.shutdown()
         shutil.rmtree(self._storage, ignore_errors=True)
+
+
+def _a_worker_died(error: BaseException | None) -> bool:
+    """Whether Ray Train stopped because a worker's process died (not because of an error in the
+    training code): Ray Train hands the death on wrapped, sometimes only as text."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, RayActorError) and not isinstance(error, RayTaskError):
+            return True
+        if any(sign in str(error) for sign in ("ActorDiedError", "RayActorError", "actor died", "SYSTEM_ERROR")):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 @STRATEGIES.register

@@ -68,6 +68,19 @@ class Workload:
         return -(-num_train // (self.batch_size * num_replicas))
 
 
+class EngineLost(RuntimeError):
+    """An actor of the engine died and the engine cannot go on by itself: the trainer replaces the
+    whole engine and resumes from the last checkpoint (``train.strategy.max_restarts`` times).
+
+    Args:
+        actor: which actor died, as the events log names it (``worker 0``).
+    """
+
+    def __init__(self, message: str, *, actor: str) -> None:
+        super().__init__(message)
+        self.actor = actor
+
+
 class Engine(abc.ABC):
     """One way of training a :class:`Workload` on Ray."""
 
@@ -119,6 +132,7 @@ class StrategyConfig:
 
     variants: ClassVar[Variants["StrategyConfig"]]
     kind: str = param(doc="the engine: single (one worker, the reference), parameter_server or allreduce")
+    max_restarts: int = param(3, doc="times in a run the engine's actors are replaced after one dies: a parameter server reruns the segment from its start (a dead worker is replaced in place); single and allreduce resume from the last checkpoint", ge=0)
 
     def create(self, workload: Workload) -> Engine:
         """Start the engine's actors for ``workload``."""

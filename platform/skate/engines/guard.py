@@ -19,19 +19,23 @@ import torch
 
 def gradient_problem(parameters: Iterable[torch.nn.Parameter], bound: float | None) -> str | None:
     """Why the gradients of ``parameters`` must be refused (``None``: they may be used)."""
-    grads = [p.grad for p in parameters if p.grad is not None]
+    return norm_problem(global_norm([p.grad for p in parameters if p.grad is not None]), bound)
+
+
+def global_norm(grads: list[torch.Tensor]) -> float:
+    """The L2 norm of all of ``grads`` together (0 for none); NaN or Inf if any holds one."""
     if not grads:
-        return None
-    norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads])))
-    return _problem(norm, bound)
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads])))
 
 
 def slice_problem(grad: np.ndarray, bound: float | None) -> str | None:
     """Why a shard must refuse a gradient slice (its own norm checked against the bound)."""
-    return _problem(float(np.linalg.norm(grad.astype(np.float32, copy=False))), bound)
+    return norm_problem(float(np.linalg.norm(grad.astype(np.float32, copy=False))), bound)
 
 
-def _problem(norm: float, bound: float | None) -> str | None:
+def norm_problem(norm: float, bound: float | None) -> str | None:
+    """Why a gradient of norm ``norm`` must be refused under ``bound`` (``None``: it may be used)."""
     if not np.isfinite(norm):
         return "a NaN or Inf in the gradient"
     if bound is not None and norm > bound:

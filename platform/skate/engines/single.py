@@ -9,8 +9,9 @@ import dataclasses
 from typing import Any, ClassVar
 
 import ray
+from ray.exceptions import RayActorError, RayTaskError
 
-from skate.engines.base import STRATEGIES, Engine, bundle, Metrics, StrategyConfig, Workload
+from skate.engines.base import STRATEGIES, Engine, EngineLost, bundle, Metrics, StrategyConfig, Workload
 from skate.engines.replica import assigned_device, EpochClock, Replica, means, to_cpu
 from skate.config.fields import param
 
@@ -61,25 +62,36 @@ class SingleEngine(Engine):
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         self._pending = self._worker.train_steps.remote(epoch, start, stop)
-        metrics = ray.get(self._pending)
+        metrics = self._get(self._pending)
         self._pending = None
         return metrics
 
     def finish_pending(self, timeout_s: float) -> Metrics | None:
         pending, self._pending = self._pending, None
-        return None if pending is None else ray.get(pending, timeout=timeout_s)
+        return None if pending is None else self._get(pending, timeout=timeout_s)
 
     def evaluate(self, split: str) -> Metrics:
-        return ray.get(self._worker.evaluate.remote(split))
+        return self._get(self._worker.evaluate.remote(split))
 
     def state(self) -> dict[str, Any]:
-        return ray.get(self._worker.state.remote())
+        return self._get(self._worker.state.remote())
 
     def load_state(self, state: dict[str, Any]) -> None:
-        ray.get(self._worker.load_state.remote(state))
+        self._get(self._worker.load_state.remote(state))
 
     def load_weights(self, weights: dict[str, Any]) -> None:
-        ray.get(self._worker.load_weights.remote(weights))
+        self._get(self._worker.load_weights.remote(weights))
+
+    @staticmethod
+    def _get(ref: ray.ObjectRef, timeout: float | None = None) -> Any:
+        """``ray.get``, turning the worker's death into :class:`EngineLost` (an error in the worker's
+        own code stays what it is)."""
+        try:
+            return ray.get(ref, timeout=timeout)
+        except RayActorError as error:
+            if isinstance(error, RayTaskError):
+                raise
+            raise EngineLost(f"the single worker died: {error}", actor="worker 0") from error
 
     def shutdown(self) -> None:
         ray.kill(self._worker)

@@ -42,6 +42,7 @@ class RLConfig:
     gamma: float = param(0.99, doc="discount factor", gt=0, le=1)
     lr: float = param(3e-4, doc="learning rate", gt=0)
     hidden: tuple[int, ...] = param((64, 64), doc="units of the policy/value network's hidden layers (MLP envs)")
+    refuse_grad_norm: float | None = param(None, doc="refuse (never apply) a learner update whose gradient norm exceeds this; one with NaN or Inf is always refused", gt=0)
     stop: StopConfig = param(doc="when the run ends", default_factory=StopConfig)
 
     def algorithm_config(self, *, seed: int) -> "AlgorithmConfig":
@@ -49,13 +50,16 @@ class RLConfig:
         from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
         from skate.rl.envs import env_name
+        from skate.rl.guard import BOUND
 
         config = self._base()
         config = (config.environment(env_name(self.env), env_config=dict(self.env_config))
                   .env_runners(num_env_runners=self.num_env_runners,
                                num_envs_per_env_runner=self.num_envs_per_env_runner)
-                  .learners(num_learners=self.num_learners, num_gpus_per_learner=self.gpus_per_learner)
-                  .training(lr=self.lr, gamma=self.gamma)
+                  .learners(num_learners=self.num_learners, num_gpus_per_learner=self.gpus_per_learner,
+                            learner_config_dict={BOUND: self.refuse_grad_norm})
+                  .training(lr=self.lr, gamma=self.gamma, learner_class=self._learner_class())
+                  .fault_tolerance(restart_failed_env_runners=True)  # a dead env runner is replaced
                   .debugging(seed=seed))
         config = config.rl_module(model_config=DefaultModelConfig(fcnet_hiddens=list(self.hidden)))
         return self._specialise(config)
@@ -86,6 +90,10 @@ class RLConfig:
         """Set the algorithm's own hyperparameters on ``config``."""
         return config
 
+    def _learner_class(self) -> type:
+        """The algorithm's learner with skate's poisoned-gradient guard (:mod:`skate.rl.guard`)."""
+        raise NotImplementedError
+
 
 RLConfig.variants = Variants("algorithm", key="algorithm")
 ALGORITHMS = RLConfig.variants
@@ -109,6 +117,11 @@ class PPOSettings(RLConfig):
         from ray.rllib.algorithms.ppo import PPOConfig
 
         return PPOConfig()
+
+    def _learner_class(self) -> type:
+        from skate.rl.guard import GuardedPPOLearner
+
+        return GuardedPPOLearner
 
     def _specialise(self, config: Any) -> "AlgorithmConfig":
         return config.training(train_batch_size_per_learner=self.train_batch_size, minibatch_size=self.minibatch_size,
@@ -144,6 +157,11 @@ class DQNSettings(RLConfig):
         from ray.rllib.algorithms.dqn import DQNConfig
 
         return DQNConfig()
+
+    def _learner_class(self) -> type:
+        from skate.rl.guard import GuardedDQNLearner
+
+        return GuardedDQNLearner
 
     def _specialise(self, config: Any) -> "AlgorithmConfig":
         buffer = {"type": "PrioritizedEpisodeReplayBuffer" if self.prioritized_replay else "EpisodeReplayBuffer",
@@ -182,6 +200,11 @@ class PGSettings(RLConfig):
 
         return PGConfig()
 
+    def _learner_class(self) -> type:
+        from skate.rl.pg_learner import PGTorchLearner
+
+        return PGTorchLearner
+
     def _specialise(self, config: Any) -> "AlgorithmConfig":
         return config.training(num_episodes_per_train_batch=self.episodes_per_iteration)
 
@@ -204,6 +227,11 @@ class APPOSettings(RLConfig):
         from ray.rllib.algorithms.appo import APPOConfig
 
         return APPOConfig()
+
+    def _learner_class(self) -> type:
+        from skate.rl.guard import GuardedAPPOLearner
+
+        return GuardedAPPOLearner
 
     def _specialise(self, config: Any) -> "AlgorithmConfig":
         return config.training(train_batch_size_per_learner=self.train_batch_size, clip_param=self.clip_param,

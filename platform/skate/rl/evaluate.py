@@ -17,7 +17,7 @@ import torch
 
 from skate.errors import SkateError
 from skate.rl.envs import make_env
-from skate.rl.runner import Checkpoints
+from skate.rl.checkpoints import Checkpoints
 from skate.rl.spec import RLJobSpec
 from skate.runs.rundir import RunDir
 from skate.spec import load_spec
@@ -72,14 +72,15 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, seed: int = 0, record: 
     spec = load_spec(run.spec_path)
     if not isinstance(spec, RLJobSpec):
         raise SkateError(f"{run.path} is a supervised run; skate evaluate plays RL runs (see skate report)")
-    found = Checkpoints(run.checkpoint_dir, keep_last=1).all()
-    if not found:
+    latest = Checkpoints(run.checkpoint_dir, keep_last=1).latest()  # checked against its manifest
+    if latest is None:
         raise SkateError(f"{run.path}: no checkpoint yet (checkpoints/iter-*)")
+    path = latest[0]
     env_config = dict(spec.rl.env_config)
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame renders without a sound card
     env = make_env(spec.rl.env, {**env_config, "render_mode": "rgb_array"} if record is not None else env_config)
     try:
-        module = load_policy(spec, found[-1], env)
+        module = load_policy(spec, path, env)
         returns, frames = [], []
         for episode in range(episodes):
             observation, _ = env.reset(seed=seed + episode)
@@ -93,7 +94,7 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, seed: int = 0, record: 
     finally:
         env.close()
     recording = _write_gif(frames, Path(record)) if record is not None else None
-    return Evaluation(returns=returns, checkpoint=found[-1].name, recording=recording)
+    return Evaluation(returns=returns, checkpoint=path.name, recording=recording)
 
 
 def _write_gif(frames: list[np.ndarray], path: Path, *, fps: int = 30) -> Path:

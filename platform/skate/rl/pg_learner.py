@@ -20,6 +20,8 @@ from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
+from skate.rl.guard import GuardedLearner
+
 if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
@@ -101,8 +103,9 @@ class DiscountAndNormalizeReturns(ConnectorV2):
         return batch
 
 
-class PGTorchLearner(TorchLearner):
-    """A torch Learner with the seed's REINFORCE loss; the returns come from its connector piece."""
+class PGTorchLearner(GuardedLearner, TorchLearner):
+    """A torch Learner with the seed's REINFORCE loss (the returns come from its connector piece),
+    guarded against poisoned gradients."""
 
     @override(TorchLearner)
     def build(self) -> None:

@@ -6,22 +6,21 @@ iteration), ``checkpoints/iter-<n>/`` (RLlib's algorithm state), ``summary.json`
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 from skate.errors import SkateError
 from skate.progress import Progress
+from skate.rl.checkpoints import Checkpoints
+from skate.rl.guard import REFUSED
 from skate.rl.spec import RLJobSpec
+from skate.runs.events import EventLog
 from skate.runs.loggers import open_loggers
 from skate.runs.metrics import MetricsLog, Observer
 from skate.runs.rundir import RunDir, now_iso
 
 ITERATION = "iteration"
-_PROGRESS_FILE = "skate.json"
 
 
 def metrics_row(result: dict[str, Any], iteration: int) -> dict[str, float]:
@@ -37,6 +36,7 @@ def metrics_row(result: dict[str, Any], iteration: int) -> dict[str, float]:
         "time_s": float(result.get("time_total_s", 0.0)),
         "perf/env_steps_per_s": float(runners.get("num_env_steps_sampled", 0)) / max(elapsed, 1e-9),
         "learner/env_steps_trained": float(every.get("num_env_steps_trained_lifetime", 0.0)),
+        "guard/refused_gradients": float(every.get(REFUSED, 0.0)),
     }
     for name in ("episode_return_mean", "episode_return_min", "episode_return_max", "episode_len_mean", "num_episodes"):
         value = runners.get(name)
@@ -67,34 +67,6 @@ class _Stop:
         return None
 
 
-class Checkpoints:
-    """``checkpoints/iter-<n>/``: RLlib's algorithm state and skate's progress beside it."""
-
-    def __init__(self, folder: Path, *, keep_last: int) -> None:
-        self.folder, self.keep_last = folder, keep_last
-
-    def all(self) -> list[Path]:
-        """Complete checkpoints, oldest first."""
-        found = [p for p in self.folder.glob("iter-*") if (p / _PROGRESS_FILE).exists()]
-        return sorted(found, key=lambda p: int(p.name.removeprefix("iter-")))
-
-    def save(self, algo: Any, row: dict[str, float]) -> Path:
-        path = self.folder / f"iter-{int(row[ITERATION]):06d}"
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        algo.save_to_path(str(tmp.resolve()))
-        (tmp / _PROGRESS_FILE).write_text(json.dumps(row))  # written last: marks the checkpoint complete
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
-        for old in self.all()[: -self.keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
-        return path
-
-    @staticmethod
-    def progress(path: Path) -> dict[str, float]:
-        return json.loads((path / _PROGRESS_FILE).read_text())
-
-
 def build_algorithm(spec: RLJobSpec) -> Any:
     """RLlib's algorithm for ``spec`` (its actors started). Raises ``SkateError`` for a config
     RLlib refuses, naming the ``rl`` section."""
@@ -109,6 +81,39 @@ def build_algorithm(spec: RLJobSpec) -> Any:
         raise SkateError(f"rl ({spec.rl.algorithm} on {spec.rl.env}): {error}") from error
 
 
+class RunnerWatch:
+    """Notices RLlib restarting env runners (``restart_failed_env_runners``, on by default): each
+    restart is an ``env_runner_replaced`` event and counts in ``faults/env_runner_restarts``."""
+
+    def __init__(self, algo: Any, events: EventLog) -> None:
+        self.group = getattr(algo, "env_runner_group", None)
+        self.events = events
+        self.restarts = self._restarts()
+
+    def _restarts(self) -> int:
+        return int(self.group.num_remote_worker_restarts()) if self.group is not None else 0
+
+    def check(self, row: dict[str, float], display: Progress) -> None:
+        restarts = self._restarts()
+        if restarts > self.restarts and self.group is not None:
+            healthy, total = self.group.num_healthy_remote_env_runners(), self.group.num_remote_env_runners()
+            detail = f"{restarts - self.restarts} restarted by RLlib; {healthy} of {total} healthy"
+            display.write(f"iteration {int(row[ITERATION])}: env runner replaced; {detail}")
+            self.events.append({"time": time.time(), "kind": "env_runner_replaced", "actor": "env runner",
+                                "epoch": int(row[ITERATION]), "step": 0, "steps_lost": 0, "detail": detail})
+        self.restarts = restarts
+        row["faults/env_runner_restarts"] = float(restarts)
+
+
+def _report_rejected(checkpoints: Checkpoints, run: RunDir, display: Progress, iteration: int) -> None:
+    """Say which checkpoints failed their checks, on the display and in the events log."""
+    for reason in checkpoints.rejected:
+        display.write(f"checkpoint passed over: {reason}")
+        EventLog(run.events_path).append({"time": time.time(), "kind": "checkpoint_rejected", "actor": "driver",
+                                          "epoch": iteration, "step": iteration, "detail": reason})
+    checkpoints.rejected.clear()
+
+
 def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
            observer: Observer | None = None) -> tuple[str, dict[str, float]]:
     """Train ``spec`` in ``run`` until its ``stop`` block says so; returns the status and the
@@ -117,15 +122,15 @@ def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
     checkpoints = Checkpoints(run.checkpoint_dir, keep_last=spec.checkpoint.keep_last)
     metrics = MetricsLog(run.metrics_path, step_key=ITERATION)
     stop = _Stop(spec)
-    found = checkpoints.all() if resume else []
-    last_row = Checkpoints.progress(found[-1]) if found else None
+    found = checkpoints.latest() if resume else None
+    last_row = found[1] if found else None
     start_iteration, best = int(last_row[ITERATION]) if last_row else 0, None
     loggers = open_loggers(spec, run.path, step_key=ITERATION, purge_step=start_iteration if found else None)
     final: dict[str, float] | None = None
     try:
         algo = build_algorithm(spec)
         if found:
-            algo.restore_from_path(str(found[-1].resolve()))
+            algo.restore_from_path(str(found[0].resolve()))
     except BaseException:
         loggers.close()
         raise
@@ -135,6 +140,8 @@ def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
                        started_at=run.read_summary().get("started_at") or now_iso())
     display = Progress(total=spec.rl.stop.iterations, initial=start_iteration, desc=spec.name, enabled=progress,
                        unit="iteration")
+    _report_rejected(checkpoints, run, display, start_iteration)
+    watch = RunnerWatch(algo, EventLog(run.events_path))
     started = time.monotonic()
     # A checkpoint that already meets the stop block (a search handing over another trial's) ends the run.
     iteration, reason = start_iteration, stop.reason(last_row) if last_row is not None else None
@@ -143,6 +150,7 @@ def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
             while reason is None:
                 iteration += 1
                 row = metrics_row(algo.train(), iteration)
+                watch.check(row, display)
                 metrics.put(row)
                 loggers.row(row)
                 last_row = row

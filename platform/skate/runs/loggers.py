@@ -115,6 +115,13 @@ class RunLoggers:
         if self._mlflow is not None:
             self._mlflow.metrics(step, values)
 
+    def rewind(self, step: int) -> None:
+        """Training went back to ``step`` (a restart from a checkpoint): TensorBoard drops what was
+        logged past it. (MLflow keeps each metric's history; the rows logged again follow it.)"""
+        self._last_step = step
+        if self._tensorboard is not None:
+            self._tensorboard.restart(step)
+
     def close(self, final: Mapping[str, float] | None = None) -> None:
         """Writes the hyperparameters with the final metrics (``final/<name>``; none for an interrupted
         run) and closes.
@@ -145,8 +152,11 @@ class _TensorBoard:
         # A session start makes readers drop what they read at steps >= its step: past the checkpoint
         # for a resumed run. TensorBoard's Python loader ignores a run's first start, so a fresh run
         # writes one too.
-        restart_step = 0 if purge_step is None else purge_step + 1
-        self._write(Event(step=restart_step, session_log=SessionLog(status=SessionLog.START)))
+        self.restart(-1 if purge_step is None else purge_step)
+
+    def restart(self, step: int) -> None:
+        """A session start: readers drop what they read at steps after ``step``."""
+        self._write(Event(step=step + 1, session_log=SessionLog(status=SessionLog.START)))
 
     def _write(self, event: Event) -> None:
         event.wall_time = time.time()

@@ -186,7 +186,7 @@ def _install(folder: Path, run: RunDir, spec: JobSpec | RLJobSpec) -> dict[str, 
     """Make the checkpoint Tune handed over the run's latest, in place of the run's own; returns the
     metrics recorded with it (RL), if any."""
     if isinstance(spec, RLJobSpec):
-        from skate.rl.runner import Checkpoints
+        from skate.rl.checkpoints import Checkpoints
 
         checkpoints = Checkpoints(run.checkpoint_dir, keep_last=spec.checkpoint.keep_last)
         for old in checkpoints.all():

@@ -30,7 +30,6 @@ class ParameterServerConfig(StrategyConfig):
     cpus_per_shard: float = param(0.0, doc="CPUs reserved for each shard (0: shards fit beside the workers)", ge=0)
     overlap: bool | None = param(None, doc="compute the next gradient while a push is in flight (one step staler); default: on for async and ssp, off for sync")
     transport: Literal["auto", "actor_calls", "compiled_graph"] = param("auto", doc="how sync steps move between actors: a Ray Compiled Graph per step (shared-memory channels, the default for sync without backup workers) or actor calls (always used by async, ssp and backup workers)")
-    max_restarts: int = param(3, doc="times in a run the engine replaces its actors after one dies and reruns the epoch", ge=0)
 
     def __post_init__(self) -> None:
         if self.mode == "sync" and self.overlap:

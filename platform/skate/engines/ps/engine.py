@@ -16,6 +16,7 @@ from ray.exceptions import RayActorError, RayChannelError, RayChannelTimeoutErro
 
 from skate.data.base import info_of
 from skate.engines.base import Engine, Metrics, Workload
+from skate.engines.placement import JobPlacement
 from skate.engines.ps.asynchronous import AsyncRule
 from skate.engines.ps.compiled import CompiledSteps
 from skate.engines.ps.layout import Layout
@@ -57,6 +58,9 @@ class ParameterServerEngine(Engine):
         model = workload.model.build(info_of(ray.get(workload.tables["train"])))
         self.layout = Layout.of(model, config.num_shards)
         self._snapshot: dict[str, Any] | None = None
+        # Worker r goes in bundle r (its replacement too); a shard in its own bundle if it reserves
+        # CPUs, else in any (it then runs beside the workers).
+        self.placement = JobPlacement(config.bundles(), name="parameter_server")
         self._start(self.layout.flatten(dict(model.named_parameters())))
         self._in_flight: dict[ray.ObjectRef, int] = {}
         self._results: list[dict[str, float]] = []
@@ -75,11 +79,12 @@ class ParameterServerEngine(Engine):
         config = self.config
         shard_actor = ray.remote(num_cpus=config.cpus_per_shard)(ParameterShard)
         self.shards = [
-            shard_actor.remote(init=flat[lo:hi], optimizer=self.workload.optimizer, rule=make_rule(config),
-                               compression=config.compression, total_steps=self.workload.epochs * self.steps_per_epoch,
-                               updates_per_step=1 if config.mode == "sync" else config.num_workers,
-                               refuse_grad_norm=self.workload.refuse_grad_norm)
-            for lo, hi in self.layout.shards
+            shard_actor.options(**self.placement.options(config.num_workers + i if config.cpus_per_shard else -1))
+            .remote(init=flat[lo:hi], optimizer=self.workload.optimizer, rule=make_rule(config),
+                    compression=config.compression, total_steps=self.workload.epochs * self.steps_per_epoch,
+                    updates_per_step=1 if config.mode == "sync" else config.num_workers,
+                    refuse_grad_norm=self.workload.refuse_grad_norm)
+            for i, (lo, hi) in enumerate(self.layout.shards)
         ]
         self.workers = [self._new_worker(rank) for rank in range(config.num_workers)]
         self._graph = CompiledSteps(self.workers, self.shards) if config.compiles else None
@@ -92,8 +97,9 @@ class ParameterServerEngine(Engine):
     def _new_worker(self, rank: int) -> Any:
         config = self.config
         actor = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)(PSWorker)
-        return actor.remote(self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards,
-                            layout=self.layout, compression=config.compression, overlap=config.overlaps)
+        return actor.options(**self.placement.options(rank)).remote(
+            self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards, layout=self.layout,
+            compression=config.compression, overlap=config.overlaps)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         return self._guarded(lambda: self._run_segment(epoch, start, stop), after=self._keep_snapshot)
@@ -220,8 +226,9 @@ class ParameterServerEngine(Engine):
             ray.get([shard.rejoin.remote(rank) for shard in self.shards])
             self.restarts += 1
             self.faults["worker_restarts"] += 1
-            self.recovery_s += time.perf_counter() - started
-            self._record("worker_replaced", f"worker {rank}", f"rejoined after {time.perf_counter() - started:.1f} s")
+            took = time.perf_counter() - started
+            self.recovery_s += took
+            self._record("worker_replaced", f"worker {rank}", f"rejoined after {took:.1f} s", recovery_s=took)
         self._lost = []
         if self.config.compiles and self._graph is None:
             self._graph = CompiledSteps(self.workers, self.shards)
@@ -230,15 +237,16 @@ class ParameterServerEngine(Engine):
         started = time.perf_counter()
         dead = self._dead_actor(error)
         self._in_flight, self._lost = {}, []
-        self.shutdown()
+        self._stop_actors()
         self._start(self.layout.flatten(snapshot["model"]))
         self.load_state(snapshot)
         self.restarts += 1
         self.faults["rollbacks"] += 1
-        self.recovery_s += time.perf_counter() - started
+        took = time.perf_counter() - started
+        self.recovery_s += took
         self._record("rolled_back", dead,
                      f"every actor replaced from the state after the last segment, whose steps run again "
-                     f"({time.perf_counter() - started:.1f} s)")
+                     f"({took:.1f} s)", recovery_s=took)
 
     def _dead_actor(self, error: RayError) -> str:
         cause = error.cause if isinstance(error, RayTaskError) else error
@@ -246,10 +254,13 @@ class ParameterServerEngine(Engine):
         named = [(f"shard {i}", a) for i, a in enumerate(self.shards)] + [(f"worker {i}", a) for i, a in enumerate(self.workers)]
         return next((name for name, actor in named if actor._actor_id.hex() == dead), "an actor")
 
-    def _record(self, kind: str, actor: str, detail: str) -> None:
+    def _record(self, kind: str, actor: str, detail: str, *, recovery_s: float | None = None) -> None:
+        """An event for the run's log. The step counter never goes back here (``steps_lost`` 0): a
+        rollback returns to the segment's start, which is where the counter stands."""
         epoch, step = self._where
         self._events.append({"time": time.time(), "kind": kind, "actor": actor, "epoch": epoch, "step": step,
-                             "detail": detail})
+                             "detail": detail, "steps_lost": 0,
+                             **({} if recovery_s is None else {"recovery_s": round(recovery_s, 3)})})
 
     def take_events(self) -> list[dict[str, Any]]:
         events, self._events = self._events, []
@@ -312,6 +323,10 @@ class ParameterServerEngine(Engine):
         self._keep_snapshot()
 
     def shutdown(self) -> None:
+        self._stop_actors()
+        self.placement.remove()
+
+    def _stop_actors(self) -> None:
         # Actors first: a graph torn down around live actors can wait forever on a loop that does
         # not see its channels close; around dead ones it returns at once.
         for actor in self.workers + self.shards:

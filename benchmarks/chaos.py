@@ -1,0 +1,105 @@
+"""Chaos, longer than the test suite's: every engine and update mode trains the digits job while a
+seeded schedule SIGKILLs its workers and shards, and PPO learns CartPole while its env runners are
+killed. Each run must reach its target (test accuracy >= 0.95; mean return >= 450) with a whole
+record: every epoch once, every checkpoint readable, no restart back past the last checkpoint.
+
+    .venv/bin/python benchmarks/chaos.py [--seed 7] [--kills 4] [--epochs 60] [--cases single,ps_sync,...]
+
+A kill that finds no live actor of its class (the job is between actors, restarting, or done) is
+skipped and not counted as injected. A run's kills are survived when the run comes through whole.
+``recovery_s`` is the time from a kill to the job being whole again (the first recovery event after
+it: a worker rejoined, a rollback or an engine restart done, an env runner back).
+
+Prints a JSON line per case; the last line sums them:
+{"kills_injected": .., "kills_survived": .., "max_steps_lost_per_kill": .., "checkpoint_every_steps": .., "max_recovery_s": ..}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from skate.chaos import TARGETS, kill_schedule, run_under_chaos
+from skate.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[1]
+EVERY_STEPS = 10
+STRATEGIES = {
+    "single": "{kind: single}",
+    "ps_sync": "{kind: parameter_server, mode: sync, num_workers: 2, num_shards: 2}",
+    "ps_async": "{kind: parameter_server, mode: async, num_workers: 2, num_shards: 2}",
+    "ps_ssp": "{kind: parameter_server, mode: ssp, staleness: 2, num_workers: 2, num_shards: 2}",
+    "allreduce": "{kind: allreduce, num_workers: 2}",
+}
+CASES = [*STRATEGIES, "rl_ppo"]
+
+
+def case_spec(case: str, epochs: int) -> tuple[Any, list[str], str, float]:
+    """The spec of ``case``, the actor classes its schedule kills, and its target metric and value."""
+    if case == "rl_ppo":
+        spec = load_spec(REPO / "jobs/cartpole_ppo.yaml", ["rl.num_env_runners=2", "rl.num_envs_per_env_runner=4",
+                                                           "rl.stop.time_s=300"])
+        return spec, list(TARGETS["rl"]), "rollout/episode_return_mean", 450.0
+    spec = load_spec(REPO / "jobs/digits_rnn.yaml", [
+        f"train.epochs={epochs}", "train.optimizer.lr=0.003", "train.batch_size=75",
+        f"checkpoint.every_steps={EVERY_STEPS}", f"train.strategy={STRATEGIES[case]}"])
+    return spec, list(TARGETS[spec.train.strategy.kind]), "test/accuracy", 0.95
+
+
+def run_case(case: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    spec, targets, metric, target = case_spec(case, args.epochs)
+    schedule = kill_schedule(seed=args.seed, targets=targets, kills=args.kills, window_s=(0.5, args.window_s),
+                             min_gap_s=args.window_s / (2 * args.kills))
+    started = time.perf_counter()
+    outcome = run_under_chaos(spec, schedule, seed=args.seed, root=root / case, metric=metric, at_least=target)
+    injected = sum(1 for kill in outcome.kills if kill["pid"] is not None)
+    recovered = [r for r in outcome.recovery_s if r is not None]
+    return {"case": case, "survived": outcome.survived, "kills_injected": injected,
+            "kills_skipped": len(outcome.kills) - injected, "targets": sorted({k["target"] for k in outcome.kills}),
+            metric: round(outcome.metrics.get(metric, float("nan")), 4), "target": target,
+            "steps_lost": outcome.steps_lost, "recovery_s": outcome.recovery_s,
+            "max_recovery_s": max(recovered) if recovered else None,
+            "wall_s": round(time.perf_counter() - started, 1), "problems": outcome.problems}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--kills", type=int, default=4, help="kills scheduled per job")
+    parser.add_argument("--epochs", type=int, default=60, help="epochs of each digits job")
+    parser.add_argument("--window-s", type=float, default=30.0, help="kills fall in the first this many seconds")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    args = parser.parse_args()
+    cases = [case.strip() for case in args.cases.split(",") if case.strip()]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown cases {unknown}; choose from {CASES}")
+    ray.init(num_cpus=2, logging_level=logging.ERROR, log_to_driver=False)
+    results = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="skate-chaos-") as root:
+            for case in cases:
+                results.append(run_case(case, args, Path(root)))
+                print(json.dumps(results[-1]), flush=True)
+    finally:
+        ray.shutdown()
+    recoveries = [r["max_recovery_s"] for r in results if r["max_recovery_s"] is not None]
+    lost = [step for r in results for step in r["steps_lost"]]
+    print(json.dumps({
+        "kills_injected": sum(r["kills_injected"] for r in results),
+        "kills_survived": sum(r["kills_injected"] for r in results if r["survived"]),
+        "max_steps_lost_per_kill": max(lost, default=0),
+        "checkpoint_every_steps": EVERY_STEPS,
+        "max_recovery_s": max(recoveries, default=None),
+    }))
+
+
+if __name__ == "__main__":
+    main()

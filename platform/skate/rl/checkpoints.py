@@ -1,0 +1,130 @@
+"""RL checkpoints: ``checkpoints/iter-<n>/``, RLlib's algorithm state with skate's beside it.
+
+Each is written into ``iter-<n>.tmp/`` and renamed into place once whole. ``manifest.json`` holds
+every file's size and SHA-256; ``skate.json`` (the iteration's metrics row), written last, marks the
+checkpoint complete. Before RLlib reads a checkpoint, every file is checked against the manifest: a
+truncated, altered, added or missing file is refused with the reason, and :meth:`Checkpoints.latest`
+falls back to the one before it.
+
+RLlib's state files are pickles, which can run code when loaded. The manifest catches a
+checkpoint damaged or altered after skate wrote it; it cannot vouch for a whole run directory from
+someone else (with its own manifest). Resume and evaluate only runs you or your cluster wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from skate.runs.checkpoint import CorruptCheckpoint
+
+PROGRESS = "skate.json"
+MANIFEST = "manifest.json"
+_OURS = (PROGRESS, MANIFEST)
+
+
+class Checkpoints:
+    """The RL checkpoints of one run, the last ``keep_last`` kept."""
+
+    def __init__(self, folder: Path, *, keep_last: int) -> None:
+        self.folder, self.keep_last = folder, keep_last
+        self.rejected: list[str] = []
+        """Why checkpoints were passed over by :meth:`latest` (one line each)."""
+
+    def all(self) -> list[Path]:
+        """Complete checkpoints (not yet checked), oldest first."""
+        found = [p for p in self.folder.glob("iter-*") if p.is_dir() and (p / PROGRESS).exists()]
+        return sorted(found, key=lambda p: int(p.name.removeprefix("iter-")))
+
+    def save(self, algo: Any, row: dict[str, float]) -> Path:
+        """Write ``algo``'s state after the iteration of ``row``; prunes the oldest beyond ``keep_last``."""
+        path = self.folder / f"iter-{int(row['iteration']):06d}"
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        algo.save_to_path(str(tmp.resolve()))
+        seal(tmp, row)
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+        for old in self.all()[: -self.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def latest(self) -> tuple[Path, dict[str, float]] | None:
+        """The newest checkpoint that passes its checks, and its metrics row (the ones passed over are
+        in :attr:`rejected`); ``None`` if there is none.
+
+        Raises:
+            CorruptCheckpoint: there are checkpoints, and none of them passes.
+        """
+        found = self.all()
+        for path in reversed(found):
+            try:
+                return path, verify(path)
+            except CorruptCheckpoint as error:
+                self.rejected.append(str(error))
+        if found:
+            raise CorruptCheckpoint(f"no usable checkpoint in {self.folder}: " + "; ".join(self.rejected))
+        return None
+
+    @staticmethod
+    def progress(path: Path) -> dict[str, float]:
+        """The metrics row saved with the checkpoint at ``path``."""
+        return json.loads((path / PROGRESS).read_text())
+
+
+def seal(folder: Path, row: dict[str, float]) -> None:
+    """Write the manifest of every file RLlib wrote in ``folder``, then the progress file (last: it
+    marks the checkpoint complete)."""
+    (folder / MANIFEST).write_text(json.dumps(_files(folder), indent=1, sort_keys=True))
+    (folder / PROGRESS).write_text(json.dumps(row))
+
+
+def verify(folder: Path) -> dict[str, float]:
+    """Check every file of the checkpoint at ``folder`` against its manifest; returns its metrics row.
+
+    Raises:
+        CorruptCheckpoint: a file is missing, added, truncated or altered, or the manifest or the
+            progress file is unreadable.
+    """
+    try:
+        written = json.loads((folder / MANIFEST).read_text())
+        row = json.loads((folder / PROGRESS).read_text())
+    except FileNotFoundError:
+        raise CorruptCheckpoint(f"{folder}: no {MANIFEST} (written before manifests, or cut short)") from None
+    except (OSError, ValueError) as error:
+        raise CorruptCheckpoint(f"{folder}: unreadable {MANIFEST} or {PROGRESS}: {error}") from error
+    if not isinstance(written, dict) or not isinstance(row, dict):
+        raise CorruptCheckpoint(f"{folder}: {MANIFEST} or {PROGRESS} is not a JSON object")
+    found = _files(folder)
+    for name in sorted(set(written) | set(found)):
+        problem = _differs(written.get(name), found.get(name))
+        if problem is not None:
+            raise CorruptCheckpoint(f"{folder / name}: {problem}")
+    return row
+
+
+def _files(folder: Path) -> dict[str, dict[str, Any]]:
+    """Each file under ``folder`` but skate's own: its size and SHA-256, by path relative to it."""
+    entries = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        if name in _OURS:
+            continue
+        with path.open("rb") as file:
+            entries[name] = {"bytes": path.stat().st_size, "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
+    return entries
+
+
+def _differs(written: dict[str, Any] | None, found: dict[str, Any] | None) -> str | None:
+    if written is None:
+        return "not in the manifest: added after the checkpoint was written"
+    if found is None:
+        return "in the manifest but missing"
+    if found["bytes"] != written.get("bytes"):
+        return f"{found['bytes']} bytes, {written.get('bytes')} were written (truncated?)"
+    if found["sha256"] != written.get("sha256"):
+        return "SHA-256 differs from the one written: the file was altered"
+    return None

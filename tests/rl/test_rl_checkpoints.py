@@ -1,0 +1,90 @@
+"""RL checkpoints are sealed with a manifest; a damaged one is refused and the one before it used
+(a stand-in algorithm writes the files, as RLlib's ``save_to_path`` does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skate.rl.checkpoints import MANIFEST, Checkpoints, verify
+from skate.runs.checkpoint import CorruptCheckpoint
+
+
+class FakeAlgorithm:
+    def __init__(self) -> None:
+        self.saves = 0
+
+    def save_to_path(self, path: str) -> None:
+        self.saves += 1
+        folder = Path(path)
+        (folder / "learner_group" / "learner").mkdir(parents=True)
+        (folder / "algorithm_state.pkl").write_bytes(b"state %d" % self.saves * 100)
+        (folder / "learner_group" / "learner" / "module_state.pt").write_bytes(bytes(range(256)) * self.saves)
+
+
+def saved(tmp_path: Path, iterations: int = 2) -> tuple[Checkpoints, list[Path]]:
+    checkpoints, algo = Checkpoints(tmp_path / "checkpoints", keep_last=5), FakeAlgorithm()
+    return checkpoints, [checkpoints.save(algo, {"iteration": i, "rollout/episode_return_mean": 10.0 * i})
+                         for i in range(1, iterations + 1)]
+
+
+def test_a_checkpoint_is_sealed_and_reads_back_with_its_row(tmp_path: Path) -> None:
+    checkpoints, paths = saved(tmp_path)
+    assert (paths[-1] / MANIFEST).exists()
+    assert checkpoints.latest() == (paths[-1], {"iteration": 2, "rollout/episode_return_mean": 20.0})
+    assert checkpoints.rejected == []
+
+
+def truncate(path: Path) -> None:
+    (path / "algorithm_state.pkl").write_bytes(b"state 2" * 10)
+
+
+def alter(path: Path) -> None:
+    state = path / "algorithm_state.pkl"
+    state.write_bytes(b"evil!!!" + state.read_bytes()[7:])
+
+
+def remove(path: Path) -> None:
+    (path / "learner_group" / "learner" / "module_state.pt").unlink()
+
+
+def add(path: Path) -> None:
+    (path / "extra.pkl").write_bytes(b"added")
+
+
+def garble_manifest(path: Path) -> None:
+    (path / MANIFEST).write_text("{not json")
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (truncate, "70 bytes, 700 were written"),
+    (alter, "altered"),
+    (remove, "missing"),
+    (add, "added after"),
+    (garble_manifest, "unreadable"),
+])
+def test_a_damaged_checkpoint_is_refused_and_the_one_before_used(tmp_path: Path, damage, reason: str) -> None:
+    checkpoints, paths = saved(tmp_path)
+    damage(paths[-1])
+    with pytest.raises(CorruptCheckpoint, match=reason):
+        verify(paths[-1])
+    path, row = checkpoints.latest()
+    assert path == paths[0] and row["iteration"] == 1
+    assert len(checkpoints.rejected) == 1 and reason in checkpoints.rejected[0]
+
+
+def test_when_no_checkpoint_passes_the_error_names_every_reason(tmp_path: Path) -> None:
+    checkpoints, paths = saved(tmp_path)
+    for path in paths:
+        (path / "algorithm_state.pkl").write_bytes(b"")
+    with pytest.raises(CorruptCheckpoint, match="no usable checkpoint") as error:
+        checkpoints.latest()
+    assert str(error.value).count("were written") == 2
+
+
+def test_a_checkpoint_without_a_manifest_is_not_trusted(tmp_path: Path) -> None:
+    checkpoints, paths = saved(tmp_path, iterations=1)
+    (paths[0] / MANIFEST).unlink()
+    with pytest.raises(CorruptCheckpoint, match="no manifest.json"):
+        checkpoints.latest()

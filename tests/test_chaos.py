@@ -1,0 +1,58 @@
+"""The chaos monkey without Ray: seeded schedules, and kills of real processes found by a stub."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from skate.chaos import ChaosMonkey, Kill, kill_schedule
+
+
+def test_the_same_seed_gives_the_same_schedule_and_another_seed_another() -> None:
+    one = kill_schedule(seed=3, targets=["PSWorker", "ParameterShard"], kills=6, window_s=(5.0, 60.0), min_gap_s=4.0)
+    assert one == kill_schedule(seed=3, targets=["PSWorker", "ParameterShard"], kills=6, window_s=(5.0, 60.0),
+                                min_gap_s=4.0)
+    assert one != kill_schedule(seed=4, targets=["PSWorker", "ParameterShard"], kills=6, window_s=(5.0, 60.0),
+                                min_gap_s=4.0)
+    times = [kill.at_s for kill in one]
+    assert times == sorted(times) and 5.0 <= times[0] and times[-1] <= 60.0
+    assert all(b - a >= 4.0 - 1e-9 for a, b in zip(times, times[1:]))
+    assert {kill.target for kill in one} <= {"PSWorker", "ParameterShard"}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"targets": []}, "at least one target"),
+    ({"kills": 5, "min_gap_s": 10.0}, "do not fit"),
+])
+def test_impossible_schedules_are_refused(kwargs: dict, message: str) -> None:
+    settings = {"seed": 0, "targets": ["SingleWorker"], "kills": 1, "window_s": (0.0, 20.0), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        kill_schedule(**settings)
+
+
+def test_the_monkey_kills_a_live_process_of_the_target_and_skips_a_missing_one() -> None:
+    victim = subprocess.Popen(["sleep", "60"])
+    pids = {"Victim": [victim.pid], "Ghost": []}
+    schedule = [Kill(at_s=0.2, target="Victim"), Kill(at_s=0.3, target="Ghost")]
+    with ChaosMonkey(schedule, pids=lambda name: pids[name]) as monkey:
+        assert victim.wait(timeout=10) == -9
+        deadline = time.monotonic() + 5
+        while len(monkey.record) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [(entry["target"], entry["pid"]) for entry in monkey.record] == [("Victim", victim.pid), ("Ghost", None)]
+    assert monkey.kills == 1 and monkey.record[1]["skipped"] == "no live Ghost" and not monkey.errors
+
+
+def test_the_clock_starts_when_the_job_is_ready_and_stop_cancels_what_is_not_due() -> None:
+    ready = {"now": False}
+    with ChaosMonkey([Kill(at_s=0.0, target="X"), Kill(at_s=30.0, target="X")], pids=lambda name: [],
+                     start_when=lambda: ready["now"]) as monkey:
+        time.sleep(0.3)
+        assert monkey.record == []
+        ready["now"] = True
+        deadline = time.monotonic() + 5
+        while not monkey.record and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(monkey.record) == 1
