@@ -45,7 +45,8 @@ class Kill:
 def kill_schedule(*, seed: int, targets: Sequence[str], kills: int, window_s: tuple[float, float],
                   min_gap_s: float = 0.0) -> list[Kill]:
     """``kills`` kills at random times in ``window_s`` (at least ``min_gap_s`` apart, so the job can
-    recover in between), each of a target drawn from ``targets``; the same seed gives the same list."""
+    recover in between), each of a target from ``targets``: every one of them once if there are as
+    many kills, the rest drawn at random. The same seed gives the same list."""
     if not targets:
         raise ValueError("a kill schedule needs at least one target actor class")
     low, high = window_s
@@ -54,8 +55,11 @@ def kill_schedule(*, seed: int, targets: Sequence[str], kills: int, window_s: tu
         raise ValueError(f"{kills} kills {min_gap_s:g} s apart do not fit in {high - low:g} s")
     rng = random.Random(seed)
     offsets = sorted(rng.uniform(0.0, span) for _ in range(kills))
-    return [Kill(at_s=round(low + offset + i * min_gap_s, 3), target=rng.choice(list(targets)))
-            for i, offset in enumerate(offsets)]
+    # Every target at least once when there are kills enough, in a random order; the rest drawn.
+    picks = list(targets)[:kills] + [rng.choice(list(targets)) for _ in range(kills - len(targets))]
+    rng.shuffle(picks)
+    return [Kill(at_s=round(low + offset + i * min_gap_s, 3), target=target)
+            for i, (offset, target) in enumerate(zip(offsets, picks))]
 
 
 def live_actor_pids(class_name: str) -> list[int]:
