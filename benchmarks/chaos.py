@@ -1,6 +1,6 @@
 """Chaos, longer than the test suite's: every engine and update mode trains the digits job while a
 seeded schedule SIGKILLs its workers and shards, and PPO learns CartPole while its env runners are
-killed. Each run must reach its target (test accuracy >= 0.95; mean return >= 450) with a whole
+killed. Each job may replace its actors ``MAX_RESTARTS`` times. Each run must reach its target (test accuracy >= 0.95; mean return >= 450) with a whole
 record: every epoch once, every checkpoint readable, no restart back past the last checkpoint.
 
     .venv/bin/python benchmarks/chaos.py [--seed 7] [--kills 4] [--epochs 60] [--cases single,ps_sync,...]
@@ -31,6 +31,7 @@ from skate.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 EVERY_STEPS = 10
+MAX_RESTARTS = 10  # each job replaces its actors this many times at most (the default, 3, is below --kills)
 STRATEGIES = {
     "single": "{kind: single}",
     "ps_sync": "{kind: parameter_server, mode: sync, num_workers: 2, num_shards: 2}",
@@ -49,7 +50,8 @@ def case_spec(case: str, epochs: int) -> tuple[Any, list[str], str, float]:
         return spec, list(TARGETS["rl"]), "rollout/episode_return_mean", 450.0
     spec = load_spec(REPO / "jobs/digits_rnn.yaml", [
         f"train.epochs={epochs}", "train.optimizer.lr=0.003", "train.batch_size=75",
-        f"checkpoint.every_steps={EVERY_STEPS}", f"train.strategy={STRATEGIES[case]}"])
+        f"checkpoint.every_steps={EVERY_STEPS}", f"train.strategy={STRATEGIES[case]}",
+        f"train.strategy.max_restarts={MAX_RESTARTS}"])
     return spec, list(TARGETS[spec.train.strategy.kind]), "test/accuracy", 0.95
 
 

@@ -196,6 +196,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from skate.runs.verify import run_problems
+
+    problems = run_problems(args.run_dir)
+    for problem in problems:
+        print(f"problem: {problem}")
+    if problems:
+        print(f"{args.run_dir}: {len(problems)} problem(s)")
+    else:
+        print(f"{args.run_dir}: whole: every epoch once, every checkpoint readable, no restart back past the "
+              f"last checkpoint")
+    return 1 if problems else 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from skate.generate import generate
 
@@ -287,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20, help="jobs shown, newest first (default 20)")
 
     p = add("report", cmd_report, "summarise a run and write its PNGs (learning curves; reconstructions for autoencoders)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+
+    p = add("verify", cmd_verify, "check that a run's record is whole: every epoch (iteration) once, every "
+                                  "checkpoint readable, no restart back past the last checkpoint (exit 1 if not)")
     p.add_argument("run_dir", metavar="RUN_DIR")
 
     p = add("generate", cmd_generate, "generate from a trained run: continue a series (rnn_predictor) or sample a vae")

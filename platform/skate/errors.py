@@ -24,3 +24,10 @@ def describe_error(error: BaseException) -> str:
     cause: Any = getattr(error, "cause", None) or error
     text = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {text[-1] if text else ''}".rstrip(": ")
+
+
+def first_line(error: BaseException | None) -> str:
+    """The first line of ``error``'s message (its type when it has none): Ray's errors run to
+    many lines of advice after the one that says what happened."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -64,3 +64,15 @@ def test_recoveries_are_the_events_that_make_a_job_whole() -> None:
     kinds = ["worker_died", "worker_replaced", "checkpoint_rejected", "rolled_back", "engine_restarted",
              "env_runner_replaced"]
     assert [e["kind"] for e in recoveries([{"kind": kind} for kind in kinds])] == kinds[1:2] + kinds[3:]
+
+
+def test_skate_verify_says_whole_or_lists_the_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from skate.cli import main
+
+    run = make_run(tmp_path)
+    assert main(["verify", str(run.path)]) == 0
+    assert "whole" in capsys.readouterr().out
+    (run.checkpoint_dir / "best.pt").write_bytes(b"garbage")
+    assert main(["verify", str(run.path)]) == 1
+    out = capsys.readouterr().out
+    assert "problem: " in out and "best.pt" in out and "1 problem(s)" in out

@@ -20,6 +20,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.util.queue import Empty, Queue
 
 from skate.config.fields import param
+from skate.errors import first_line
 from skate.engines.base import STRATEGIES, Engine, EngineLost, bundle, Metrics, StrategyConfig, Workload
 from skate.engines.replica import EpochClock, Replica, means, to_cpu
 
@@ -135,7 +136,7 @@ class AllreduceEngine(Engine):
             except Empty:
                 if self._error is not None or not self._thread.is_alive():
                     if _a_worker_died(self._error):
-                        raise EngineLost(f"a Ray Train worker died: {_first_line(self._error)}",
+                        raise EngineLost(f"a Ray Train worker died: {first_line(self._error)}",
                                          actor="a Ray Train worker") from self._error
                     raise RuntimeError(f"the allreduce workers stopped: {self._error}") from self._error
                 if deadline is not None and time.monotonic() > deadline:
@@ -186,11 +187,6 @@ def _a_worker_died(error: BaseException | None) -> bool:
             return True
         error, seen = error.__cause__ or error.__context__, seen + 1
     return False
-
-
-def _first_line(error: BaseException | None) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 @STRATEGIES.register

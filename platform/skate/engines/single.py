@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from skate.errors import first_line
 from skate.engines.base import STRATEGIES, Engine, EngineLost, bundle, Metrics, StrategyConfig, Workload
 from skate.engines.replica import assigned_device, EpochClock, Replica, means, to_cpu
 from skate.config.fields import param
@@ -91,7 +92,7 @@ class SingleEngine(Engine):
         except RayActorError as error:
             if isinstance(error, RayTaskError):
                 raise
-            raise EngineLost(f"the single worker died: {error}", actor="worker 0") from error
+            raise EngineLost(f"the single worker died: {first_line(error)}", actor="worker 0") from error
 
     def shutdown(self) -> None:
         ray.kill(self._worker)
