@@ -14,6 +14,7 @@ from skate.errors import SkateError
 from skate.rl.envs import make_env
 from skate.rl.evaluate import evaluate, greedy_action, load_policy
 from skate.runner import resume_job, run_job
+from skate.runs.events import read_events
 from skate.runs.metrics import read_metrics
 from skate.runs.report import summary_text, write_plots
 from skate.runs.rundir import RunDir
@@ -90,3 +91,19 @@ def test_a_checkpoint_restores_the_same_greedy_actions_and_evaluate_plays_it(ray
     assert len(result.returns) == 2 and all(r >= 8 for r in result.returns)  # CartPole pays 1 a step
     assert set(result.summary()) == {"episodes", "return_mean", "return_std", "return_min", "return_max"}
     assert (tmp_path / "episode.gif").stat().st_size > 1000
+
+
+def test_a_damaged_checkpoint_is_passed_over_at_resume_for_the_one_before(ray_local: None, tmp_path: Path) -> None:
+    spec = load_spec(JOBS / "cartpole_ppo.yaml", [*TINY, "checkpoint.every_iterations=1", "rl.stop.iterations=2",
+                                                  "rl.stop.episode_return_mean=1000"])
+    first = run_job(spec, root=tmp_path, progress=False)
+    run = RunDir(first.run_dir)
+    state = next(p for p in (run.checkpoint_dir / "iter-000002").rglob("*") if p.is_file() and p.suffix != ".json")
+    state.write_bytes(state.read_bytes()[:-1])  # truncated
+    longer = load_spec(JOBS / "cartpole_ppo.yaml", [*TINY, "checkpoint.every_iterations=1", "rl.stop.iterations=3",
+                                                   "rl.stop.episode_return_mean=1000"])
+    status, _ = rl_runner.run_rl(longer, run, resume=True, progress=False)
+    assert status == "completed"
+    assert [row["iteration"] for row in read_metrics(run.metrics_path).to_pylist()] == [1, 2, 3]
+    (rejected,) = [e for e in read_events(run.events_path) if e["kind"] == "checkpoint_rejected"]
+    assert "iter-000002" in rejected["detail"] and "truncated" in rejected["detail"]
