@@ -3,7 +3,7 @@ seeded schedule SIGKILLs its workers and shards, and PPO learns CartPole while i
 killed. Each job may replace its actors ``MAX_RESTARTS`` times. Each run must reach its target (test accuracy >= 0.95; mean return >= 450) with a whole
 record: every epoch once, every checkpoint readable, no restart back past the last checkpoint.
 
-    .venv/bin/python benchmarks/chaos.py [--seed 7] [--kills 4] [--epochs 60] [--cases single,ps_sync,...]
+    .venv/bin/python benchmarks/chaos.py [--seed 7] [--kills 4] [--epochs 100] [--cases single,ps_sync,...]
 
 A kill that finds no live actor of its class (the job is between actors, restarting, or done) is
 skipped and not counted as injected. A run's kills are survived when the run comes through whole.
@@ -75,7 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--kills", type=int, default=4, help="kills scheduled per job")
-    parser.add_argument("--epochs", type=int, default=60, help="epochs of each digits job")
+    parser.add_argument("--epochs", type=int, default=100, help="epochs of each digits job")
     parser.add_argument("--window-s", type=float, default=30.0, help="kills fall in the first this many seconds")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     args = parser.parse_args()
@@ -83,7 +83,7 @@ def main() -> None:
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
         parser.error(f"unknown cases {unknown}; choose from {CASES}")
-    ray.init(num_cpus=2, logging_level=logging.ERROR, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, logging_level=logging.ERROR, log_to_driver=False)
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="skate-chaos-") as root:

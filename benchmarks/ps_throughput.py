@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up)")
     args = parser.parse_args()
     model_bytes = sum(p.numel() for p in _classifier().parameters()) * 4
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     summary: dict[str, Any] = {}
     all_ratios: dict[str, dict[str, float]] = {}
     singles: list[float] = []

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="timed epochs of each engine")
     parser.add_argument("--steps", type=int, default=20, help="steps per worker per epoch")
     args = parser.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     summary = {}
     try:
         for n in args.workers:

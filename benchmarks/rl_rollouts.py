@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(ENVS), choices=list(ENVS))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     summary: dict[str, dict[str, float]] = {}
     for name in args.only:
         config = ENVS[name]

@@ -73,7 +73,7 @@ def main() -> None:
     tables = split_table(spec.data.load(), validation_fraction=spec.data.validation_fraction,
                          test_fraction=spec.data.test_fraction, seed=spec.data.split_seed)
     num_train = tables["train"].num_rows
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
         before = plain_epochs(spec, tables["train"], args.epochs)
         skate = skate_epochs(spec, tables, args.epochs)

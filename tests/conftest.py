@@ -12,6 +12,8 @@ import ray
 # Each test's Ray (and each skate process a test starts) is a cluster of its own, even when another Ray
 # runs on this machine: without an address, ray.init() would join it.
 os.environ.setdefault("RAY_ADDRESS", "local")
+# A checkpoint key of the tests' own (skate.runs.signing), rather than one made in the home folder.
+os.environ.setdefault("SKATE_CHECKPOINT_KEY", "5a" * 32)
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = REPO / "jobs"

@@ -10,6 +10,7 @@ from typing import Iterator
 import ray
 
 from skate.errors import SkateError
+from skate.runs.signing import KEY_ENV, key_env
 
 
 @contextlib.contextmanager
@@ -28,9 +29,13 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, quie
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    # The cluster's processes get this user's checkpoint key (skate.runs.signing); a driver that
+    # skate submit started has it in its job's environment already, which a runtime_env here would replace.
+    remote = address not in (None, "local")
+    joined = {"runtime_env": {"env_vars": key_env()}} if remote and KEY_ENV not in os.environ else {}
     try:
         ray.init(address=address or "local", num_cpus=None if address else num_cpus,
-                 logging_level=logging.ERROR, log_to_driver=not quiet)
+                 logging_level=logging.ERROR, log_to_driver=not quiet, **joined)
     except (ConnectionError, TimeoutError) as error:
         raise SkateError(f"cannot reach the Ray cluster at {address}: {error}") from error
     except RuntimeError as error:

@@ -12,6 +12,8 @@ import pytest
 from skate.errors import SkateError, SpecError
 from skate.launch import jobs
 
+from skate.runs.signing import key_env
+
 from conftest import JOBS, REPO
 
 
@@ -22,9 +24,11 @@ def test_a_submission_runs_skate_on_the_spec_with_the_working_directory_and_skat
     env = submission.runtime_env
     assert env["working_dir"] == str(REPO) and "/runs/*/" in env["excludes"] and ".venv/" in env["excludes"]
     assert env["py_modules"] == [str(REPO / "platform" / "skate")]
+    assert env["env_vars"] == key_env()  # RL checkpoints written on the cluster verify here
     assert submission.submission_id.startswith("skate-digits_rnn-")
     described = submission.describe("http://127.0.0.1:8265")
     assert "entrypoint:   python -m skate run jobs/digits_rnn.yaml" in described and "MB" in described
+    assert key_env()["SKATE_CHECKPOINT_KEY"] not in described  # a dry run never shows the key
 
 
 def test_an_invalid_spec_is_refused_before_anything_is_sent() -> None:

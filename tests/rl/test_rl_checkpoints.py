@@ -88,3 +88,24 @@ def test_a_checkpoint_without_a_manifest_is_not_trusted(tmp_path: Path) -> None:
     (paths[0] / MANIFEST).unlink()
     with pytest.raises(CorruptCheckpoint, match="no manifest.json"):
         checkpoints.latest()
+
+
+def test_a_checkpoint_signed_with_another_key_is_never_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkpoints, paths = saved(tmp_path, iterations=1)
+    monkeypatch.setenv("SKATE_CHECKPOINT_KEY", "cd" * 32)  # someone else's
+    with pytest.raises(CorruptCheckpoint, match="not signed with this user's checkpoint key"):
+        checkpoints.latest()
+
+
+def test_a_swapped_file_with_a_manifest_edited_to_match_is_refused(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    checkpoints, paths = saved(tmp_path, iterations=1)
+    evil = b"a pickle that runs code"
+    (paths[0] / "algorithm_state.pkl").write_bytes(evil)
+    manifest = json.loads((paths[0] / MANIFEST).read_text())
+    manifest["files"]["algorithm_state.pkl"] = {"bytes": len(evil), "sha256": hashlib.sha256(evil).hexdigest()}
+    (paths[0] / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(CorruptCheckpoint, match="not signed"):
+        checkpoints.latest()

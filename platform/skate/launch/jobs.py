@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from skate.errors import SkateError
+from skate.runs.signing import key_env
 
 EXCLUDES = ["/runs/*/", ".venv/", "venv/", ".git/", "__pycache__/", "*.pyc", ".mypy_cache/", ".pytest_cache/",
             ".ruff_cache/", ".hypothesis/", "*.egg-info/", "mlruns/", "mlflow.db"]
@@ -89,7 +90,8 @@ def prepare(spec_file: str | Path, overrides: list[str], *, working_dir: str | P
     if storage:
         command += ["--storage", storage]
     runtime_env: dict[str, Any] = {"working_dir": str(folder), "excludes": list(EXCLUDES),
-                                   "py_modules": [str(Path(skate.__file__).parent)]}
+                                   "py_modules": [str(Path(skate.__file__).parent)],
+                                   "env_vars": key_env()}  # so RL checkpoints written there verify here
     if (folder / "requirements.txt").is_file():
         runtime_env["pip"] = str(folder / "requirements.txt")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

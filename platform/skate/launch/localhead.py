@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -96,3 +97,19 @@ class LocalHead:
         except ProcessLookupError:
             pass
         self.process = None
+        _forget_current_cluster(self.gcs)
+
+
+CURRENT_CLUSTER = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+"""Where ``ray start`` notes the latest head; a plain ``ray.init()`` joins it (``ray stop`` removes it)."""
+
+
+def _forget_current_cluster(gcs: str) -> None:
+    """Remove Ray's note of this head, as ``ray stop`` would, so that a later ``ray.init()`` on this
+    machine does not try to join the stopped head."""
+    try:
+        noted = CURRENT_CLUSTER.read_text().strip()  # the node's address, with the head's port
+        if noted.rsplit(":", 1)[-1] == gcs.rsplit(":", 1)[-1]:
+            CURRENT_CLUSTER.unlink()
+    except OSError:
+        pass

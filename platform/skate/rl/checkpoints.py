@@ -1,14 +1,13 @@
 """RL checkpoints: ``checkpoints/iter-<n>/``, RLlib's algorithm state with skate's beside it.
 
 Each is written into ``iter-<n>.tmp/`` and renamed into place once whole. ``manifest.json`` holds
-every file's size and SHA-256; ``skate.json`` (the iteration's metrics row), written last, marks the
-checkpoint complete. Before RLlib reads a checkpoint, every file is checked against the manifest: a
-truncated, altered, added or missing file is refused with the reason, and :meth:`Checkpoints.latest`
-falls back to the one before it.
+every file's size and SHA-256, signed with this user's checkpoint key (:mod:`skate.runs.signing`);
+``skate.json`` (the iteration's metrics row), written last, marks the checkpoint complete.
 
-RLlib's state files are pickles, which can run code when loaded. The manifest catches a
-checkpoint damaged or altered after skate wrote it; it cannot vouch for a whole run directory from
-someone else (with its own manifest). Resume and evaluate only runs you or your cluster wrote.
+RLlib's state files are pickles, which can run code when loaded. So before RLlib reads a checkpoint,
+its manifest's signature and every file are checked: a checkpoint signed with another key (from
+someone else), or with a truncated, altered, added or missing file, is refused with the reason, and
+:meth:`Checkpoints.latest` falls back to the one before it.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from skate.runs.checkpoint import CorruptCheckpoint
+from skate.runs.signing import KEY_ENV, sign, signed_by_us
 
 PROGRESS = "skate.json"
 MANIFEST = "manifest.json"
@@ -76,18 +76,21 @@ class Checkpoints:
 
 
 def seal(folder: Path, row: dict[str, float]) -> None:
-    """Write the manifest of every file RLlib wrote in ``folder``, then the progress file (last: it
-    marks the checkpoint complete)."""
-    (folder / MANIFEST).write_text(json.dumps(_files(folder), indent=1, sort_keys=True))
+    """Write the signed manifest of every file RLlib wrote in ``folder``, then the progress file
+    (last: it marks the checkpoint complete)."""
+    files = _files(folder)
+    (folder / MANIFEST).write_text(json.dumps({"files": files, "hmac": sign(_canonical(files))}, indent=1,
+                                              sort_keys=True))
     (folder / PROGRESS).write_text(json.dumps(row))
 
 
 def verify(folder: Path) -> dict[str, float]:
-    """Check every file of the checkpoint at ``folder`` against its manifest; returns its metrics row.
+    """Check the signature of the checkpoint at ``folder`` and every file against its manifest;
+    returns its metrics row.
 
     Raises:
-        CorruptCheckpoint: a file is missing, added, truncated or altered, or the manifest or the
-            progress file is unreadable.
+        CorruptCheckpoint: the manifest is not signed with this user's key, a file is missing, added,
+            truncated or altered, or the manifest or the progress file is unreadable.
     """
     try:
         written = json.loads((folder / MANIFEST).read_text())
@@ -98,12 +101,23 @@ def verify(folder: Path) -> dict[str, float]:
         raise CorruptCheckpoint(f"{folder}: unreadable {MANIFEST} or {PROGRESS}: {error}") from error
     if not isinstance(written, dict) or not isinstance(row, dict):
         raise CorruptCheckpoint(f"{folder}: {MANIFEST} or {PROGRESS} is not a JSON object")
+    files, signature = written.get("files"), written.get("hmac")
+    if not isinstance(files, dict) or not isinstance(signature, str) or not signed_by_us(_canonical(files), signature):
+        raise CorruptCheckpoint(
+            f"{folder}: {MANIFEST} is not signed with this user's checkpoint key (a run written elsewhere, with "
+            f"another key, or an edited manifest); not loaded, because RLlib's state files are pickles that can "
+            f"run code. To trust a run of your own from another machine, set ${KEY_ENV} to that machine's key")
+    written = files
     found = _files(folder)
     for name in sorted(set(written) | set(found)):
         problem = _differs(written.get(name), found.get(name))
         if problem is not None:
             raise CorruptCheckpoint(f"{folder / name}: {problem}")
     return row
+
+
+def _canonical(files: dict[str, Any]) -> bytes:
+    return json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _files(folder: Path) -> dict[str, dict[str, Any]]:
