@@ -58,10 +58,16 @@ def test_a_killed_worker_is_replaced_while_the_others_go_on(refs: dict, mode: st
     finally:
         engine.shutdown()
     assert first["perf/epoch_samples"] == full and first["faults/worker_restarts"] == 0
-    assert later[-1]["faults/worker_restarts"] == 1 and later[-1]["faults/rollbacks"] == 0
-    assert min(m["perf/epoch_samples"] for m in later) < full  # the dead worker's batches were not rerun
-    assert later[-1]["perf/epoch_samples"] == full or later[0]["perf/epoch_samples"] == full
-    assert [(e["kind"], e["actor"]) for e in events] == [("worker_died", "worker 1"), ("worker_replaced", "worker 1")]
+    if transport == "compiled_graph" and [e["kind"] for e in events] == ["rolled_back"]:
+        # The death fell inside a compiled step that one shard had applied and the other not: the
+        # shards disagree on the step, so the engine rolls back instead (rare; the timing decides).
+        assert later[-1]["faults/rollbacks"] == 1 and later[-1]["faults/worker_restarts"] == 0
+        assert all(m["perf/epoch_samples"] == full for m in later)
+    else:
+        assert later[-1]["faults/worker_restarts"] == 1 and later[-1]["faults/rollbacks"] == 0
+        assert min(m["perf/epoch_samples"] for m in later) < full  # the dead worker's batches were not rerun
+        assert later[-1]["perf/epoch_samples"] == full or later[0]["perf/epoch_samples"] == full
+        assert [(e["kind"], e["actor"]) for e in events] == [("worker_died", "worker 1"), ("worker_replaced", "worker 1")]
     assert later[-1]["train/loss"] < first["train/loss"]
     assert val["accuracy"] > 0.6
 
