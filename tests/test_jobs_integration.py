@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from skate.rl.evaluate import evaluate
 from skate.rl.spec import RLJobSpec
 from skate.runner import run_job
 from skate.spec import load_spec
@@ -23,3 +24,6 @@ def test_the_job_runs_with_a_tiny_budget(ray_local: None, job: Path, tmp_path: P
     assert result.status == "completed"
     expected = {"env_steps", "perf/env_steps_per_s"} if is_rl else {"test/loss", "val/loss"}
     assert expected <= set(result.metrics)
+    if is_rl:  # its policy can be watched: one short greedy episode to MP4
+        played = evaluate(result.run_dir, episodes=1, record=tmp_path / "episode.mp4", max_steps=200)
+        assert played.recording is not None and played.recording.stat().st_size > 1000

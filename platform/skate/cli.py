@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
-    p.add_argument("--record", metavar="OUT.gif", help="render the first episode into this GIF")
+    p.add_argument("--record", metavar="OUT.gif|OUT.mp4", help="render the first episode into this GIF or MP4 (MP4 needs skate[video])")
 
     from skate.launch.cluster_cli import register as register_cluster
     register_cluster(sub)

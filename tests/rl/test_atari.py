@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 from skate.rl.atari import (
     MSPACMAN_ID,
+    OBS_SHAPE,
     MsPacmanPreprocessing,
     make_mspacman,
     preprocess_frame,
@@ -161,3 +162,13 @@ def test_make_mspacman_without_ale_py_names_the_install_command(monkeypatch: pyt
 def test_the_wrapper_rejects_other_observations() -> None:
     with pytest.raises(ValueError, match="RGB frames of shape"):
         MsPacmanPreprocessing(gymnasium.make("CartPole-v1"))
+
+
+def test_the_game_renders_whole_frames_to_watch_while_the_policy_sees_preprocessed_ones() -> None:
+    from skate.rl.envs import make_env
+
+    env = make_env("mspacman", {"skip_start_steps": 2}, render_mode="rgb_array")
+    observation, _ = env.reset(seed=0)
+    frame = env.render()
+    env.close()
+    assert observation.shape == OBS_SHAPE and frame.shape == (210, 160, 3) and frame.dtype == np.uint8

@@ -91,6 +91,8 @@ def test_a_checkpoint_restores_the_same_greedy_actions_and_evaluate_plays_it(ray
     assert len(result.returns) == 2 and all(r >= 8 for r in result.returns)  # CartPole pays 1 a step
     assert set(result.summary()) == {"episodes", "return_mean", "return_std", "return_min", "return_max"}
     assert (tmp_path / "episode.gif").stat().st_size > 1000
+    assert evaluate(run.path, episodes=1, record=tmp_path / "episode.mp4").recording == tmp_path / "episode.mp4"
+    assert (tmp_path / "episode.mp4").stat().st_size > 1000
 
 
 def test_a_damaged_checkpoint_is_passed_over_at_resume_for_the_one_before(ray_local: None, tmp_path: Path) -> None:

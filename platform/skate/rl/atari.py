@@ -154,7 +154,7 @@ class MsPacmanConfig:
         return config
 
 
-def make_mspacman(env_config: dict[str, Any]) -> gymnasium.Env:
+def make_mspacman(env_config: dict[str, Any], *, render_mode: str | None = None) -> gymnasium.Env:
     """ALE's Ms. Pac-Man with the seed's preprocessing: 88x80x1 float32 frames in [-1, 1], 9 actions.
 
     Registered with Ray Tune (``register_env(name, make_mspacman)``) so that RLlib's env runners
@@ -162,6 +162,7 @@ def make_mspacman(env_config: dict[str, Any]) -> gymnasium.Env:
 
     Args:
         env_config: the settings of :class:`MsPacmanConfig` (a plain dict or RLlib's ``EnvContext``).
+        render_mode: gymnasium's, e.g. ``rgb_array`` to watch the (unprocessed) game.
 
     Raises:
         ImportError: ale-py is not installed (the message names the install command).
@@ -176,7 +177,7 @@ def make_mspacman(env_config: dict[str, Any]) -> gymnasium.Env:
     gymnasium.register_envs(ale_py)
     env = gymnasium.make(MSPACMAN_ID, frameskip=config.frameskip,
                          repeat_action_probability=config.repeat_action_probability,
-                         max_num_frames_per_episode=config.max_num_frames_per_episode)
+                         max_num_frames_per_episode=config.max_num_frames_per_episode, render_mode=render_mode)
     return MsPacmanPreprocessing(env, skip_start_steps=config.skip_start_steps)
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable
 
-def _make_mspacman(env_config: dict[str, Any]) -> Any:
+def _make_mspacman(env_config: dict[str, Any], render_mode: str | None = None) -> Any:
     from skate.rl.atari import make_mspacman  # imported when used: it needs ale-py
 
-    return make_mspacman(env_config)
+    return make_mspacman(env_config, render_mode=render_mode)
 
 
-SKATE_ENVS: dict[str, Callable[[dict[str, Any]], Any]] = {"mspacman": _make_mspacman}
-"""skate's environments: name -> factory taking the ``env_config`` dict."""
+SKATE_ENVS: dict[str, Callable[..., Any]] = {"mspacman": _make_mspacman}
+"""skate's environments: name -> factory taking the ``env_config`` dict (and, to watch it, a
+gymnasium ``render_mode``)."""
 
 _PREFIX = "skate-"
 
@@ -45,16 +46,18 @@ def check_env(env: str) -> None:
                      f"or one of skate's: {', '.join(SKATE_ENVS)}")
 
 
-def make_env(env: str, env_config: dict[str, Any]) -> Any:
-    """One instance of ``env`` in this process (to check its spaces, or to watch it play)."""
+def make_env(env: str, env_config: dict[str, Any], *, render_mode: str | None = None) -> Any:
+    """One instance of ``env`` in this process (to check its spaces, or, with ``render_mode``, to
+    watch it play)."""
     check_env(env)
     if env in SKATE_ENVS:
-        return SKATE_ENVS[env](env_config)
+        return SKATE_ENVS[env](env_config, render_mode=render_mode)
+    config = {**env_config, "render_mode": render_mode} if render_mode is not None else env_config
     if env.startswith("ALE/"):
-        return _make_ale(env, env_config)
+        return _make_ale(env, config)
     import gymnasium
 
-    return gymnasium.make(env, **env_config)
+    return gymnasium.make(env, **config)
 
 
 def env_name(env: str) -> str:

@@ -2,7 +2,7 @@
 
 The policy network is built from the run's spec and given the checkpoint's weights; it plays
 whole episodes in one process, always taking its most likely (or highest-valued) action.
-``record`` renders one episode to a GIF.
+``record`` renders one episode to a GIF or an MP4 (:mod:`skate.rl.recording`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from skate.errors import SkateError
 from skate.rl.envs import make_env
 from skate.rl.checkpoints import Checkpoints
+from skate.rl.recording import check_recording_path, write_recording
 from skate.rl.spec import RLJobSpec
 from skate.runs.rundir import RunDir
 from skate.spec import load_spec
@@ -66,8 +67,11 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, seed: int = 0, record: 
     """Play ``episodes`` greedy episodes with the last checkpoint of the RL run at ``run_dir``.
 
     Raises:
-        SkateError: the run is not an RL run or has no checkpoint yet.
+        SkateError: the run is not an RL run or has no checkpoint yet, or ``record`` names a format
+            that cannot be written (checked before any episode is played).
     """
+    if record is not None:
+        record = check_recording_path(record)
     run = RunDir.open(run_dir)
     spec = load_spec(run.spec_path)
     if not isinstance(spec, RLJobSpec):
@@ -78,7 +82,7 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, seed: int = 0, record: 
     path = latest[0]
     env_config = dict(spec.rl.env_config)
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame renders without a sound card
-    env = make_env(spec.rl.env, {**env_config, "render_mode": "rgb_array"} if record is not None else env_config)
+    env = make_env(spec.rl.env, env_config, render_mode="rgb_array" if record is not None else None)
     try:
         module = load_policy(spec, path, env)
         returns, frames = [], []
@@ -93,18 +97,6 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, seed: int = 0, record: 
             returns.append(total)
     finally:
         env.close()
-    recording = _write_gif(frames, Path(record)) if record is not None else None
+    recording = write_recording(frames, record) if record is not None else None
     return Evaluation(returns=returns, checkpoint=path.name, recording=recording)
 
-
-def _write_gif(frames: list[np.ndarray], path: Path, *, fps: int = 30) -> Path:
-    from PIL import Image
-
-    if path.suffix.lower() != ".gif":
-        raise SkateError(f"--record writes a GIF; name the file *.gif, not {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images = [Image.fromarray(np.asarray(frame, dtype=np.uint8)) for frame in frames if frame is not None]
-    if not images:
-        raise SkateError("the environment rendered no frames to record")
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-    return path
