@@ -1,14 +1,17 @@
 """Sync parameter-server steps by compiled graph against actor calls, paired epoch by epoch.
 
-Both engines run side by side on one local Ray and train alternate epochs of the seed's
+The engines run side by side on one local Ray and train alternate epochs of the seed's
 MNIST-sized classifier (BasicRNN 150, 28x28, batch 150 per worker, random data), so the drift of
-this shared machine's speed hits both alike; the figure is the median over the epochs. The
-single-process loop is measured between epochs for context.
+this shared machine's speed hits all alike; the figure is the median over the epochs. The
+single-process loop is measured between epochs for context. ``compiled_graph_spinning`` is the
+compiled graph with the driver's nap turned off (it waits on each step in Ray's spinning read;
+see :class:`skate.engines.ps.compiled.CompiledSteps`).
 
     .venv/bin/python benchmarks/ps_transport.py [--workers 1 2] [--epochs 10] [--steps 20]
 
 Prints one JSON line per worker count, the last one a summary:
-{"n1": {"compiled_graph": .., "actor_calls": .., "single": .., "graph_over_calls": ..}, "n2": {...}}
+{"n1": {"compiled_graph": .., "compiled_graph_spinning": .., "actor_calls": .., "single": ..,
+        "graph_over_calls": .., "nap_over_spinning": ..}, "n2": {...}}
 """
 
 from __future__ import annotations
@@ -26,26 +29,32 @@ from skate.data import make_table
 from skate.engines.base import Workload
 from skate.engines.ps.config import ParameterServerConfig
 
-TRANSPORTS = ("compiled_graph", "actor_calls")
+ARMS = {"compiled_graph": ("compiled_graph", None), "compiled_graph_spinning": ("compiled_graph", 0.0),
+        "actor_calls": ("actor_calls", None)}
+"""Each arm: its transport and, for a compiled graph, the driver's nap (None: the default)."""
 
 
 def paired(num_workers: int, epochs: int, steps: int) -> dict[str, Any]:
-    """Median samples/s of each transport over alternate epochs, and of the single-process loop."""
+    """Median samples/s of each arm over alternate epochs, and of the single-process loop."""
     x, y = random_data(BATCH * num_workers * steps)
     table = ray.put(make_table(x, y.astype(np.int64), num_classes=10))
     workload = Workload(model=MODEL, optimizer=OPTIMIZER, batch_size=BATCH, seed=0,
                         tables={"train": table, "validation": table, "test": table})
-    cpus = 1.0 if num_workers == 1 else 0.5  # both engines' workers fit on 2 CPUs at once
-    engines = {t: ParameterServerConfig(mode="sync", num_workers=num_workers, transport=t, cpus_per_worker=cpus)
-               .create(workload) for t in TRANSPORTS}
-    rates: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
+    cpus = 1.8 / (len(ARMS) * num_workers)  # every engine's workers fit on 2 CPUs at once (with room for rounding)
+    engines = {}
+    for arm, (transport, nap) in ARMS.items():
+        engines[arm] = ParameterServerConfig(mode="sync", num_workers=num_workers, transport=transport,
+                                             cpus_per_worker=cpus).create(workload)
+        if nap is not None:
+            engines[arm]._graph.nap = nap
+    rates: dict[str, list[float]] = {arm: [] for arm in ARMS}
     singles: list[float] = []
     try:
         for epoch in range(epochs + 1):  # epoch 0 warms up
-            for transport, engine in engines.items():
+            for arm, engine in engines.items():
                 rate = engine.train_epoch(epoch + 1)["perf/samples_per_s"]
                 if epoch:
-                    rates[transport].append(rate)
+                    rates[arm].append(rate)
             if epoch and epoch % 3 == 0:
                 singles.append(single_process(steps, 1))
     finally:
@@ -53,7 +62,8 @@ def paired(num_workers: int, epochs: int, steps: int) -> dict[str, Any]:
             engine.shutdown()
     medians = {t: statistics.median(v) for t, v in rates.items()}
     return {**{t: round(v, 1) for t, v in medians.items()}, "single": round(statistics.median(singles), 1),
-            "graph_over_calls": round(medians["compiled_graph"] / medians["actor_calls"], 3)}
+            "graph_over_calls": round(medians["compiled_graph"] / medians["actor_calls"], 3),
+            "nap_over_spinning": round(medians["compiled_graph"] / medians["compiled_graph_spinning"], 3)}
 
 
 def main() -> None:
