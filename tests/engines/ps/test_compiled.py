@@ -51,9 +51,8 @@ def steps(monkeypatch: pytest.MonkeyPatch) -> tuple[CompiledSteps, _Graph, _Cloc
     monkeypatch.setattr(compiled, "time", clock)
     monkeypatch.setattr(compiled.ray, "get", graph.get)
     runner = CompiledSteps.__new__(CompiledSteps)  # the graph itself needs actors; only the loop is tested
-    runner.graph, runner.in_flight = graph, 2
-    runner._pending, runner._step_s, runner._done_at = [], 0.0, None
-    runner._next, runner._stop = 0, 30
+    runner.graph, runner.in_flight, runner._step_s = graph, 2, 0.0
+    runner._steps(0, 30)
     return runner, graph, clock
 
 

@@ -19,6 +19,9 @@ from typing import Any
 import ray
 from ray.dag import InputNode, MultiOutputNode
 
+_SMOOTHING = 0.2
+"""Weight of the newest step time in the driver's moving average of it."""
+
 
 class CompiledSteps:
     """The compiled graph of one sync step over ``workers`` and ``shards``.
@@ -47,10 +50,8 @@ class CompiledSteps:
             params = [shard.apply_mean.bind(*[g[j] for g in grads]) for j, shard in enumerate(shards)]
             graph = MultiOutputNode([w.install.bind(*params) for w in workers])
         self.graph = graph.experimental_compile()
-        self._next = self._stop = 0
-        self._pending: list[Any] = []
         self._step_s = 0.0  # moving average of the time between two steps' completions
-        self._done_at: float | None = None
+        self._steps(0, 0)
 
     nap: float = 0.8
     """Share of the expected step time the driver sleeps before it waits on a step (0: never)."""
@@ -58,8 +59,13 @@ class CompiledSteps:
     def start(self, epoch: int, start: int, stop: int) -> None:
         """Set the workers on steps ``start`` to ``stop - 1`` of ``epoch``."""
         ray.get([w.begin_steps.remote(epoch, start, stop) for w in self.workers])
-        self._next, self._stop, self._pending = start, stop, []
-        self._done_at = None
+        self._steps(start, stop)
+
+    def _steps(self, start: int, stop: int) -> None:
+        """Steps ``start`` to ``stop - 1`` to run, none started yet."""
+        self._next, self._stop = start, stop
+        self._pending: list[Any] = []
+        self._done_at: float | None = None
 
     def run(self) -> None:
         """Run the steps left (again after an interrupt: it goes on where it stopped)."""
@@ -78,7 +84,7 @@ class CompiledSteps:
         now = time.monotonic()
         if self._done_at is not None:
             seen = now - self._done_at
-            self._step_s = seen if self._step_s == 0 else 0.8 * self._step_s + 0.2 * seen
+            self._step_s = seen if self._step_s == 0 else (1 - _SMOOTHING) * self._step_s + _SMOOTHING * seen
         self._done_at = now
 
     @property
@@ -86,7 +92,7 @@ class CompiledSteps:
         return self._next < self._stop or bool(self._pending)
 
     def teardown(self) -> None:
-        self._pending, self._next, self._stop = [], 0, 0
+        self._steps(0, 0)
         try:
             self.graph.teardown()
         except Exception:  # noqa: BLE001 - an actor in it died; the graph is gone either way
