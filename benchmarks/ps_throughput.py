@@ -5,12 +5,12 @@ per worker, random data) trained by: a single-process loop on 1 thread; skate's 
 in sync (a compiled graph per step, and by actor calls), async and ssp modes (one shard); Ray Train's allreduce (TorchTrainer, DDP over gloo);
 and a parameter server driven from the driver as in Ray's documentation. At N=1 and N=2 workers.
 
-    .venv/bin/python benchmarks/ps_throughput.py [--steps 20] [--epochs 3]
+    .venv/bin/python benchmarks/ps_throughput.py [--steps 60] [--epochs 3]
 
 Prints one JSON line per measurement, then the summary as the last line:
 {"n1": {"single": .., "ps_sync": .., ...}, "n2": {...}, "ratios": {...}, "bytes_per_worker_step": .., "model_bytes": ..}
 where figures are samples/s and each ratio is samples/s over (single-process samples/s x N), the
-single-process loop being measured again just before each engine (this machine's speed drifts).
+single-process loop being measured again just before and after each engine (this machine's speed drifts).
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def allreduce(num_workers: int, num_steps: int, epochs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="steps per worker per epoch")
+    parser.add_argument("--steps", type=int, default=60, help="steps per worker per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up)")
     args = parser.parse_args()
     model_bytes = sum(p.numel() for p in _classifier().parameters()) * 4
@@ -212,14 +212,17 @@ def main() -> None:
             figures: dict[str, float] = {}
             ratios: dict[str, float] = {}
             for name, measure in engines.items():
-                # The reference is measured again just before each engine: this machine's speed drifts.
-                reference = single_process(args.steps, args.epochs)
-                singles.append(reference)
+                # The reference is measured again just before and just after each engine, and the two
+                # averaged: this machine's speed drifts by as much as 2x from one minute to the next.
+                before = single_process(args.steps, args.epochs)
                 figures[name] = measure()
+                after = single_process(args.steps, args.epochs)
+                reference = (before + after) / 2
+                singles.append(reference)
                 ratios[name] = round(figures[name] / (reference * n), 3)
                 print(json.dumps({"n": n, "engine": name, "samples_per_s": round(figures[name], 1),
-                                  "single_just_before": round(reference, 1), "ratio_to_single_x_n": ratios[name]}),
-                      flush=True)
+                                  "single_before_after": [round(before, 1), round(after, 1)],
+                                  "ratio_to_single_x_n": ratios[name]}), flush=True)
             summary[f"n{n}"] = {"single": round(statistics.median(singles), 1), **{k: round(v, 1) for k, v in figures.items()}}
             all_ratios[f"n{n}"] = ratios
     finally:

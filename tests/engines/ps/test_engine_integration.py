@@ -96,3 +96,22 @@ def test_state_round_trips_through_a_new_engine(refs: dict) -> None:
     finally:
         first.shutdown()
         second.shutdown()
+
+
+@pytest.mark.parametrize(("inline_bytes", "inlined"), [(None, True), (0, False)], ids=["default", "off"])
+def test_parameters_over_rays_100_kb_default_cross_inline(refs: dict, inline_bytes: int | None, inlined: bool) -> None:
+    """A shard's 140 KB of parameters come back in the call's reply, not through the object store
+    (where Ray would put anything over 100 KB); ``inline_bytes: 0`` sends everything there."""
+    options = {} if inline_bytes is None else {"inline_bytes": inline_bytes}
+    config = ParameterServerConfig(mode="sync", num_workers=1, **options)
+    wide = Workload(model=RnnClassifierConfig(num_units=170), optimizer=OptimizerConfig(), batch_size=BATCH,
+                    seed=SEED, tables=refs)
+    engine = config.create(wide)
+    try:
+        ref = engine.shards[0].pull.remote()
+        values, _ = ray.get(ref)
+        assert values.nbytes > 100 * 1024
+        in_store = ray.experimental.get_object_locations([ref])[ref]["node_ids"]
+        assert (not in_store) == inlined, in_store
+    finally:
+        engine.shutdown()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from skate.config.fields import param
 from skate.engines.base import STRATEGIES, Engine, bundle, StrategyConfig, Workload
@@ -29,6 +29,7 @@ class ParameterServerConfig(StrategyConfig):
     gpus_per_worker: float = param(0.0, doc="GPUs reserved for each worker; > 0 computes on cuda", ge=0)
     cpus_per_shard: float = param(0.0, doc="CPUs reserved for each shard (0: shards fit beside the workers)", ge=0)
     overlap: bool | None = param(None, doc="compute the next gradient while a push is in flight (one step staler); default: on for async and ssp, off for sync")
+    inline_bytes: int = param(512 * 1024, doc="worker and shard actor calls carry arguments and results up to this many bytes inline, instead of through the object store (Ray's max_direct_call_object_size, 100 KB by default, set for these actors only)", ge=0)
     transport: Literal["auto", "actor_calls", "compiled_graph"] = param("auto", doc="how sync steps move between actors: a Ray Compiled Graph per step (shared-memory channels, the default for sync without backup workers) or actor calls (always used by async, ssp and backup workers)")
 
     def __post_init__(self) -> None:
@@ -61,6 +62,13 @@ class ParameterServerConfig(StrategyConfig):
     def overlaps(self) -> bool:
         """Whether workers overlap pushes with computation (``overlap``, or its default for the mode)."""
         return self.mode != "sync" if self.overlap is None else self.overlap
+
+    @property
+    def actor_options(self) -> dict[str, Any]:
+        """Options of every worker and shard actor: the inline size in their environment (a Ray
+        process reads ``RAY_<setting>`` when the cluster did not set it; the job's own environment
+        variables are kept, Ray merges the two)."""
+        return {"runtime_env": {"env_vars": {"RAY_max_direct_call_object_size": str(self.inline_bytes)}}}
 
     worker_resource_fields: ClassVar[tuple[str, str]] = ("cpus_per_worker", "gpus_per_worker")
 

@@ -79,7 +79,8 @@ class ParameterServerEngine(Engine):
         config = self.config
         shard_actor = ray.remote(num_cpus=config.cpus_per_shard)(ParameterShard)
         self.shards = [
-            shard_actor.options(**self.placement.options(config.num_workers + i if config.cpus_per_shard else -1))
+            shard_actor.options(**self.placement.options(config.num_workers + i if config.cpus_per_shard else -1),
+                                **config.actor_options)
             .remote(init=flat[lo:hi], optimizer=self.workload.optimizer, rule=make_rule(config),
                     compression=config.compression, total_steps=self.workload.epochs * self.steps_per_epoch,
                     updates_per_step=1 if config.mode == "sync" else config.num_workers,
@@ -97,7 +98,7 @@ class ParameterServerEngine(Engine):
     def _new_worker(self, rank: int) -> Any:
         config = self.config
         actor = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)(PSWorker)
-        return actor.options(**self.placement.options(rank)).remote(
+        return actor.options(**self.placement.options(rank), **config.actor_options).remote(
             self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards, layout=self.layout,
             compression=config.compression, overlap=config.overlaps)
 
