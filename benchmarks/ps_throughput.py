@@ -5,12 +5,13 @@ per worker, random data) trained by: a single-process loop on 1 thread; skate's 
 in sync (a compiled graph per step, and by actor calls), async and ssp modes (one shard); Ray Train's allreduce (TorchTrainer, DDP over gloo);
 and a parameter server driven from the driver as in Ray's documentation. At N=1 and N=2 workers.
 
-    .venv/bin/python benchmarks/ps_throughput.py [--steps 60] [--epochs 3]
+    .venv/bin/python benchmarks/ps_throughput.py [--steps 60] [--epochs 3] [--rounds 2]
 
 Prints one JSON line per measurement, then the summary as the last line:
 {"n1": {"single": .., "ps_sync": .., ...}, "n2": {...}, "ratios": {...}, "bytes_per_worker_step": .., "model_bytes": ..}
 where figures are samples/s and each ratio is samples/s over (single-process samples/s x N), the
-single-process loop being measured again just before and after each engine (this machine's speed drifts).
+single-process loop being measured again just before and after each engine (this machine's speed drifts);
+every engine is measured ``--rounds`` times in turn, and the summary has the medians.
 """
 
 from __future__ import annotations
@@ -188,12 +189,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60, help="steps per worker per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up)")
+    parser.add_argument("--rounds", type=int, default=2, help="times every engine is measured, in turn")
     args = parser.parse_args()
     model_bytes = sum(p.numel() for p in _classifier().parameters()) * 4
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    summary: dict[str, Any] = {}
-    all_ratios: dict[str, dict[str, float]] = {}
-    singles: list[float] = []
+    figures: dict[str, dict[str, list[float]]] = {"n1": {}, "n2": {}}
+    ratios: dict[str, dict[str, list[float]]] = {"n1": {}, "n2": {}}
+    singles: dict[str, list[float]] = {"n1": [], "n2": []}
     moved: list[float] = []
 
     def ps(n: int, options: dict[str, Any]) -> Callable[[], float]:
@@ -204,32 +206,35 @@ def main() -> None:
         return measure
 
     try:
-        for n in (1, 2):
-            engines: dict[str, Callable[[], float]] = {name: ps(n, options) for name, options in PS_VARIANTS.items()}
-            engines["allreduce"] = lambda: allreduce(n, args.steps, args.epochs)
-            engines["driver_loop_ps"] = lambda: driver_loop_ps(n, args.steps, args.epochs, sync=True)
-            engines["driver_loop_ps_async"] = lambda: driver_loop_ps(n, args.steps, args.epochs, sync=False)
-            figures: dict[str, float] = {}
-            ratios: dict[str, float] = {}
-            for name, measure in engines.items():
-                # The reference is measured again just before and just after each engine, and the two
-                # averaged: this machine's speed drifts by as much as 2x from one minute to the next.
-                before = single_process(args.steps, args.epochs)
-                figures[name] = measure()
-                after = single_process(args.steps, args.epochs)
-                reference = (before + after) / 2
-                singles.append(reference)
-                ratios[name] = round(figures[name] / (reference * n), 3)
-                print(json.dumps({"n": n, "engine": name, "samples_per_s": round(figures[name], 1),
-                                  "single_before_after": [round(before, 1), round(after, 1)],
-                                  "ratio_to_single_x_n": ratios[name]}), flush=True)
-            summary[f"n{n}"] = {"single": round(statistics.median(singles), 1), **{k: round(v, 1) for k, v in figures.items()}}
-            all_ratios[f"n{n}"] = ratios
+        for _ in range(args.rounds):
+            for n in (1, 2):
+                engines: dict[str, Callable[[], float]] = {name: ps(n, options) for name, options in PS_VARIANTS.items()}
+                engines["allreduce"] = lambda: allreduce(n, args.steps, args.epochs)
+                engines["driver_loop_ps"] = lambda: driver_loop_ps(n, args.steps, args.epochs, sync=True)
+                engines["driver_loop_ps_async"] = lambda: driver_loop_ps(n, args.steps, args.epochs, sync=False)
+                for name, measure in engines.items():
+                    # The reference is measured again just before and just after each engine, and the two
+                    # averaged: this machine's speed drifts by as much as 2x from one minute to the next.
+                    before = single_process(args.steps, args.epochs)
+                    rate = measure()
+                    after = single_process(args.steps, args.epochs)
+                    reference = (before + after) / 2
+                    singles[f"n{n}"].append(reference)
+                    figures[f"n{n}"].setdefault(name, []).append(rate)
+                    ratios[f"n{n}"].setdefault(name, []).append(rate / (reference * n))
+                    print(json.dumps({"n": n, "engine": name, "samples_per_s": round(rate, 1),
+                                      "single_before_after": [round(before, 1), round(after, 1)],
+                                      "ratio_to_single_x_n": round(rate / (reference * n), 3)}), flush=True)
     finally:
         ray.shutdown()
-    bytes_per_step = max(moved, default=0.0)
-    summary["ratios"] = all_ratios
-    summary["bytes_per_worker_step"] = int(bytes_per_step)
+    # The summary: medians over the rounds.
+    summary: dict[str, Any] = {
+        key: {"single": round(statistics.median(singles[key]), 1),
+              **{name: round(statistics.median(rates), 1) for name, rates in figures[key].items()}}
+        for key in ("n1", "n2")}
+    summary["ratios"] = {key: {name: round(statistics.median(r), 3) for name, r in ratios[key].items()}
+                         for key in ("n1", "n2")}
+    summary["bytes_per_worker_step"] = int(max(moved, default=0.0))
     summary["model_bytes"] = model_bytes
     print(json.dumps(summary))
 
