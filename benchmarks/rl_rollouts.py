@@ -30,6 +30,7 @@ import torch
 
 from skate.rl.config import DQNSettings, PPOSettings, RLConfig
 from skate.rl.envs import make_env
+from skate.rl.runner import transitions_trained
 
 ENVS: dict[str, RLConfig] = {
     "cartpole": PPOSettings(env="CartPole-v1"),
@@ -105,11 +106,8 @@ def dqn_training(*, seconds: float) -> dict[str, float]:
     finally:
         algo.stop()
 
-    def trained(result: dict[str, Any]) -> float:
-        return float(result["learners"]["__all_modules__"]["num_env_steps_trained_lifetime"])
-
     sampled = last["num_env_steps_sampled_lifetime"] - first["num_env_steps_sampled_lifetime"]
-    updates = (trained(last) - trained(first)) / rl.train_batch_size
+    updates = (transitions_trained(last) - transitions_trained(first)) / rl.train_batch_size
     return {"env_steps_per_s": round(sampled / elapsed, 1), "updates_per_s": round(updates / elapsed, 1),
             "training_intensity": rl.training_intensity or 0.0}
 

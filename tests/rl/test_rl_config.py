@@ -61,7 +61,8 @@ def test_a_metrics_row_from_rllibs_result() -> None:
         "env_runners": {"episode_return_mean": 21.5, "episode_return_min": 9.0, "episode_return_max": 50.0,
                         "episode_len_mean": 21.5, "num_episodes": 10, "num_env_steps_sampled": 400},
         "learners": {"default_policy": {"policy_loss": 0.1, "vf_loss": 2.0, "entropy": 0.6, "weights_seq_no": 3},
-                     "__all_modules__": {"num_env_steps_trained_lifetime": 800, "guard_refused_gradients": 2}},
+                     "__all_modules__": {"num_env_steps_trained_lifetime": 2400, "num_module_steps_trained_lifetime": 800,
+                                         "guard_refused_gradients": 2}},
         "num_env_steps_sampled_lifetime": 1200, "time_this_iter_s": 2.0, "time_total_s": 6.0,
     }
     row = metrics_row(result, 3)

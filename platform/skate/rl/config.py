@@ -175,12 +175,15 @@ class DQNSettings(RLConfig):
             from skate.rl.qnetwork import SeedDQNTorchRLModule
 
             config = config.rl_module(rl_module_spec=RLModuleSpec(module_class=SeedDQNTorchRLModule))
-        return config.training(
+        config = config.training(
             train_batch_size_per_learner=self.train_batch_size, replay_buffer_config=buffer,
             num_steps_sampled_before_learning_starts=self.learning_starts,
             target_network_update_freq=self.target_update,
             epsilon=[(0, self.epsilon_start), (self.epsilon_steps, self.epsilon_end)],
             double_q=self.double_q, dueling=self.dueling, n_step=self.n_step, **extra)
+        from skate.rl.batched import batch_updates
+
+        return batch_updates(config, self.train_batch_size)
 
 
 @ALGORITHMS.register

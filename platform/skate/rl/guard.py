@@ -22,6 +22,7 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.utils.metrics import ALL_MODULES
 
 from skate.engines.guard import global_norm, norm_problem
+from skate.rl.batched import BatchedUpdates
 
 REFUSED = "guard_refused_gradients"
 BOUND = "refuse_grad_norm"
@@ -51,8 +52,9 @@ class GuardedPPOLearner(GuardedLearner, PPOTorchLearner):
     """RLlib's PPO learner, guarded."""
 
 
-class GuardedDQNLearner(GuardedLearner, DQNTorchLearner):
-    """RLlib's DQN learner, guarded."""
+class GuardedDQNLearner(GuardedLearner, BatchedUpdates, DQNTorchLearner):
+    """RLlib's DQN learner, guarded, taking its k updates per training step from one batch
+    (:mod:`skate.rl.batched`)."""
 
 
 class GuardedAPPOLearner(GuardedLearner, APPOTorchLearner):
