@@ -27,7 +27,9 @@ CASES = {
     "ps_async": ("digits_rnn", [*DIGITS, "train.strategy={kind: parameter_server, mode: async, num_workers: 2, num_shards: 2}"]),
     "ps_ssp": ("digits_rnn", [*DIGITS, "train.strategy={kind: parameter_server, mode: ssp, staleness: 2, num_workers: 2, num_shards: 2}"]),
     "allreduce": ("digits_rnn", [*DIGITS, "train.strategy={kind: allreduce, num_workers: 2}"]),
-    "rl_ppo": ("cartpole_ppo", ["rl.num_env_runners=2", "rl.num_envs_per_env_runner=4", "rl.stop.episode_return_mean=200"]),
+    # Stops at 350 (checked against 200): on a fast day PPO reached 200 within 2.5 s of its first
+    # iteration, before the schedule's first kill.
+    "rl_ppo": ("cartpole_ppo", ["rl.num_env_runners=2", "rl.num_envs_per_env_runner=4", "rl.stop.episode_return_mean=350"]),
 }
 
 

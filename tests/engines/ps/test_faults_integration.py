@@ -33,10 +33,10 @@ def kill_later(actor: ray.actor.ActorHandle, delay_s: float) -> threading.Thread
     return thread
 
 
-def start_engine(refs: dict, **options: object) -> ParameterServerEngine:
+def start_engine(refs: dict, *, batch_size: int = 8, **options: object) -> ParameterServerEngine:
     config = ParameterServerConfig(**{"num_workers": 2, "num_shards": 2, **options})  # type: ignore[arg-type]
     return config.create(Workload(model=RnnClassifierConfig(num_units=32), optimizer=OptimizerConfig(lr=0.01),
-                                  batch_size=8, seed=1, tables=refs))
+                                  batch_size=batch_size, seed=1, tables=refs))
 
 
 @pytest.mark.parametrize(("mode", "transport"), [("sync", "compiled_graph"), ("sync", "actor_calls"),
@@ -73,7 +73,9 @@ def test_a_killed_worker_is_replaced_while_the_others_go_on(refs: dict, mode: st
 
 
 def test_a_killed_shard_rolls_every_actor_back_to_the_segment_start(refs: dict) -> None:
-    engine = start_engine(refs, mode="sync")
+    # The kill must land inside epoch 2: at batch 8 a sync epoch took 0.18 s on a fast day, so the
+    # kill at 0.3 s fell into epoch 3. At batch 2 an epoch is 4x the steps (about 0.7 s or more).
+    engine = start_engine(refs, mode="sync", batch_size=2)
     try:
         first = engine.train_epoch(1)
         killer = kill_later(engine.shards[1], 0.3)
