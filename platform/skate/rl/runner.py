@@ -95,9 +95,9 @@ def build_algorithm(spec: RLJobSpec) -> Any:
 @contextlib.contextmanager
 def main_process_threads(threads: int = MAIN_PROCESS_CPUS) -> Iterator[None]:
     """Torch in this process limited to ``threads`` while the block runs: the CPUs Ray reserves for
-    the algorithm's main process, as Ray limits an actor to its ``num_cpus``. The driver samples and learns here when there are no env runners or
-    learners; on 2 cores a second torch thread only spins against the rest (DQN on CartPole:
-    about 5% more env steps/s with one)."""
+    the algorithm's main process, as Ray limits an actor to its ``num_cpus``. The driver samples
+    and learns here when there are no env runners or learners; on 2 cores a second torch thread
+    only spins against the rest (DQN on CartPole: about 5% more env steps/s with one)."""
     import torch
 
     before = torch.get_num_threads()
