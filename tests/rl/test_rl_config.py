@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 
-from skate.errors import SpecError
+from skate.errors import SkateError, SpecError
 from skate.rl.config import DQNSettings, PPOSettings
 from skate.rl.envs import check_env
-from skate.rl.runner import ITERATION, _Stop, metrics_row
+from skate.rl.runner import ITERATION, _Stop, build_algorithm, metrics_row
 from skate.rl.spec import RLJobSpec
 from skate.spec import dump_spec, load_spec_data
 
@@ -115,3 +115,17 @@ def test_runners_and_gpu_learners_reach_the_resource_request() -> None:
     bundles = config.algo_class.default_resource_request(config).bundles
     # the algorithm's own process, one bundle per env runner, then one per learner
     assert bundles == [{"CPU": 1.0}, {"CPU": 1.0}, {"CPU": 1.0}, {"GPU": 0.5}, {"GPU": 0.5}]
+
+
+def test_a_gpu_learner_in_this_process_without_cuda_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"^gpus_per_learner: 1 GPU for the learner in this process, but torch .* "
+                                         r"sees no CUDA device here \(set rl.gpus_per_learner: 0"):
+        load_spec_data(rl_job(gpus_per_learner=1)).rl.check_devices()
+    with pytest.raises(SkateError, match=r"^rl\.gpus_per_learner: 1 GPU"):  # before any actor starts
+        build_algorithm(load_spec_data(rl_job(gpus_per_learner=1)))
+    # learner actors get their GPUs from Ray's scheduling; no GPU asked for: nothing to check
+    load_spec_data(rl_job(num_learners=2, gpus_per_learner=1)).rl.check_devices()
+    load_spec_data(rl_job()).rl.check_devices()

@@ -86,6 +86,19 @@ class RLConfig:
             raise ValueError(f"algorithm {self.algorithm} needs discrete actions; {self.env} has {space} "
                              f"(use ppo for continuous actions)")
 
+    def check_devices(self) -> None:
+        """Raise ``ValueError`` when the learner in this process is to use a GPU that torch cannot
+        see (a CPU build of torch, a machine without one). Learner actors (``num_learners`` > 0)
+        get theirs from Ray's scheduling instead."""
+        if self.gpus_per_learner <= 0 or self.num_learners > 0:
+            return
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"gpus_per_learner: {self.gpus_per_learner:g} GPU for the learner in this process, but "
+                             f"torch {torch.__version__} sees no CUDA device here (set rl.gpus_per_learner: 0, or "
+                             f"run where there is a GPU)")
+
     def _base(self) -> "AlgorithmConfig":
         """The algorithm's RLlib config class, freshly made."""
         raise NotImplementedError

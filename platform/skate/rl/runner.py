@@ -82,6 +82,10 @@ def build_algorithm(spec: RLJobSpec) -> Any:
     """RLlib's algorithm for ``spec`` (its actors started). Raises ``SkateError`` for a config
     RLlib refuses, naming the ``rl`` section."""
     try:
+        spec.rl.check_devices()
+    except ValueError as error:
+        raise SkateError(f"rl.{error}") from error
+    try:
         spec.rl.check_env()
         config = spec.rl.algorithm_config(seed=spec.seed)
     except (ValueError, ImportError) as error:
