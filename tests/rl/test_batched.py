@@ -28,3 +28,13 @@ def test_k_updates_per_step_become_one_k_fold_sample_in_minibatches(intensity: f
 def test_the_guard_bound_survives_beside_the_minibatch_size() -> None:
     config = dqn_config(training_intensity=8, refuse_grad_norm=5.0)
     assert config.learner_config_dict == {"refuse_grad_norm": 5.0, MINIBATCH: 32}
+
+
+def test_a_longer_fragment_makes_its_updates_in_one_learner_call() -> None:
+    # Ms. Pac-Man's one env: RLlib's own fragment is 1 step, so it samples 4 times per update at
+    # intensity 8; 16-step fragments make 16 x 8 / 32 = 4 updates in one call per sample.
+    config = dqn_config(num_envs_per_env_runner=1, n_step=1, training_intensity=8)
+    assert (config.get_rollout_fragment_length(), config.train_batch_size_per_learner) == (1, 32)
+    config = dqn_config(num_envs_per_env_runner=1, n_step=1, training_intensity=8, rollout_fragment_length=16)
+    assert (config.get_rollout_fragment_length(), config.train_batch_size_per_learner) == (16, 4 * 32)
+    assert config.learner_config_dict.get(MINIBATCH) == 32

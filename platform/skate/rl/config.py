@@ -38,6 +38,10 @@ class RLConfig:
     env_config: dict[str, EnvConfigValue] = param(doc="settings passed to the environment", default_factory=dict)
     num_env_runners: int = param(0, doc="env-runner actors that collect rollouts (0: sample in the driver's algorithm)", ge=0)
     num_envs_per_env_runner: int = param(1, doc="vectorised environments in each env runner", gt=0)
+    rollout_fragment_length: int | None = param(
+        None, doc="env steps each environment takes per sample call (default: RLlib's choice); longer fragments "
+                  "pay RLlib's per-call costs less often, and DQN then makes a fragment's updates in one learner call",
+        gt=0)
     num_learners: int = param(0, doc="learner actors (0: learn in the algorithm's process)", ge=0)
     gpus_per_learner: float = param(0.0, doc="GPUs each learner uses (fractions share a GPU)", ge=0)
     gamma: float = param(0.99, doc="discount factor", gt=0, le=1)
@@ -56,7 +60,8 @@ class RLConfig:
         config = self._base()
         config = (config.environment(env_name(self.env), env_config=dict(self.env_config))
                   .env_runners(num_env_runners=self.num_env_runners,
-                               num_envs_per_env_runner=self.num_envs_per_env_runner)
+                               num_envs_per_env_runner=self.num_envs_per_env_runner,
+                               rollout_fragment_length=self.rollout_fragment_length or "auto")
                   .learners(num_learners=self.num_learners, num_gpus_per_learner=self.gpus_per_learner,
                             learner_config_dict={BOUND: self.refuse_grad_norm})
                   .training(lr=self.lr, gamma=self.gamma, learner_class=self._learner_class())

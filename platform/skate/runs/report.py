@@ -36,6 +36,7 @@ def write_curves(run: RunDir) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter, MaxNLocator
 
     table = read_metrics(run.metrics_path).to_pydict()
     grouped = metric_columns(table)
@@ -61,6 +62,9 @@ def write_curves(run: RunDir) -> Path:
             ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best (epoch {best_epoch})")
         ax.set_title(name)
         ax.set_xlabel(x.replace("_", " "))
+        if x == "env_steps":  # 12k rather than 12000, and few enough ticks not to run together
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
         if len(columns) > 1 or (best_epoch is not None and x == "epoch" and not name.endswith("/s")):
             ax.legend(fontsize="small")
