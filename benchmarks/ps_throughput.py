@@ -39,9 +39,11 @@ MODEL = RnnClassifierConfig(num_units=150)
 OPTIMIZER = OptimizerConfig(name="adam", lr=0.001)
 BATCH = 150
 PS_VARIANTS: dict[str, dict[str, Any]] = {
-    "ps_sync": {"mode": "sync"},  # a compiled graph per step, the default for sync
+    "ps_sync": {"mode": "sync"},  # direct socket connections, the default transport
+    "ps_sync_compiled_graph": {"mode": "sync", "transport": "compiled_graph"},
     "ps_sync_actor_calls": {"mode": "sync", "transport": "actor_calls"},
     "ps_async": {"mode": "async"},
+    "ps_async_actor_calls": {"mode": "async", "transport": "actor_calls"},
     "ps_ssp": {"mode": "ssp", "staleness": 2},
 }
 

@@ -1,17 +1,18 @@
-"""Sync parameter-server steps by compiled graph against actor calls, paired epoch by epoch.
+"""Parameter-server transports side by side: direct sockets, a compiled graph per step, actor calls.
 
-The engines run side by side on one local Ray and train alternate epochs of the seed's
-MNIST-sized classifier (BasicRNN 150, 28x28, batch 150 per worker, random data), so the drift of
-this shared machine's speed hits all alike; the figure is the median over the epochs. The
-single-process loop is measured between epochs for context. ``compiled_graph_spinning`` is the
-compiled graph with the driver's nap turned off (it waits on each step in Ray's spinning read;
-see :class:`skate.engines.ps.compiled.CompiledSteps`).
+Sync steps of the seed's MNIST-sized classifier (BasicRNN 150, 28x28, batch 150 per worker,
+random data), with each transport in turn, round after round; the single-process loop on one
+thread is measured just before and after each, and each figure is a ratio to their mean times N
+(this shared machine's speed drifts by up to 2x within minutes). ``compiled_graph_spinning`` is
+the compiled graph with the driver's nap turned off (it waits on each step in Ray's spinning read;
+see :class:`skate.engines.ps.compiled.CompiledSteps`). One engine is alive at a time: an idle
+compiled graph keeps its actors spinning on their channels, which would slow whatever runs beside it.
 
-    .venv/bin/python benchmarks/ps_transport.py [--workers 1 2] [--epochs 10] [--steps 20]
+    .venv/bin/python benchmarks/ps_transport.py [--workers 1 2] [--rounds 3] [--epochs 3] [--steps 60]
 
-Prints one JSON line per worker count, the last one a summary:
-{"n1": {"compiled_graph": .., "compiled_graph_spinning": .., "actor_calls": .., "single": ..,
-        "graph_over_calls": .., "nap_over_spinning": ..}, "n2": {...}}
+Prints one JSON line per measurement, then the summary (median ratios over the rounds):
+{"n1": {"sockets": .., "compiled_graph": .., "compiled_graph_spinning": .., "actor_calls": ..,
+        "sockets_over_graph": .., "sockets_over_calls": .., "nap_over_spinning": ..}, "n2": {...}}
 """
 
 from __future__ import annotations
@@ -19,67 +20,57 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from typing import Any
 
-import numpy as np
 import ray
 
-from ps_throughput import BATCH, MODEL, OPTIMIZER, random_data, single_process
-from skate.data import make_table
-from skate.engines.base import Workload
+from ps_throughput import single_process, skate_ps
+from skate.engines.ps.compiled import CompiledSteps
 from skate.engines.ps.config import ParameterServerConfig
 
-ARMS = {"compiled_graph": ("compiled_graph", None), "compiled_graph_spinning": ("compiled_graph", 0.0),
-        "actor_calls": ("actor_calls", None)}
+ARMS = {"sockets": ("sockets", None), "compiled_graph": ("compiled_graph", None),
+        "compiled_graph_spinning": ("compiled_graph", 0.0), "actor_calls": ("actor_calls", None)}
 """Each arm: its transport and, for a compiled graph, the driver's nap (None: the default)."""
 
 
-def paired(num_workers: int, epochs: int, steps: int) -> dict[str, Any]:
-    """Median samples/s of each arm over alternate epochs, and of the single-process loop."""
-    x, y = random_data(BATCH * num_workers * steps)
-    table = ray.put(make_table(x, y.astype(np.int64), num_classes=10))
-    workload = Workload(model=MODEL, optimizer=OPTIMIZER, batch_size=BATCH, seed=0,
-                        tables={"train": table, "validation": table, "test": table})
-    cpus = 1.8 / (len(ARMS) * num_workers)  # every engine's workers fit on 2 CPUs at once (with room for rounding)
-    engines = {}
-    for arm, (transport, nap) in ARMS.items():
-        engines[arm] = ParameterServerConfig(mode="sync", num_workers=num_workers, transport=transport,
-                                             cpus_per_worker=cpus).create(workload)
-        if nap is not None:
-            engines[arm]._graph.nap = nap
-    rates: dict[str, list[float]] = {arm: [] for arm in ARMS}
-    singles: list[float] = []
+def measure(num_workers: int, transport: str, nap: float | None, steps: int, epochs: int) -> float:
+    """Samples/s of sync steps over ``transport`` as a ratio to the single-process loop times N."""
+    default_nap = CompiledSteps.nap
+    CompiledSteps.nap = default_nap if nap is None else nap
     try:
-        for epoch in range(epochs + 1):  # epoch 0 warms up
-            for arm, engine in engines.items():
-                rate = engine.train_epoch(epoch + 1)["perf/samples_per_s"]
-                if epoch:
-                    rates[arm].append(rate)
-            if epoch and epoch % 3 == 0:
-                singles.append(single_process(steps, 1))
+        before = single_process(steps, 2)
+        rate, _ = skate_ps(ParameterServerConfig(mode="sync", num_workers=num_workers, num_shards=1,
+                                                 transport=transport), steps, epochs)  # type: ignore[arg-type]
+        after = single_process(steps, 2)
     finally:
-        for engine in engines.values():
-            engine.shutdown()
-    medians = {t: statistics.median(v) for t, v in rates.items()}
-    return {**{t: round(v, 1) for t, v in medians.items()}, "single": round(statistics.median(singles), 1),
-            "graph_over_calls": round(medians["compiled_graph"] / medians["actor_calls"], 3),
-            "nap_over_spinning": round(medians["compiled_graph"] / medians["compiled_graph_spinning"], 3)}
+        CompiledSteps.nap = default_nap
+    return rate / (num_workers * (before + after) / 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--epochs", type=int, default=10, help="timed epochs of each engine")
-    parser.add_argument("--steps", type=int, default=20, help="steps per worker per epoch")
+    parser.add_argument("--rounds", type=int, default=3, help="times each transport is measured, in turn")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement (after one warm-up)")
+    parser.add_argument("--steps", type=int, default=60, help="steps per worker per epoch")
     args = parser.parse_args()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    summary = {}
+    ratios: dict[str, dict[str, list[float]]] = {f"n{n}": {arm: [] for arm in ARMS} for n in args.workers}
     try:
-        for n in args.workers:
-            summary[f"n{n}"] = paired(n, args.epochs, args.steps)
-            print(json.dumps({"workers": n, **summary[f"n{n}"]}), flush=True)
+        for _ in range(args.rounds):
+            for n in args.workers:
+                for arm, (transport, nap) in ARMS.items():
+                    ratio = measure(n, transport, nap, args.steps, args.epochs)
+                    ratios[f"n{n}"][arm].append(ratio)
+                    print(json.dumps({"n": n, "transport": arm, "ratio_to_single_x_n": round(ratio, 3)}), flush=True)
     finally:
         ray.shutdown()
+    summary = {}
+    for key, arms in ratios.items():
+        medians = {arm: statistics.median(values) for arm, values in arms.items()}
+        summary[key] = {**{arm: round(value, 3) for arm, value in medians.items()},
+                        "sockets_over_graph": round(medians["sockets"] / medians["compiled_graph"], 3),
+                        "sockets_over_calls": round(medians["sockets"] / medians["actor_calls"], 3),
+                        "nap_over_spinning": round(medians["compiled_graph"] / medians["compiled_graph_spinning"], 3)}
     print(json.dumps(summary))
 
 

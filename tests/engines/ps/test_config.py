@@ -41,11 +41,12 @@ def test_defaults() -> None:
     assert load_spec(JOBS / "digits_rnn.yaml", [PS, "train.strategy.mode=async"]).train.strategy.overlaps
 
 
-@pytest.mark.parametrize(("overrides", "compiles"), [
-    ([], True),
-    (["train.strategy.transport=actor_calls"], False),
-    (["train.strategy.num_workers=3", "train.strategy.backup_workers=1"], False),
-    (["train.strategy.mode=async"], False),
+@pytest.mark.parametrize(("overrides", "sockets", "compiles"), [
+    ([], True, False),
+    (["train.strategy.mode=async"], True, False),
+    (["train.strategy.transport=actor_calls"], False, False),
+    (["train.strategy.transport=compiled_graph"], False, True),
 ])
-def test_sync_steps_run_as_a_compiled_graph_by_default(overrides: list[str], compiles: bool) -> None:
-    assert load_spec(JOBS / "digits_rnn.yaml", [PS, *overrides]).train.strategy.compiles is compiles
+def test_workers_push_on_sockets_by_default(overrides: list[str], sockets: bool, compiles: bool) -> None:
+    strategy = load_spec(JOBS / "digits_rnn.yaml", [PS, *overrides]).train.strategy
+    assert (strategy.uses_sockets, strategy.compiles) == (sockets, compiles)

@@ -39,21 +39,21 @@ def start_engine(refs: dict, *, batch_size: int = 8, **options: object) -> Param
                                   batch_size=batch_size, seed=1, tables=refs))
 
 
-@pytest.mark.parametrize(("mode", "transport"), [("sync", "compiled_graph"), ("sync", "actor_calls"),
-                                               ("async", "actor_calls"), ("ssp", "actor_calls")])
+@pytest.mark.parametrize(("mode", "transport"), [("sync", "sockets"), ("async", "sockets"), ("ssp", "sockets"),
+                                               ("sync", "compiled_graph"), ("sync", "actor_calls"),
+                                               ("async", "actor_calls")])
 def test_a_killed_worker_is_replaced_while_the_others_go_on(refs: dict, mode: str, transport: str) -> None:
-    # batch 4: epochs 2 and 3 together outlast the 0.3 s kill delay with room (a sync epoch at
-    # batch 8 took 0.18 s on a fast day)
-    engine = start_engine(refs, mode=mode, staleness=2 if mode == "ssp" else None,
-                          transport="auto" if mode != "sync" else transport, batch_size=4)
+    engine = start_engine(refs, mode=mode, staleness=2 if mode == "ssp" else None, transport=transport, batch_size=4)
     full = float(ray.get(refs["train"]).num_rows)
     try:
         assert engine.transport == transport
         first = engine.train_epoch(1)
         killer = kill_later(engine.workers[1], 0.3)
-        later = [engine.train_epoch(2)]
-        killer.join()
-        later.append(engine.train_epoch(3))  # the replacement takes part
+        later: list[dict] = []
+        while killer.is_alive() or not later:  # epochs until the kill has landed (an epoch takes 0.1-0.5 s)
+            later.append(engine.train_epoch(len(later) + 2))
+        for _ in range(2):  # the death is seen in the first at the latest; the replacement takes part in the second
+            later.append(engine.train_epoch(len(later) + 2))
         assert engine.transport == transport  # a new graph is built with the replacement
         val = engine.evaluate("validation")
         events = engine.take_events()
@@ -68,7 +68,7 @@ def test_a_killed_worker_is_replaced_while_the_others_go_on(refs: dict, mode: st
     else:
         assert later[-1]["faults/worker_restarts"] == 1 and later[-1]["faults/rollbacks"] == 0
         assert min(m["perf/epoch_samples"] for m in later) < full  # the dead worker's batches were not rerun
-        assert later[-1]["perf/epoch_samples"] == full or later[0]["perf/epoch_samples"] == full
+        assert later[-1]["perf/epoch_samples"] == full
         assert [(e["kind"], e["actor"]) for e in events] == [("worker_died", "worker 1"), ("worker_replaced", "worker 1")]
     assert later[-1]["train/loss"] < first["train/loss"]
     assert val["accuracy"] > 0.6
@@ -103,8 +103,8 @@ def test_past_max_restarts_a_death_is_raised(refs: dict) -> None:
         engine.train_epoch(1)
         kill_later(engine.workers[0], 0.3)
         with pytest.raises(RuntimeError, match=r"worker 0 died .*train.strategy.max_restarts: 0"):
-            engine.train_epoch(2)
-            engine.train_epoch(3)
+            for epoch in range(2, 200):  # until the kill lands (an epoch takes 0.1-0.5 s)
+                engine.train_epoch(epoch)
     finally:
         engine.shutdown()
 

@@ -30,7 +30,7 @@ class ParameterServerConfig(StrategyConfig):
     cpus_per_shard: float = param(0.0, doc="CPUs reserved for each shard (0: shards fit beside the workers)", ge=0)
     overlap: bool | None = param(None, doc="compute the next gradient while a push is in flight (one step staler); default: on for async and ssp, off for sync")
     inline_bytes: int = param(512 * 1024, doc="worker and shard actor calls carry arguments and results up to this many bytes inline, instead of through the object store (Ray's max_direct_call_object_size, 100 KB by default, set for these actors only)", ge=0)
-    transport: Literal["auto", "actor_calls", "compiled_graph"] = param("auto", doc="how sync steps move between actors: a Ray Compiled Graph per step (shared-memory channels, the default for sync without backup workers) or actor calls (always used by async, ssp and backup workers)")
+    transport: Literal["sockets", "actor_calls", "compiled_graph"] = param("sockets", doc="how gradients and parameters move between workers and shards: sockets (a direct connection from each worker to each shard: Unix on one node, TCP across nodes), actor_calls (Ray actor calls, arrays through the object store), or compiled_graph (a Ray Compiled Graph per step; sync without backup workers only)")
 
     def __post_init__(self) -> None:
         if self.mode == "sync" and self.overlap:
@@ -53,10 +53,13 @@ class ParameterServerConfig(StrategyConfig):
 
     @property
     def compiles(self) -> bool:
-        """Whether sync steps run as a compiled graph (``transport``, or its default for the mode)."""
-        if self.transport == "auto":
-            return self.mode == "sync" and not self.backup_workers
+        """Whether sync steps run as a compiled graph."""
         return self.transport == "compiled_graph"
+
+    @property
+    def uses_sockets(self) -> bool:
+        """Whether workers push on direct connections to the shards."""
+        return self.transport == "sockets"
 
     @property
     def overlaps(self) -> bool:

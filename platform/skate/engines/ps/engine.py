@@ -23,6 +23,7 @@ from skate.engines.ps.layout import Layout
 from skate.engines.ps.shard import ParameterShard, UpdateRule
 from skate.engines.ps.ssp import SspRule
 from skate.engines.ps.sync import SyncRule
+from skate.engines.ps.wire import ShardLost
 from skate.engines.ps.worker import PSWorker
 from skate.engines.replica import EpochClock, means
 
@@ -87,20 +88,23 @@ class ParameterServerEngine(Engine):
                     refuse_grad_norm=self.workload.refuse_grad_norm)
             for i, (lo, hi) in enumerate(self.layout.shards)
         ]
+        self.addresses = ray.get([shard.serve.remote() for shard in self.shards]) if config.uses_sockets else None
         self.workers = [self._new_worker(rank) for rank in range(config.num_workers)]
         self._graph = CompiledSteps(self.workers, self.shards) if config.compiles else None
 
     @property
     def transport(self) -> str:
-        """How the current sync steps move: ``compiled_graph`` or ``actor_calls``."""
-        return "compiled_graph" if self._graph is not None else "actor_calls"
+        """How the current steps move: ``sockets``, ``compiled_graph`` or ``actor_calls``."""
+        if self._graph is not None:
+            return "compiled_graph"
+        return "sockets" if self.addresses is not None else "actor_calls"
 
     def _new_worker(self, rank: int) -> Any:
         config = self.config
         actor = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)(PSWorker)
         return actor.options(**self.placement.options(rank), **config.actor_options).remote(
             self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards, layout=self.layout,
-            compression=config.compression, overlap=config.overlaps)
+            compression=config.compression, overlap=config.overlaps, addresses=self.addresses)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         return self._guarded(lambda: self._run_segment(epoch, start, stop), after=self._keep_snapshot)
@@ -251,6 +255,8 @@ class ParameterServerEngine(Engine):
 
     def _dead_actor(self, error: RayError) -> str:
         cause = error.cause if isinstance(error, RayTaskError) else error
+        if isinstance(cause, ShardLost):
+            return f"shard {cause.shard}"
         dead = getattr(cause, "actor_id", None)
         named = [(f"shard {i}", a) for i, a in enumerate(self.shards)] + [(f"worker {i}", a) for i, a in enumerate(self.workers)]
         return next((name for name, actor in named if actor._actor_id.hex() == dead), "an actor")
@@ -349,7 +355,8 @@ def _answers(actor: Any, timeout_s: float = 10.0) -> bool:
 def actor_died(error: BaseException) -> bool:
     """Whether ``error`` (or the error inside a failed task) is the death of an actor; a compiled
     graph's channel closing under it counts as one, its timing out does not (every actor may be alive:
-    tearing the graph down then would only make things worse)."""
+    tearing the graph down then would only make things worse); so does a shard's direct connection
+    closing under a worker."""
     errors = [error, getattr(error, "cause", None)]
-    return any(isinstance(e, (RayActorError, RayChannelError)) and not isinstance(e, RayChannelTimeoutError)
+    return any(isinstance(e, (RayActorError, RayChannelError, ShardLost)) and not isinstance(e, RayChannelTimeoutError)
                for e in errors)

@@ -121,6 +121,11 @@ class FlatModel:
         self.params[start:stop].copy_(torch.from_numpy(values))
 
 
+def wire_dtype(compression: Compression) -> np.dtype:
+    """The dtype of what :func:`encode` produces."""
+    return np.dtype({"none": np.float32, "fp16": np.float16, "bf16": np.int16}[compression])
+
+
 def encode(values: np.ndarray, compression: Compression) -> np.ndarray:
     """float32 values as they cross the wire: unchanged, float16, or bfloat16 bits (as int16)."""
     if compression == "fp16":

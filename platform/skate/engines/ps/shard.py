@@ -11,11 +11,13 @@ import asyncio
 from typing import Any, Protocol
 
 import numpy as np
+import ray
 import torch
 
 from skate.engines.guard import slice_problem
 from skate.engines.optim import OptimizerConfig
-from skate.engines.ps.layout import Compression, decode, encode
+from skate.engines.ps.layout import Compression, decode, encode, wire_dtype
+from skate.engines.ps.wire import Address, serve
 
 
 class ShardCore:
@@ -50,11 +52,13 @@ class ShardCore:
 
 
 def weighted_mean(grads: list[tuple[np.ndarray, int]]) -> np.ndarray | None:
-    """The example-weighted mean of mean gradients (``None`` when no example was seen)."""
-    total = sum(count for _, count in grads)
-    if not total:
-        return None
-    return sum(grad * np.float32(count) for grad, count in grads if count) / np.float32(total)
+    """The example-weighted mean of mean gradients (``None`` when no example was seen; the one
+    gradient itself when only one has examples)."""
+    seen = [(grad, count) for grad, count in grads if count]
+    if len(seen) <= 1:
+        return seen[0][0] if seen else None
+    total = sum(count for _, count in seen)
+    return sum(grad * np.float32(count) for grad, count in seen) / np.float32(total)
 
 
 class UpdateRule(Protocol):
@@ -101,9 +105,20 @@ class ParameterShard:
 
     async def push_pull(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> tuple[np.ndarray, int]:
         """Push a gradient; returns the parameters to use next and their version."""
+        await self.push(worker, read_version, grad, count)
+        return self.pull()
+
+    async def push(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
+        """Hand a gradient to the update rule (it returns when the pusher may go on)."""
         decoded, count = self._guarded(grad, count)
         await self.rule.push(self.core, worker=worker, read_version=read_version, grad=decoded, count=count)
-        return self.pull()
+
+    async def serve(self) -> Address:
+        """Serve pushes on direct connections too (see :mod:`skate.engines.ps.wire`); returns where."""
+        address, self._servers = await serve(self.push, self.wire_view, wire_dtype(self.compression),
+                                             node=ray.get_runtime_context().get_node_id(),
+                                             host=ray.util.get_node_ip_address())
+        return address
 
     def apply_mean(self, *pushed: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
         """One synchronous step from every worker's ``(gradient, example count)`` at once, as a
@@ -128,7 +143,13 @@ class ParameterShard:
         self.rule.rejoin(worker)
 
     def pull(self) -> tuple[np.ndarray, int]:
-        return encode(self.core.params.detach().numpy().copy(), self.compression), self.core.version
+        """The parameters in the wire format (a copy) and their version."""
+        values, version = self.wire_view()
+        return (values.copy() if values.base is not None else values), version
+
+    def wire_view(self) -> tuple[np.ndarray, int]:
+        """:meth:`pull` without the copy: valid until the parameters next change."""
+        return encode(self.core.params.detach().numpy(), self.compression), self.core.version
 
     def version(self) -> int:
         return self.core.version

@@ -15,35 +15,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from skate.engines.ps.shard import ShardCore
+from skate.engines.ps.shard import ShardCore, weighted_mean
 
 
 class SyncRule:
     def __init__(self, *, num_workers: int, backup_workers: int) -> None:
         self.aggregate = num_workers - backup_workers
         self.live = num_workers
-        self._sum: np.ndarray | None = None
-        self._count = 0
-        self._arrived = 0
+        self._pushed: list[tuple[np.ndarray, int]] = []
         self._draining = False
 
     async def push(self, core: ShardCore, *, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
         if read_version != core.version:
             core.stats["dropped"] += 1
             return
-        if count:
-            weighted = grad * np.float32(count)
-            self._sum = weighted if self._sum is None else self._sum + weighted
-            self._count += count
-        self._arrived += 1
-        if self._arrived >= self.needed or self._draining:
+        self._pushed.append((grad, count))
+        if len(self._pushed) >= self.needed or self._draining:
             await self._apply(core)
         else:
             await core.wait_until(lambda: core.version > read_version)
 
     async def _apply(self, core: ShardCore) -> None:
-        mean = None if self._sum is None else self._sum / np.float32(self._count)
-        self._sum, self._count, self._arrived = None, 0, 0
+        mean = weighted_mean(self._pushed)
+        self._pushed = []
         core.apply(mean)
         await core.notify()
 
@@ -54,7 +48,7 @@ class SyncRule:
 
     async def drain(self, core: ShardCore) -> None:
         self._draining = True
-        if self._arrived:
+        if self._pushed:
             await self._apply(core)
 
     def begin_segment(self) -> None:
@@ -62,7 +56,7 @@ class SyncRule:
 
     async def leave(self, core: ShardCore, worker: int) -> None:
         self.live -= 1
-        if self._arrived and self._arrived >= self.needed:
+        if self._pushed and len(self._pushed) >= self.needed:
             await self._apply(core)
 
     def rejoin(self, worker: int) -> None:

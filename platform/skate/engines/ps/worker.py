@@ -3,13 +3,18 @@ fresh parameters, directly (the driver is not in the data path)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import ray
 
 from skate.engines.base import Metrics, Workload
-from skate.engines.ps.layout import Compression, FlatModel, Layout, decode, encode
+from skate.engines.ps.layout import Compression, FlatModel, Layout, decode, encode, wire_dtype
+from skate.engines.ps.wire import Address, ShardLink
 from skate.engines.replica import assigned_device, EpochClock, Replica
+
+Replies = Callable[[], list[tuple[np.ndarray, int]]]
+"""What a push returns: a call that waits for every shard's reply."""
 
 
 class PSWorker:
@@ -22,10 +27,12 @@ class PSWorker:
         layout: the flat parameter vector and its shard ranges.
         compression: the wire format of gradients and parameters.
         overlap: compute the next gradient while the last push is in flight.
+        addresses: the shards' direct connections (:mod:`skate.engines.ps.wire`), one per shard, to push
+            on instead of actor calls (``None``: actor calls).
     """
 
     def __init__(self, workload: Workload, *, rank: int, num_workers: int, shards: list[Any], layout: Layout,
-                 compression: Compression, overlap: bool = False) -> None:
+                 compression: Compression, overlap: bool = False, addresses: list[Address] | None = None) -> None:
         self.rank = rank
         self.replica = Replica(workload, rank=rank, num_replicas=num_workers,
                                device=assigned_device())
@@ -35,6 +42,9 @@ class PSWorker:
         self.compression = compression
         self.overlap = overlap
         self.versions = [0] * len(shards)
+        node = ray.get_runtime_context().get_node_id()
+        self.links = None if addresses is None else [
+            ShardLink(address, node=node, wire_dtype=wire_dtype(compression), shard=i) for i, address in enumerate(addresses)]
         self.begin_steps(0, 0, 0)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> dict[str, float]:
@@ -46,17 +56,19 @@ class PSWorker:
         then one step staler, which async and ssp allow and sync does not.
         """
         self.begin_steps(epoch, start, stop)
-        in_flight: list[ray.ObjectRef] | None = None
-        for batch in self._batches:
+        in_flight: Replies | None = None
+        batch = next(self._batches, None)
+        while batch is not None:
             count = self._backward(batch)
             if in_flight is not None:
-                self._install(ray.get(in_flight))
+                self._install(in_flight())
             in_flight = self._push(count)
+            batch = next(self._batches, None)  # drawn while the push is in flight
             if not self.overlap:
-                self._install(ray.get(in_flight))
+                self._install(in_flight())
                 in_flight = None
         if in_flight is not None:
-            self._install(ray.get(in_flight))
+            self._install(in_flight())
         return self.end_steps()
 
     # A segment of steps run by a compiled graph (sync mode): the engine calls begin_steps, then
@@ -105,10 +117,17 @@ class PSWorker:
         self.wire_bytes += sum(g.nbytes for g in grads) * 2  # the parameters come back in the same format
         return grads
 
-    def _push(self, count: int) -> list[ray.ObjectRef]:
-        """Send this step's gradient slices (serialised now, so the buffer is free again)."""
-        return [shard.push_pull.remote(self.rank, self.versions[i], grad, count)
-                for i, (shard, grad) in enumerate(zip(self.shards, self._encoded_grads()))]
+    def _push(self, count: int) -> Replies:
+        """Send this step's gradient slices (copied out now, so the buffer is free again)."""
+        grads = self._encoded_grads()
+        if self.links is None:
+            refs = [shard.push_pull.remote(self.rank, self.versions[i], grad, count)
+                    for i, (shard, grad) in enumerate(zip(self.shards, grads))]
+            return lambda: ray.get(refs)
+        for i, (link, grad) in enumerate(zip(self.links, grads)):
+            link.send(self.rank, self.versions[i], grad, count)
+        links = self.links
+        return lambda: [link.receive() for link in links]
 
     def _install(self, results: list[tuple[Any, int]]) -> None:
         for i, ((values, version), (lo, hi)) in enumerate(zip(results, self.layout.shards)):

@@ -1,0 +1,136 @@
+"""Direct worker-shard connections, without Ray: a push and its reply, on Unix and TCP sockets, and a
+shard that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+from multiprocessing.connection import Connection
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+from skate.engines.ps.wire import Address, serve, ShardLink, ShardLost
+
+
+class FakeShard:
+    """Adds each pushed gradient, times its example count, to its parameters."""
+
+    def __init__(self, size: int, dtype: Any) -> None:
+        self.params = np.zeros(size, dtype=dtype)
+        self.version = 0
+        self.pushes: list[tuple[int, int, int]] = []
+
+    async def push(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
+        self.pushes.append((worker, read_version, count))
+        self.params = self.params + grad * count
+        self.version += 1
+
+    def view(self) -> tuple[np.ndarray, int]:
+        return self.params, self.version
+
+
+class Served:
+    """A fake shard served on an event loop in a thread."""
+
+    def __init__(self, shard: FakeShard, dtype: Any) -> None:
+        self.shard = shard
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        started = asyncio.run_coroutine_threadsafe(
+            serve(shard.push, shard.view, np.dtype(dtype), node="node-a", host="127.0.0.1"), self.loop)
+        self.address, self.servers = started.result(timeout=10)
+
+    def stop(self) -> None:
+        async def close() -> None:
+            for server in self.servers:
+                server.close()
+            connections = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in connections:
+                task.cancel()
+            await asyncio.gather(*connections, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _serve_forever(sender: Connection) -> None:
+    async def main() -> None:
+        shard = FakeShard(5, np.float32)
+        address, _ = await serve(shard.push, shard.view, np.dtype(np.float32), node="node-a", host="127.0.0.1")
+        sender.send(address)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    server = Served(FakeShard(5, np.float32), np.float32)
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("node", ["node-a", "node-b"], ids=["unix", "tcp"])
+def test_a_push_comes_back_as_the_shards_parameters_and_version(served: Served, node: str) -> None:
+    link = ShardLink(served.address, node=node, wire_dtype=np.float32, shard=0)
+    for step in range(3):
+        link.send(1, step, np.arange(5, dtype=np.float32), 2)
+        values, version = link.receive()
+        assert version == step + 1
+        np.testing.assert_array_equal(values, np.arange(5) * 2 * (step + 1))
+    assert served.shard.pushes == [(1, 0, 2), (1, 1, 2), (1, 2, 2)]
+    link.close()
+
+
+def test_compressed_payloads_keep_their_dtype() -> None:
+    server = Served(FakeShard(4, np.float16), np.float16)
+    try:
+        link = ShardLink(server.address, node="node-a", wire_dtype=np.float16, shard=0)
+        link.send(0, 0, np.full(4, 0.5, dtype=np.float16), 1)
+        values, _ = link.receive()
+        assert values.dtype == np.float16 and values.tolist() == [0.5] * 4
+    finally:
+        server.stop()
+
+
+def test_a_shard_process_that_dies_is_named_by_the_worker() -> None:
+    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
+    process = multiprocessing.get_context("fork").Process(target=_serve_forever, args=(sender,), daemon=True)
+    process.start()
+    try:
+        link = ShardLink(receiver.recv(), node="node-a", wire_dtype=np.float32, shard=3)
+        link.send(0, 0, np.ones(5, dtype=np.float32), 1)
+        assert link.receive()[1] == 1
+        os.kill(process.pid, signal.SIGKILL)
+        process.join()
+        with pytest.raises(ShardLost, match="shard 3 (closed its connection|went away)"):
+            link.send(0, 1, np.ones(5, dtype=np.float32), 1)
+            link.receive()
+    finally:
+        process.kill()
+
+
+def test_an_address_nobody_listens_on_is_named() -> None:
+    nowhere = Address(node="node-a", unix="\0skate-test-nobody-here", host="127.0.0.1", port=1)
+    with pytest.raises(ShardLost, match="shard 2 does not answer"):
+        ShardLink(nowhere, node="node-a", wire_dtype=np.float32, shard=2)
+
+
+def test_the_lost_shard_survives_pickling_as_ray_sends_it() -> None:
+    error = pickle.loads(pickle.dumps(ShardLost(1, "closed its connection during a push (the shard died)")))
+    assert error.shard == 1 and str(error) == "shard 1 closed its connection during a push (the shard died)"
+
+
+def test_a_worker_that_hangs_up_mid_push_leaves_the_shard_serving(served: Served) -> None:
+    quitter = ShardLink(served.address, node="node-a", wire_dtype=np.float32, shard=0)
+    quitter.sock.sendall(b"\x00" * 10)  # half a header, then gone
+    quitter.close()
+    link = ShardLink(served.address, node="node-a", wire_dtype=np.float32, shard=0)
+    link.send(0, 0, np.ones(5, dtype=np.float32), 1)
+    assert link.receive()[1] == 1
