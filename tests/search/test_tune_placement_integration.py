@@ -106,7 +106,7 @@ def test_a_trial_needing_more_gpus_than_a_node_has_spreads_over_nodes(
     assert num_workers > max(gpu_nodes.values())
     result = search(tmp_path_factory, "ps_spread", {"kind": "parameter_server", "num_workers": num_workers,
                                                     "gpus_per_worker": 1, "cpus_per_worker": 0.5},
-                    num_samples=1)  # sync's compiled graph, across two nodes (one step in flight there)
+                    num_samples=1)  # sync over sockets, TCP between the two nodes
     (record,) = result.trials
     workers = gpu_bundles(record.run_dir)
     assert [b["resources"] for b in workers] == [{"CPU": 0.5, "GPU": 1.0}] * num_workers

@@ -6,7 +6,7 @@ fraction of that. The driver only starts each step (a few steps ahead: every act
 of step t+1 after its part of step t, so the steps stay in order); gradients and parameters go
 from actor to actor.
 
-Used for ``mode: sync`` without backup workers: the graph is static and each shard step takes
+Used with ``transport: compiled_graph`` (sync without backup workers): the graph is static and each shard step takes
 every worker's gradient. Any actor's death fails the graph; the engine tears it down and carries
 on with actor calls (see :class:`skate.engines.ps.engine.ParameterServerEngine`).
 """

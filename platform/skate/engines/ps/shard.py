@@ -17,6 +17,7 @@ import torch
 from skate.engines.guard import slice_problem
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.layout import Compression, decode, encode, wire_dtype
+from skate.engines.ps.warm import WarmUp
 from skate.engines.ps.wire import Address, serve
 
 
@@ -31,6 +32,7 @@ class ShardCore:
         self.version = 0
         self.changed = asyncio.Condition()
         self.stats = {"applied": 0, "dropped": 0, "staleness_sum": 0, "refused": 0}
+        self.warm_up = WarmUp(optimizer)
 
     def apply(self, grad: np.ndarray | None, *, lr_scale: float = 1.0) -> None:
         """One optimizer step with ``grad`` (``None``: nothing to apply, the version still moves), at
@@ -41,6 +43,7 @@ class ShardCore:
             self.optimizer.step()
             self.stats["applied"] += 1
         self.version += 1
+        self.warm_up.updated()
 
     async def notify(self) -> None:
         async with self.changed:
@@ -145,7 +148,7 @@ class ParameterShard:
     def pull(self) -> tuple[np.ndarray, int]:
         """The parameters in the wire format (a copy) and their version."""
         values, version = self.wire_view()
-        return (values.copy() if values.base is not None else values), version
+        return (values.copy() if self.compression == "none" else values), version  # fp16/bf16: encoding copied
 
     def wire_view(self) -> tuple[np.ndarray, int]:
         """:meth:`pull` without the copy: valid until the parameters next change."""

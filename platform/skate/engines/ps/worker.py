@@ -10,7 +10,7 @@ import ray
 
 from skate.engines.base import Metrics, Workload
 from skate.engines.ps.layout import Compression, FlatModel, Layout, decode, encode, wire_dtype
-from skate.engines.ps.wire import Address, ShardLink
+from skate.engines.ps.wire import Address, REPLY, REQUEST, ShardLink
 from skate.engines.replica import assigned_device, EpochClock, Replica
 
 Replies = Callable[[], list[tuple[np.ndarray, int]]]
@@ -126,6 +126,7 @@ class PSWorker:
             return lambda: ray.get(refs)
         for i, (link, grad) in enumerate(zip(self.links, grads)):
             link.send(self.rank, self.versions[i], grad, count)
+        self.wire_bytes += len(self.links) * (REQUEST.size + REPLY.size)  # the messages' headers
         links = self.links
         return lambda: [link.receive() for link in links]
 
