@@ -17,6 +17,8 @@ import pytest
 
 from skate.engines.ps.wire import Address, serve, ShardLink, ShardLost
 
+TOKEN = b"t" * 32
+
 
 class FakeShard:
     """Adds each pushed gradient, times its example count, to its parameters."""
@@ -43,7 +45,7 @@ class Served:
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         started = asyncio.run_coroutine_threadsafe(
-            serve(shard.push, shard.view, np.dtype(dtype), node="node-a", host="127.0.0.1"), self.loop)
+            serve(shard.push, shard.view, np.dtype(dtype), token=TOKEN, node="node-a", host="127.0.0.1"), self.loop)
         self.address, self.servers = started.result(timeout=10)
 
     def stop(self) -> None:
@@ -62,7 +64,7 @@ class Served:
 def _serve_forever(sender: Connection) -> None:
     async def main() -> None:
         shard = FakeShard(5, np.float32)
-        address, _ = await serve(shard.push, shard.view, np.dtype(np.float32), node="node-a", host="127.0.0.1")
+        address, _ = await serve(shard.push, shard.view, np.dtype(np.float32), token=TOKEN, node="node-a", host="127.0.0.1")
         sender.send(address)
         await asyncio.Event().wait()
 
@@ -78,7 +80,7 @@ def served() -> Iterator[Served]:
 
 @pytest.mark.parametrize("node", ["node-a", "node-b"], ids=["unix", "tcp"])
 def test_a_push_comes_back_as_the_shards_parameters_and_version(served: Served, node: str) -> None:
-    link = ShardLink(served.address, node=node, wire_dtype=np.float32, shard=0)
+    link = ShardLink(served.address, token=TOKEN, node=node, wire_dtype=np.float32, shard=0)
     for step in range(3):
         link.send(1, step, np.arange(5, dtype=np.float32), 2)
         values, version = link.receive()
@@ -91,7 +93,7 @@ def test_a_push_comes_back_as_the_shards_parameters_and_version(served: Served, 
 def test_compressed_payloads_keep_their_dtype() -> None:
     server = Served(FakeShard(4, np.float16), np.float16)
     try:
-        link = ShardLink(server.address, node="node-a", wire_dtype=np.float16, shard=0)
+        link = ShardLink(server.address, token=TOKEN, node="node-a", wire_dtype=np.float16, shard=0)
         link.send(0, 0, np.full(4, 0.5, dtype=np.float16), 1)
         values, _ = link.receive()
         assert values.dtype == np.float16 and values.tolist() == [0.5] * 4
@@ -104,7 +106,7 @@ def test_a_shard_process_that_dies_is_named_by_the_worker() -> None:
     process = multiprocessing.get_context("fork").Process(target=_serve_forever, args=(sender,), daemon=True)
     process.start()
     try:
-        link = ShardLink(receiver.recv(), node="node-a", wire_dtype=np.float32, shard=3)
+        link = ShardLink(receiver.recv(), token=TOKEN, node="node-a", wire_dtype=np.float32, shard=3)
         link.send(0, 0, np.ones(5, dtype=np.float32), 1)
         assert link.receive()[1] == 1
         os.kill(process.pid, signal.SIGKILL)
@@ -119,7 +121,7 @@ def test_a_shard_process_that_dies_is_named_by_the_worker() -> None:
 def test_an_address_nobody_listens_on_is_named() -> None:
     nowhere = Address(node="node-a", unix="\0skate-test-nobody-here", host="127.0.0.1", port=1)
     with pytest.raises(ShardLost, match="shard 2 does not answer"):
-        ShardLink(nowhere, node="node-a", wire_dtype=np.float32, shard=2)
+        ShardLink(nowhere, token=TOKEN, node="node-a", wire_dtype=np.float32, shard=2)
 
 
 def test_the_lost_shard_survives_pickling_as_ray_sends_it() -> None:
@@ -128,9 +130,18 @@ def test_the_lost_shard_survives_pickling_as_ray_sends_it() -> None:
 
 
 def test_a_worker_that_hangs_up_mid_push_leaves_the_shard_serving(served: Served) -> None:
-    quitter = ShardLink(served.address, node="node-a", wire_dtype=np.float32, shard=0)
+    quitter = ShardLink(served.address, token=TOKEN, node="node-a", wire_dtype=np.float32, shard=0)
     quitter.sock.sendall(b"\x00" * 10)  # half a header, then gone
     quitter.close()
-    link = ShardLink(served.address, node="node-a", wire_dtype=np.float32, shard=0)
+    link = ShardLink(served.address, token=TOKEN, node="node-a", wire_dtype=np.float32, shard=0)
     link.send(0, 0, np.ones(5, dtype=np.float32), 1)
     assert link.receive()[1] == 1
+
+
+@pytest.mark.parametrize("node", ["node-a", "node-b"], ids=["unix", "tcp"])
+def test_a_connection_without_the_jobs_token_is_hung_up_on(served: Served, node: str) -> None:
+    stranger = ShardLink(served.address, token=b"x" * 32, node=node, wire_dtype=np.float32, shard=0)
+    with pytest.raises(ShardLost, match="shard 0"):
+        stranger.send(0, 0, np.ones(5, dtype=np.float32), 1)
+        stranger.receive()
+    assert served.shard.pushes == []

@@ -23,7 +23,7 @@ from skate.engines.ps.layout import Layout
 from skate.engines.ps.shard import ParameterShard, UpdateRule
 from skate.engines.ps.ssp import SspRule
 from skate.engines.ps.sync import SyncRule
-from skate.engines.ps.wire import ShardLost
+from skate.engines.ps.wire import new_token, ShardLost
 from skate.engines.ps.worker import PSWorker
 from skate.engines.replica import EpochClock, means
 
@@ -59,6 +59,7 @@ class ParameterServerEngine(Engine):
         model = workload.model.build(info_of(ray.get(workload.tables["train"])))
         self.layout = Layout.of(model, config.num_shards)
         self._snapshot: dict[str, Any] | None = None
+        self._token = new_token()  # what workers present to the shards' sockets
         # Worker r goes in bundle r (its replacement too); a shard in its own bundle if it reserves
         # CPUs, else in any (it then runs beside the workers).
         self.placement = JobPlacement(config.bundles(), name="parameter_server")
@@ -88,7 +89,7 @@ class ParameterServerEngine(Engine):
                     refuse_grad_norm=self.workload.refuse_grad_norm)
             for i, (lo, hi) in enumerate(self.layout.shards)
         ]
-        self.addresses = ray.get([shard.serve.remote() for shard in self.shards]) if config.uses_sockets else None
+        self.addresses = ray.get([shard.serve.remote(self._token) for shard in self.shards]) if config.uses_sockets else None
         self.workers = [self._new_worker(rank) for rank in range(config.num_workers)]
         self._graph = CompiledSteps(self.workers, self.shards) if config.compiles else None
 
@@ -104,7 +105,7 @@ class ParameterServerEngine(Engine):
         actor = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)(PSWorker)
         return actor.options(**self.placement.options(rank), **config.actor_options).remote(
             self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards, layout=self.layout,
-            compression=config.compression, overlap=config.overlaps, addresses=self.addresses)
+            compression=config.compression, overlap=config.overlaps, addresses=self.addresses, token=self._token)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         return self._guarded(lambda: self._run_segment(epoch, start, stop), after=self._keep_snapshot)

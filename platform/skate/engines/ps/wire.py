@@ -13,12 +13,18 @@ actor call (:meth:`~skate.engines.ps.shard.ParameterShard.push_pull`), so sync b
 waits work unchanged. A connection that closes is the death of the process at the other end: the
 shard stops serving that worker (the engine makes it leave the barriers), and a worker whose shard
 went away raises :class:`ShardLost`, which the engine treats as the shard's death.
+
+Anything on the node can connect to an abstract Unix socket, and anything on the cluster's network
+to the TCP port, so a connection first sends the job's token (random, made by the engine for its
+actors alone); the shard hangs up on any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
+import secrets
 import socket
 import struct
 import uuid
@@ -63,7 +69,15 @@ class Address:
     port: int
 
 
-async def serve(push: Push, view: View, wire_dtype: np.dtype, *, node: str,
+TOKEN_BYTES = 32
+
+
+def new_token() -> bytes:
+    """A token for one engine's connections."""
+    return secrets.token_bytes(TOKEN_BYTES)
+
+
+async def serve(push: Push, view: View, wire_dtype: np.dtype, *, token: bytes, node: str,
                 host: str) -> tuple[Address, list[asyncio.AbstractServer]]:
     """Start serving pushes on the running event loop; returns the address and the servers.
 
@@ -73,6 +87,8 @@ async def serve(push: Push, view: View, wire_dtype: np.dtype, *, node: str,
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            if not hmac.compare_digest(await reader.readexactly(len(token)), token):
+                return  # not one of this job's workers
             while True:
                 worker, read_version, count, size = REQUEST.unpack(await reader.readexactly(REQUEST.size))
                 grad = np.frombuffer(await reader.readexactly(size), dtype=wire_dtype)
@@ -96,7 +112,7 @@ async def serve(push: Push, view: View, wire_dtype: np.dtype, *, node: str,
 class ShardLink:
     """A worker's connection to one shard (blocking: the worker has nothing else to do meanwhile)."""
 
-    def __init__(self, address: Address, *, node: str, wire_dtype: np.dtype, shard: int) -> None:
+    def __init__(self, address: Address, *, token: bytes, node: str, wire_dtype: np.dtype, shard: int) -> None:
         self.shard = shard
         self.wire_dtype = np.dtype(wire_dtype)
         try:
@@ -106,6 +122,7 @@ class ShardLink:
             else:
                 self.sock = socket.create_connection((address.host, address.port))
                 self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock.sendall(token)
         except OSError as error:
             raise ShardLost(shard, f"does not answer at {address}: {error}") from error
 

@@ -29,10 +29,12 @@ class PSWorker:
         overlap: compute the next gradient while the last push is in flight.
         addresses: the shards' direct connections (:mod:`skate.engines.ps.wire`), one per shard, to push
             on instead of actor calls (``None``: actor calls).
+        token: what those connections present to the shards.
     """
 
     def __init__(self, workload: Workload, *, rank: int, num_workers: int, shards: list[Any], layout: Layout,
-                 compression: Compression, overlap: bool = False, addresses: list[Address] | None = None) -> None:
+                 compression: Compression, overlap: bool = False, addresses: list[Address] | None = None,
+                 token: bytes = b"") -> None:
         self.rank = rank
         self.replica = Replica(workload, rank=rank, num_replicas=num_workers,
                                device=assigned_device())
@@ -44,7 +46,8 @@ class PSWorker:
         self.versions = [0] * len(shards)
         node = ray.get_runtime_context().get_node_id()
         self.links = None if addresses is None else [
-            ShardLink(address, node=node, wire_dtype=wire_dtype(compression), shard=i) for i, address in enumerate(addresses)]
+            ShardLink(address, token=token, node=node, wire_dtype=wire_dtype(compression), shard=i)
+            for i, address in enumerate(addresses)]
         self.begin_steps(0, 0, 0)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> dict[str, float]:

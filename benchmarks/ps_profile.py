@@ -1,0 +1,144 @@
+"""Where a parameter-server step's time goes: the worker's and the shard's timeline, step by step.
+
+The seed's MNIST-sized classifier (BasicRNN 150, 28x28, batch 150, random data, Adam), one shard,
+over the default transport (sockets). Worker and shard actors record ``time.perf_counter()`` (one
+monotonic clock for every process of a node) at each phase of each step; the medians over the
+timed epochs split a step into the worker's backward pass (forward, loss, backward, the guard and
+metrics), sending the gradient, the time until the next backward starts (drawing the next batch;
+for sync, also waiting for the shard and installing its reply), and, on the shard's side, its
+update (the update rule and optimizer step). The single-process loop's step on one thread is
+measured just before and after, for the ratio (of the median steps; ``mean_step_ms`` shows the
+tail that samples/s also pays).
+
+    .venv/bin/python benchmarks/ps_profile.py [--modes sync async] [--workers 1] [--epochs 3] [--steps 60]
+
+Prints one JSON line per mode (milliseconds, medians over steps):
+{"mode": .., "n": .., "single_step_ms": .., "step_ms": .., "ratio": .., "mean_step_ms": .., "backward_ms": .., "send_ms": ..,
+ "until_next_backward_ms": .., "install_ms": .., "shard_update_ms": ..}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import ray
+
+import skate.engines.ps.engine as ps_engine
+from ps_throughput import BATCH, MODEL, OPTIMIZER, random_data, single_process
+from skate.data import make_table
+from skate.engines.base import Workload
+from skate.engines.ps.config import ParameterServerConfig
+from skate.engines.ps.shard import ParameterShard
+from skate.engines.ps.worker import PSWorker
+
+
+class _Timeline:
+    """Timestamps by phase, handed over and cleared by :meth:`take_timeline`."""
+
+    _marks: list[tuple[str, float]]
+
+    def _mark(self, phase: str) -> None:
+        if not hasattr(self, "_marks"):
+            self._marks = []
+        self._marks.append((phase, time.perf_counter()))
+
+    def take_timeline(self) -> list[tuple[str, float]]:
+        marks, self._marks = getattr(self, "_marks", []), []
+        return marks
+
+
+class TimedWorker(PSWorker, _Timeline):
+    def _backward(self, batch: Any) -> int:
+        self._mark("backward")
+        count = super()._backward(batch)
+        self._mark("backward_done")
+        return count
+
+    def _push(self, count: int) -> Any:
+        replies = super()._push(count)
+        self._mark("sent")
+        return replies
+
+    def _install(self, results: list[tuple[Any, int]]) -> None:
+        self._mark("install")
+        super()._install(results)
+        self._mark("install_done")
+
+
+class TimedShard(ParameterShard, _Timeline):
+    async def push(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
+        self._mark("update")
+        await super().push(worker, read_version, grad, count)
+        self._mark("update_done")
+
+
+def _times(marks: list[tuple[str, float]], phase: str) -> list[float]:
+    return [t for name, t in marks if name == phase]
+
+
+def _gaps(starts: list[float], ends: list[float]) -> float:
+    """Median milliseconds from each start to the first end after it."""
+    gaps = []
+    for start in starts:
+        later = [end for end in ends if end >= start]
+        if later:
+            gaps.append(later[0] - start)
+    return 1000 * statistics.median(gaps)
+
+
+def profile(mode: str, num_workers: int, epochs: int, steps: int) -> dict[str, Any]:
+    x, y = random_data(BATCH * num_workers * steps)
+    table = ray.put(make_table(x, y.astype(np.int64), num_classes=10))
+    options: dict[str, Any] = {"staleness": 2} if mode == "ssp" else {}
+    config = ParameterServerConfig(mode=mode, num_workers=num_workers, num_shards=1, **options)  # type: ignore[arg-type]
+    before = single_process(steps, 2)
+    engine = config.create(Workload(model=MODEL, optimizer=OPTIMIZER, batch_size=BATCH, seed=0,
+                                    tables={"train": table, "validation": table, "test": table}))
+    worker: list[tuple[str, float]] = []
+    shard: list[tuple[str, float]] = []
+    try:
+        for epoch in range(1, epochs + 2):
+            engine.train_epoch(epoch)
+            marks = ray.get([engine.workers[0].take_timeline.remote(), engine.shards[0].take_timeline.remote()])
+            if epoch > 1:  # the first epoch warms up
+                worker += marks[0]
+                shard += marks[1]
+    finally:
+        engine.shutdown()
+    after = single_process(steps, 2)
+    backward, done = _times(worker, "backward"), _times(worker, "backward_done")
+    steps_ms = [1000 * (b - a) for a, b in zip(backward, backward[1:]) if b - a < 1.0]  # not across epochs
+    single_ms = 1000 * BATCH / ((before + after) / 2)
+    step_ms = statistics.median(steps_ms)
+    return {"mode": mode, "n": num_workers, "single_step_ms": round(single_ms, 2), "step_ms": round(step_ms, 2),
+            "ratio": round(single_ms / step_ms, 3), "mean_step_ms": round(statistics.mean(steps_ms), 2),
+            "backward_ms": round(_gaps(backward, done), 2),
+            "send_ms": round(_gaps(done, _times(worker, "sent")), 2),
+            "until_next_backward_ms": round(_gaps(_times(worker, "sent"), backward), 2),
+            "install_ms": round(_gaps(_times(worker, "install"), _times(worker, "install_done")), 2),
+            "shard_update_ms": round(_gaps(_times(shard, "update"), _times(shard, "update_done")), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modes", nargs="+", default=["sync", "async"], choices=["sync", "async", "ssp"])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up)")
+    parser.add_argument("--steps", type=int, default=60, help="steps per worker per epoch")
+    args = parser.parse_args()
+    ps_engine.PSWorker, ps_engine.ParameterShard = TimedWorker, TimedShard  # type: ignore[misc]
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        for mode in args.modes:
+            print(json.dumps(profile(mode, args.workers, args.epochs, args.steps)), flush=True)
+    finally:
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
