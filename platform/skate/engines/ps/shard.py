@@ -96,6 +96,7 @@ class ParameterShard:
         self.rule = rule
         self.compression = compression
         self.refuse_grad_norm = refuse_grad_norm
+        self._servers: list[asyncio.AbstractServer] = []  # the direct connections' (see serve)
 
     def _guarded(self, grad: np.ndarray, count: int) -> tuple[np.ndarray, int]:
         """A pushed gradient as the update rule takes it: a refused one (see :mod:`skate.engines.guard`)

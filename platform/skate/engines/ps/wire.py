@@ -9,7 +9,7 @@ block in the kernel while they wait, so nothing spins, and a round trip costs te
 microseconds plus the copies.
 
 The shard serves the connections on its asyncio event loop, through the same update rule as an
-actor call (:meth:`~skate.engines.ps.shard.ParameterShard.push_pull`), so sync barriers and SSP
+actor call (:meth:`~skate.engines.ps.shard.ParameterShard.push`), so sync barriers and SSP
 waits work unchanged. A connection that closes is the death of the process at the other end: the
 shard stops serving that worker (the engine makes it leave the barriers), and a worker whose shard
 went away raises :class:`ShardLost`, which the engine treats as the shard's death.
