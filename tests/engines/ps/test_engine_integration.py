@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 
 import pytest
 import ray
@@ -112,6 +113,11 @@ def test_parameters_over_rays_100_kb_default_cross_inline(refs: dict, inline_byt
         values, _ = ray.get(ref)
         assert values.nbytes > 100 * 1024
         in_store = ray.experimental.get_object_locations([ref])[ref]["node_ids"]
+        for _ in range(20):  # a stored object's location reaches its owner a moment later
+            if in_store or inlined:
+                break
+            time.sleep(0.1)
+            in_store = ray.experimental.get_object_locations([ref])[ref]["node_ids"]
         assert (not in_store) == inlined, in_store
     finally:
         engine.shutdown()

@@ -44,10 +44,10 @@ class PSWorker:
         self.compression = compression
         self.overlap = overlap
         self.versions = [0] * len(shards)
-        node = ray.get_runtime_context().get_node_id()
-        self.links = None if addresses is None else [
-            ShardLink(address, token=token, node=node, wire_dtype=wire_dtype(compression), shard=i)
-            for i, address in enumerate(addresses)]
+        # Connected at the first push, so that a worker starts even while a shard is down and fails
+        # in its steps, where the engine handles a shard's death.
+        self.addresses, self.token = addresses, token
+        self._links: list[ShardLink] | None = None
         self.begin_steps(0, 0, 0)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> dict[str, float]:
@@ -123,15 +123,23 @@ class PSWorker:
     def _push(self, count: int) -> Replies:
         """Send this step's gradient slices (copied out now, so the buffer is free again)."""
         grads = self._encoded_grads()
-        if self.links is None:
+        if self.addresses is None:
             refs = [shard.push_pull.remote(self.rank, self.versions[i], grad, count)
                     for i, (shard, grad) in enumerate(zip(self.shards, grads))]
             return lambda: ray.get(refs)
-        for i, (link, grad) in enumerate(zip(self.links, grads)):
+        links = self._connected()
+        for i, (link, grad) in enumerate(zip(links, grads)):
             link.send(self.rank, self.versions[i], grad, count)
-        self.wire_bytes += len(self.links) * (REQUEST.size + REPLY.size)  # the messages' headers
-        links = self.links
+        self.wire_bytes += len(links) * (REQUEST.size + REPLY.size)  # the messages' headers
         return lambda: [link.receive() for link in links]
+
+    def _connected(self) -> list[ShardLink]:
+        if self._links is None:
+            assert self.addresses is not None
+            node = ray.get_runtime_context().get_node_id()
+            self._links = [ShardLink(address, token=self.token, node=node, wire_dtype=wire_dtype(self.compression),
+                                     shard=i) for i, address in enumerate(self.addresses)]
+        return self._links
 
     def _install(self, results: list[tuple[Any, int]]) -> None:
         for i, ((values, version), (lo, hi)) in enumerate(zip(results, self.layout.shards)):
