@@ -1,12 +1,17 @@
-"""Chaos: kill the processes of a running job's actors on a seeded schedule.
+"""Chaos: kill the processes of a running job's actors on a schedule.
 
 A :class:`ChaosMonkey` runs beside a job (in the driver's process, or any process on the same
-machine as the actors) and, at each :class:`Kill` of its schedule, picks one live actor of the
-named class at random and sends its process ``SIGKILL``, as a machine failure would. The seed fixes
-the times, the targets and the picks, so a failing schedule can be replayed. It finds the actors
-through Ray's state API, so the cluster must run the dashboard (``skate run`` starts it).
+machine as the actors) and, at each kill of its schedule, picks one live actor of the named class
+at random and sends its process ``SIGKILL``, as a machine failure would. A kill is due either at a
+time (:class:`Kill`: seconds after the monkey starts) or at a named point of the run
+(:class:`PhaseKill`: the n-th time the run enters a phase of :data:`skate.phases.PHASES`, told by
+the trainer and the engines in the driver's process, so the monkey must run there). Phase kills
+land in the same place on a slow machine as on a fast one. The seed fixes the picks, so a failing
+schedule can be replayed. It finds the actors through Ray's state API on the Ray this process is
+connected to, so the cluster must run the dashboard (``skate run`` starts it).
 
-    schedule = kill_schedule(seed=3, targets=["PSWorker", "ParameterShard"], kills=4, window_s=(5, 60))
+    schedule = [PhaseKill(phase="segment", target="ParameterShard", occurrence=3),
+                PhaseKill(phase="load_best", target="PSWorker")]
     with ChaosMonkey(schedule, seed=3):
         run_job(spec)
 
@@ -25,6 +30,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from skate import phases
+
 TARGETS = {
     "single": ("SingleWorker",),
     "parameter_server": ("PSWorker", "ParameterShard"),
@@ -40,6 +47,22 @@ class Kill:
 
     at_s: float
     target: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseKill:
+    """Kill one live actor of class ``target`` the ``occurrence``-th time the run enters ``phase``
+    (see :data:`skate.phases.PHASES`), before the phase's work starts."""
+
+    phase: str
+    target: str
+    occurrence: int = 1
+
+    def __post_init__(self) -> None:
+        if self.phase not in phases.PHASES:
+            raise ValueError(f"unknown phase '{self.phase}'; the phases are: {', '.join(phases.PHASES)}")
+        if self.occurrence < 1:
+            raise ValueError(f"occurrence must be at least 1, not {self.occurrence}")
 
 
 def kill_schedule(*, seed: int, targets: Sequence[str], kills: int, window_s: tuple[float, float],
@@ -62,30 +85,52 @@ def kill_schedule(*, seed: int, targets: Sequence[str], kills: int, window_s: tu
             for i, (offset, target) in enumerate(zip(offsets, picks))]
 
 
-def live_actor_pids(class_name: str) -> list[int]:
-    """The processes of the live actors of ``class_name`` on the current Ray cluster."""
+def live_actor_pids(class_name: str, address: str | None = None) -> list[int]:
+    """The processes of the live actors of ``class_name`` on the Ray cluster at ``address`` (default:
+    the one this process is connected to; else the only one running on this machine)."""
     from ray.util.state import list_actors
 
-    actors = list_actors(filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")],
+    actors = list_actors(address=address or _connected_address(),
+                         filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")],
                          raise_on_missing_output=False)
     return sorted(actor.pid for actor in actors if actor.pid)
 
 
+def _connected_address() -> str | None:
+    """The GCS address of the Ray this process is connected to (``None`` if none): with two Ray
+    clusters on a machine, the state API must be told which one."""
+    import ray
+
+    return ray.get_runtime_context().gcs_address if ray.is_initialized() else None
+
+
 class ChaosMonkey:
-    """Carries out a kill schedule in a background thread (a context manager, or :meth:`start` and
-    :meth:`stop`). :attr:`record` lists each kill done or skipped (no live actor of the class).
+    """Carries out a kill schedule (a context manager, or :meth:`start` and :meth:`stop`): timed
+    kills in a background thread, phase kills in the thread that enters the phase. :attr:`record`
+    lists each kill done or skipped (no live actor of the class; a phase never reached).
 
     Args:
-        schedule: the kills, by time.
+        schedule: the kills, by time or by phase.
         seed: picks which of the live actors of a class is killed.
-        start_when: the clock starts once this returns true (polled), e.g. once the job's first
-            epoch is recorded; by default at once.
-        pids: how live actors are found (:func:`live_actor_pids`; replaceable for tests).
+        start_when: the clock of timed kills starts once this returns true (polled), e.g. once the
+            job's first epoch is recorded; by default at once.
+        pids: how live actors are found (default :func:`live_actor_pids` on the Ray this process is
+            connected to when the monkey is made; replaceable for tests).
+        wait_s: how long a phase kill waits for a live actor of its class (one being started, as at
+            ``engine_start``) before it is skipped.
     """
 
-    def __init__(self, schedule: Sequence[Kill], *, seed: int = 0, start_when: Callable[[], bool] | None = None,
-                 pids: Callable[[str], list[int]] = live_actor_pids, poll_s: float = 0.1) -> None:
-        self.schedule = sorted(schedule, key=lambda kill: kill.at_s)
+    def __init__(self, schedule: Sequence[Kill | PhaseKill], *, seed: int = 0,
+                 start_when: Callable[[], bool] | None = None, pids: Callable[[str], list[int]] | None = None,
+                 poll_s: float = 0.1, wait_s: float = 60.0) -> None:
+        self.schedule = sorted((kill for kill in schedule if isinstance(kill, Kill)), key=lambda kill: kill.at_s)
+        self.phase_kills = [kill for kill in schedule if isinstance(kill, PhaseKill)]
+        self._entered: dict[str, int] = {}
+        self._listening = phases.listening(self._on_phase)
+        self._wait_s = wait_s
+        if pids is None:
+            address = _connected_address()
+            pids = lambda class_name: live_actor_pids(class_name, address)  # noqa: E731
         self.record: list[dict[str, Any]] = []
         self.errors: list[BaseException] = []
         self._rng = random.Random(seed)
@@ -93,6 +138,7 @@ class ChaosMonkey:
         self._pids = pids
         self._poll_s = poll_s
         self._stop = threading.Event()
+        self._created = time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True, name="skate-chaos")
 
     @property
@@ -101,13 +147,31 @@ class ChaosMonkey:
         return sum(1 for entry in self.record if entry["pid"] is not None)
 
     def start(self) -> "ChaosMonkey":
+        self._listening.__enter__()
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stops (kills not yet due are not done) and waits for the thread."""
+        """Stops (kills not yet due are not done, and a phase kill never reached is recorded as
+        skipped) and waits for the thread."""
         self._stop.set()
+        self._listening.__exit__(None, None, None)
         self._thread.join(timeout=30)
+        for kill in self.phase_kills:
+            self.record.append({"time": time.time(), "at_s": None, "target": kill.target, "pid": None,
+                                "phase": kill.phase, "occurrence": kill.occurrence,
+                                "skipped": f"the run entered '{kill.phase}' {self._entered.get(kill.phase, 0)} times"})
+        self.phase_kills = []
+
+    def _on_phase(self, phase: str) -> None:
+        self._entered[phase] = count = self._entered.get(phase, 0) + 1
+        due = [kill for kill in self.phase_kills if kill.phase == phase and kill.occurrence == count]
+        for kill in due:
+            self.phase_kills.remove(kill)
+            try:
+                self._kill(kill, time.monotonic() - self._created, wait_s=self._wait_s)
+            except Exception as error:  # noqa: BLE001 - kept for the caller to see; the job goes on
+                self.errors.append(error)
 
     def __enter__(self) -> "ChaosMonkey":
         return self.start()
@@ -128,9 +192,15 @@ class ChaosMonkey:
         except BaseException as error:  # noqa: BLE001 - kept for the caller to see; the job goes on
             self.errors.append(error)
 
-    def _kill(self, kill: Kill, now_s: float) -> None:
+    def _kill(self, kill: Kill | PhaseKill, now_s: float, *, wait_s: float = 0.0) -> None:
         pids = self._pids(kill.target)
+        deadline = time.monotonic() + wait_s
+        while not pids and time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(self._poll_s)
+            pids = self._pids(kill.target)
         entry: dict[str, Any] = {"time": time.time(), "at_s": round(now_s, 3), "target": kill.target, "pid": None}
+        if isinstance(kill, PhaseKill):
+            entry.update(phase=kill.phase, occurrence=kill.occurrence)
         if pids:
             pid = self._rng.choice(pids)
             try:
@@ -173,7 +243,7 @@ class ChaosOutcome:
         return self.status == "completed" and not self.problems
 
 
-def run_under_chaos(spec: Any, schedule: Sequence[Kill], *, seed: int, root: Path, metric: str,
+def run_under_chaos(spec: Any, schedule: Sequence[Kill | PhaseKill], *, seed: int, root: Path, metric: str,
                     at_least: float) -> ChaosOutcome:
     """Run ``spec`` under ``root`` (Ray initialised) while a monkey carries out ``schedule``, its
     clock starting at the job's first recorded epoch (or iteration); then check the run: it

@@ -118,12 +118,11 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
                        driver={"host": socket.gethostname(), "pid": os.getpid()})
     display = Progress(total=spec.train.epochs, initial=int(state["epoch"]) if state else 0,
                        desc=spec.name, enabled=progress)
-    engine, trainer, loggers, final = None, None, None, None
+    trainer, loggers, final = None, None, None
     try:
         workload = _workload(spec, run)
         check_fits(spec.train.strategy.resources(), what=f"train.strategy ({spec.train.strategy.kind})")
-        engine = spec.train.strategy.create(workload)
-        trainer = Trainer(train=spec.train, checkpoint=resolve_checkpoint(spec), engine=engine,
+        trainer = Trainer(train=spec.train, checkpoint=resolve_checkpoint(spec), engine=None,
                           metrics=MetricsLog(run.metrics_path), checkpointer=checkpointer, progress=display,
                           events=EventLog(run.events_path), observer=observer,
                           evals=MetricsLog(run.evals_path, step_key="step") if spec.train.eval_every_steps else None,
@@ -160,8 +159,6 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
             loggers.close(final)
         if trainer is not None:
             trainer.engine.shutdown()  # the one in use: a restart replaces the first
-        elif engine is not None:
-            engine.shutdown()
 
 
 def _interrupt(trainer: Trainer, display: Progress) -> None:

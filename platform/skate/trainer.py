@@ -12,7 +12,9 @@ import dataclasses
 import time
 from typing import Any, Callable, TypeVar
 
-from skate.engines.base import Engine, EngineLost, Metrics, combine
+from skate import phases
+from skate.engines.base import Engine, Metrics, combine
+from skate.engines.faults import engine_lost, EngineLost, spent
 from skate.errors import SkateError
 from skate.progress import Progress
 from skate.runs.checkpoint import Checkpointer
@@ -105,7 +107,8 @@ class Trainer:
     Args:
         train: epochs, validation cadence and early stopping.
         checkpoint: checkpoint cadence and best-metric selection (resolved: metric and mode set).
-        engine: the engine, already started.
+        engine: the engine, already started; ``None``: the trainer starts one with ``restart`` (an
+            actor's death while it starts then costs a restart, not the run).
         metrics: the run's metrics log.
         checkpointer: the run's checkpoints.
         progress: the live progress display.
@@ -121,7 +124,7 @@ class Trainer:
             logged past it).
     """
 
-    def __init__(self, *, train: TrainConfig, checkpoint: CheckpointConfig, engine: Engine, metrics: MetricsLog,
+    def __init__(self, *, train: TrainConfig, checkpoint: CheckpointConfig, engine: Engine | None, metrics: MetricsLog,
                  checkpointer: Checkpointer, progress: Progress, events: EventLog | None = None,
                  interrupt_timeout_s: float = 120.0, observer: Observer | None = None,
                  evals: MetricsLog | None = None, tracker: Callable[[dict[str, Any]], None] | None = None,
@@ -130,7 +133,6 @@ class Trainer:
         assert checkpoint.best_metric is not None and checkpoint.best_mode is not None
         self.train = train
         self.checkpoint = checkpoint
-        self.engine = engine
         self.metrics = metrics
         self.checkpointer = checkpointer
         self.progress = progress
@@ -141,9 +143,10 @@ class Trainer:
         self.tracker = tracker
         self.restart, self.max_restarts, self.rewind = restart, max_restarts, rewind
         self.restarts = 0
+        self.engine = engine if engine is not None else self._first_engine()
         self.best = Best(metric=checkpoint.best_metric, mode=checkpoint.best_mode)
         self.patience = Patience.of(train.early_stopping, checkpoint)
-        self.steps_per_epoch = engine.steps_per_epoch
+        self.steps_per_epoch = self.engine.steps_per_epoch
         self.epoch = 0
         self.step_in_epoch = 0
         self.parts: list[Metrics] = []
@@ -198,6 +201,7 @@ class Trainer:
         epoch = self.epoch + 1
         if self.step_in_epoch < self.steps_per_epoch:
             self._segment_stop = self._next_stop()
+            phases.enter("segment")
             self._end_segment(self.engine.train_steps(epoch, self.step_in_epoch, self._segment_stop))
         if self.step_in_epoch == self.steps_per_epoch:
             self._end_epoch(epoch, validate=epoch % self.train.eval_every_epochs == 0 or epoch == self.train.epochs
@@ -208,22 +212,61 @@ class Trainer:
         call again."""
         while True:
             try:
+                result = call()
+            except Exception as error:
+                lost = engine_lost(error)
+                if lost is None:
+                    raise
+                self._recover(lost)
+                continue
+            self._report_events()  # what the engine recovered from by itself outside a segment (the test's)
+            return result
+
+    def _retrying(self, call: Callable[[], T], lost: EngineLost | None) -> T:
+        """``call`` after ``lost`` (``None``: nothing lost yet); while an actor dies in it, call again.
+        Each call after a loss is a restart; past ``max_restarts`` the run ends (:class:`RestartsSpent`)."""
+        while True:
+            if lost is not None:
+                if self.restart is None or self.restarts >= self.max_restarts:
+                    raise spent(str(lost), restarts=self.restarts, max_restarts=self.max_restarts) from lost
+                self.restarts += 1
+            try:
                 return call()
-            except EngineLost as error:
-                self._recover(error)
+            except Exception as error:
+                lost = engine_lost(error)
+                if lost is None:
+                    raise
+
+    def _first_engine(self) -> Engine:
+        assert self.restart is not None, "a trainer without an engine needs restart to start one"
+        started, before = time.perf_counter(), self.restarts
+        engine = self._retrying(self.restart, None)
+        if self.restarts > before:
+            took = time.perf_counter() - started
+            self._record_restart("an actor", (1, 0), steps_lost=0, took=took,
+                                 detail=f"an actor died while the engine started; every actor replaced ({took:.1f} s)")
+        return engine
 
     def _recover(self, error: EngineLost) -> None:
-        if self.restart is None or self.restarts >= self.max_restarts:
-            raise RuntimeError(f"{error} (the engine has been replaced {self.restarts} times already; "
-                               f"train.strategy.max_restarts: {self.max_restarts})") from error
         started, before, where = time.perf_counter(), self.step, (self.epoch + 1, self.step_in_epoch)
+        resumed = self._retrying(self._replace_engine, error)
+        took = time.perf_counter() - started
+        self._record_restart(error.actor, where, steps_lost=before - self.step, took=took,
+                             detail=f"every actor replaced; resumed at step {self.step} "
+                                    f"({'the last checkpoint' if resumed else 'the start: no checkpoint yet'}), "
+                                    f"{before - self.step} steps to redo ({took:.1f} s)")
+
+    def _replace_engine(self) -> bool:
+        """Stop what is left of the engine, start a new one and bring it to the last checkpoint (the
+        start if there is none); returns whether there was a checkpoint."""
+        assert self.restart is not None
         try:
             self.engine.shutdown()
         except Exception:  # noqa: BLE001 - what is left of a lost engine may fail to stop; it is dropped anyway
             pass
         self.engine = self.restart()
-        self.restarts += 1
         self._segment_stop = None
+        phases.enter("restore")
         state = self.checkpointer.latest()
         if state is not None:
             self.restore(state)
@@ -231,13 +274,12 @@ class Trainer:
             self._restart_from_scratch()
         if self.rewind is not None:
             self.rewind(self.step)
-        took = time.perf_counter() - started
-        event = {"time": time.time(), "kind": "engine_restarted", "actor": error.actor, "epoch": where[0],
-                 "step": where[1], "steps_lost": before - self.step, "recovery_s": round(took, 3),
-                 "detail": f"every actor replaced; resumed at step {self.step} "
-                           f"({'the last checkpoint' if state is not None else 'the start: no checkpoint yet'}), "
-                           f"{before - self.step} steps to redo ({took:.1f} s)"}
-        self.progress.write(f"epoch {where[0]} step {where[1]}: {error.actor}: engine restarted; {event['detail']}")
+        return state is not None
+
+    def _record_restart(self, actor: str, where: tuple[int, int], *, steps_lost: int, took: float, detail: str) -> None:
+        event = {"time": time.time(), "kind": "engine_restarted", "actor": actor, "epoch": where[0],
+                 "step": where[1], "steps_lost": steps_lost, "recovery_s": round(took, 3), "detail": detail}
+        self.progress.write(f"epoch {where[0]} step {where[1]}: {actor}: engine restarted; {detail}")
         if self.events is not None:
             self.events.append(event)
 
@@ -282,8 +324,19 @@ class Trainer:
         best = self.checkpointer.best()
         self._report_rejected()
         if best is not None:
+            phases.enter("load_best")
             self.engine.load_weights(best["model"])
-        return {**prefixed("val", self.engine.evaluate("validation")), **prefixed("test", self.engine.evaluate("test"))}
+        validation = self._validate()
+        phases.enter("test")
+        return {**prefixed("val", validation), **prefixed("test", self.engine.evaluate("test"))}
+
+    def _validate(self) -> Metrics:
+        phases.enter("validate")
+        return self.engine.evaluate("validation")
+
+    def _state(self) -> dict[str, Any]:
+        phases.enter("checkpoint")
+        return self.engine.state()
 
     def _end_segment(self, metrics: Metrics) -> None:
         assert self._segment_stop is not None
@@ -295,12 +348,12 @@ class Trainer:
         if self._due(self.train.eval_every_steps):
             self._evaluate_mid_epoch()
         if self._due(self.checkpoint.every_steps):
-            self._save_resumable(self.engine.state())
+            self._save_resumable(self._state())
 
     def _evaluate_mid_epoch(self) -> None:
         """Validate now and record it in ``evals`` by step; the epoch column is fractional."""
         row = {"epoch": self.epoch + self.step_in_epoch / self.steps_per_epoch, "step": self.step,
-               **prefixed("val", self.engine.evaluate("validation"))}
+               **prefixed("val", self._validate())}
         if self.evals is not None:
             self.evals.put(row)
         if self.tracker is not None:
@@ -309,7 +362,7 @@ class Trainer:
     def _end_epoch(self, epoch: int, *, validate: bool) -> None:
         metrics = combine(self.parts)
         if validate:
-            metrics.update(prefixed("val", self.engine.evaluate("validation")))
+            metrics.update(prefixed("val", self._validate()))
             if self.patience is not None:
                 self.patience.observe(epoch, metrics)
                 metrics["early_stop/waited"] = float(self.patience.waited)
@@ -325,7 +378,7 @@ class Trainer:
         improved = self.best.metric in metrics and self.best.improved_by(metrics[self.best.metric])
         due = (epoch % self.checkpoint.every_epochs == 0 or epoch == self.train.epochs
                or self._due(self.checkpoint.every_steps) or self.stopped_early)
-        state = self.engine.state() if improved or due else None
+        state = self._state() if improved or due else None
         if improved and state is not None:
             self.best.value, self.best.epoch = metrics[self.best.metric], epoch
             self.checkpointer.save_best(epoch, state["model"], metric=self.best.metric, value=self.best.value)

@@ -4,6 +4,12 @@ Ray Train runs one function per worker to its end, while skate's driver wants to
 an evaluation or a state at a time. So each worker runs a small command loop: the driver puts a
 command in every worker's queue, the workers carry it out together (a training epoch is the only
 collective one), and rank 0 puts the answer in the reply queue.
+
+Faults: an error in skate's code on a worker comes back through the reply queue as a
+:class:`WorkerFailed` and ends the run with that error. Anything else that stops Ray Train's run, or
+a queue's actor dying, is the death of an actor (a worker, a queue, Ray Train's own): the engine is
+lost (:class:`EngineLost`) and the trainer starts a new one from the last checkpoint. No guessing
+from error texts: Ray Train wraps a worker's death differently from one phase to another.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ import shutil
 import tempfile
 import threading
 import time
+import traceback
 from typing import Any, ClassVar
 
 import torch
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayActorError
 from ray.util.queue import Empty, Queue
 
+from skate import phases
 from skate.config.fields import param
 from skate.errors import first_line
 from skate.engines.base import STRATEGIES, Engine, EngineLost, bundle, Metrics, StrategyConfig, Workload
@@ -27,8 +35,47 @@ from skate.engines.replica import EpochClock, Replica, means, to_cpu
 _POLL_S = 1.0
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkerFailed:
+    """What a worker puts in the reply queue when skate's code raised on it."""
+
+    rank: int
+    error: str
+    traceback: str
+    peer_lost: bool
+    """Whether the error is a collective operation failing under the worker: another worker died."""
+
+
 def _worker_loop(config: dict[str, Any]) -> None:
-    """What each Ray Train worker runs: commands from its queue until ``stop``."""
+    """What each Ray Train worker runs: commands from its queue until ``stop``. An error raised here
+    is reported in the reply queue before it ends the worker."""
+    rank = -1
+    try:
+        import ray.train
+
+        rank = ray.train.get_context().get_world_rank()
+        _serve_commands(config)
+    except Exception as error:
+        failure = WorkerFailed(rank=rank, error=f"{type(error).__name__}: {first_line(error)}",
+                               traceback=traceback.format_exc(), peer_lost=_peer_lost(error))
+        try:
+            config["replies"].put(failure, timeout=10)
+        except Exception:  # noqa: BLE001 - the reply queue died too: the driver sees an engine lost
+            pass
+        raise
+
+
+def _peer_lost(error: BaseException) -> bool:
+    """Whether ``error`` is a collective operation that failed because a peer went away: torch
+    raises gloo's and NCCL's failures as ``DistError`` or as a ``RuntimeError`` naming the transport."""
+    import torch.distributed as dist
+
+    text = str(error)
+    return isinstance(error, dist.DistError) or any(sign in text for sign in ("gloo", "NCCL", "Connection closed",
+                                                                              "Connection reset", "Broken pipe"))
+
+
+def _serve_commands(config: dict[str, Any]) -> None:
     import ray.train
     import torch.distributed as dist
     from ray.train.torch import get_device, prepare_model
@@ -96,7 +143,7 @@ class AllreduceEngine(Engine):
     """Drives a TorchTrainer whose workers obey :func:`_worker_loop`."""
 
     def __init__(self, config: "AllreduceConfig", workload: Workload) -> None:
-        from ray.train import RunConfig, ScalingConfig
+        from ray.train import FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
 
         queue_options = {"num_cpus": 0}
@@ -109,13 +156,17 @@ class AllreduceEngine(Engine):
             train_loop_config={"workload": workload, "commands": self._commands, "replies": self._replies},
             scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.gpus_per_worker > 0,
                                          resources_per_worker=resources),
-            run_config=RunConfig(storage_path=self._storage, name="allreduce"),
+            # A worker lost while the group starts is skate's to replace, like any other death: Ray
+            # Train would retry the start without end and without a word.
+            run_config=RunConfig(storage_path=self._storage, name="allreduce",
+                                 failure_config=FailureConfig(max_failures=0, controller_failure_limit=0)),
         )
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._fit, args=(trainer,), daemon=True, name="skate-allreduce")
         self._thread.start()
         self._pending = False
         self.steps_per_epoch = workload.steps_per_epoch(config.num_workers)
+        phases.enter("engine_start")
 
     def _fit(self, trainer: Any) -> None:
         try:
@@ -124,23 +175,33 @@ class AllreduceEngine(Engine):
             self._error = error
 
     def _ask(self, command: str, argument: Any = None) -> Any:
-        for queue in self._commands:
-            queue.put((command, argument))
+        try:
+            for queue in self._commands:
+                queue.put((command, argument))
+        except RayActorError as error:
+            raise EngineLost(f"a command queue died: {first_line(error)}", actor="a command queue") from error
         return self._reply()
 
     def _reply(self, timeout_s: float | None = None) -> Any:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             try:
-                return self._replies.get(timeout=_POLL_S)
+                answer = self._replies.get(timeout=_POLL_S)
             except Empty:
                 if self._error is not None or not self._thread.is_alive():
-                    if _a_worker_died(self._error):
-                        raise EngineLost(f"a Ray Train worker died: {first_line(self._error)}",
-                                         actor="a Ray Train worker") from self._error
-                    raise RuntimeError(f"the allreduce workers stopped: {self._error}") from self._error
+                    raise EngineLost(f"the Ray Train run stopped: {first_line(self._error)}",
+                                     actor="a Ray Train worker") from self._error
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"no answer from the allreduce workers in {timeout_s} s")
+                continue
+            except RayActorError as error:
+                raise EngineLost(f"the reply queue died: {first_line(error)}", actor="the reply queue") from error
+            if isinstance(answer, WorkerFailed) and answer.peer_lost:
+                raise EngineLost(f"allreduce worker {answer.rank} lost a peer: {answer.error}",
+                                 actor="a Ray Train worker")
+            if isinstance(answer, WorkerFailed):
+                raise RuntimeError(f"allreduce worker {answer.rank} failed: {answer.error}\n{answer.traceback}")
+            return answer
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         self._pending = True
@@ -168,25 +229,15 @@ class AllreduceEngine(Engine):
 
     def shutdown(self) -> None:
         if self._thread.is_alive() and self._error is None:
-            for queue in self._commands:
-                queue.put(("stop", None))
+            try:
+                for queue in self._commands:
+                    queue.put(("stop", None), timeout=10)
+            except Exception:  # noqa: BLE001 - a dead queue: its workers fail on their next read and Ray Train ends
+                pass
             self._thread.join(timeout=60)
         for queue in [*self._commands, self._replies]:
             queue.shutdown()
         shutil.rmtree(self._storage, ignore_errors=True)
-
-
-def _a_worker_died(error: BaseException | None) -> bool:
-    """Whether Ray Train stopped because a worker's process died (not because of an error in the
-    training code): Ray Train hands the death on wrapped, sometimes only as text."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, RayActorError) and not isinstance(error, RayTaskError):
-            return True
-        if any(sign in str(error) for sign in ("ActorDiedError", "RayActorError", "actor died", "SYSTEM_ERROR")):
-            return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return False
 
 
 @STRATEGIES.register

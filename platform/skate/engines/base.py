@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import ray
 from ray import ObjectRef
 
+from skate.engines.faults import EngineLost
 from skate.engines.optim import OptimizerConfig
 from skate.engines.precision import Precision
 from skate.models.base import ModelConfig
@@ -66,19 +67,6 @@ class Workload:
         """Gradient steps in an epoch when ``num_replicas`` replicas each take ``batch_size`` examples a step."""
         num_train = ray.get(self.tables["train"]).num_rows
         return -(-num_train // (self.batch_size * num_replicas))
-
-
-class EngineLost(RuntimeError):
-    """An actor of the engine died and the engine cannot go on by itself: the trainer replaces the
-    whole engine and resumes from the last checkpoint (``train.strategy.max_restarts`` times).
-
-    Args:
-        actor: which actor died, as the events log names it (``worker 0``).
-    """
-
-    def __init__(self, message: str, *, actor: str) -> None:
-        super().__init__(message)
-        self.actor = actor
 
 
 class Engine(abc.ABC):

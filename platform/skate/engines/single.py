@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from skate import phases
 from skate.errors import first_line
 from skate.engines.base import STRATEGIES, Engine, EngineLost, bundle, Metrics, StrategyConfig, Workload
 from skate.engines.replica import assigned_device, EpochClock, Replica, means, to_cpu
@@ -60,6 +61,7 @@ class SingleEngine(Engine):
         self._worker = actor.remote(workload)
         self._pending: ray.ObjectRef | None = None
         self.steps_per_epoch = workload.steps_per_epoch()
+        phases.enter("engine_start")
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         self._pending = self._worker.train_steps.remote(epoch, start, stop)

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 import numpy as np
 import ray
 import torch
-from ray.exceptions import RayActorError, RayChannelError, RayChannelTimeoutError, RayError, RayTaskError
+from ray.exceptions import RayActorError, RayError, RayTaskError
+
+from skate import phases
 
 from skate.data.base import info_of
 from skate.engines.base import Engine, Metrics, Workload
+from skate.engines.faults import actor_died, EngineLost, spent
 from skate.engines.placement import JobPlacement
 from skate.engines.ps.asynchronous import AsyncRule
 from skate.engines.ps.compiled import CompiledSteps
@@ -24,6 +27,7 @@ from skate.engines.ps.shard import ParameterShard, UpdateRule
 from skate.engines.ps.ssp import SspRule
 from skate.engines.ps.sync import SyncRule
 from skate.engines.ps.wire import new_token, ShardLost
+from skate.errors import first_line
 from skate.engines.ps.worker import PSWorker
 from skate.engines.replica import EpochClock, means
 
@@ -47,8 +51,12 @@ class ParameterServerEngine(Engine):
 
     Faults: a worker that dies leaves the shards' barriers at once, so the others go on; a
     replacement rejoins at the start of the next segment of steps (its lost batches are not
-    rerun). Any other death (a shard) rolls every actor back to the state at the segment's start
-    and runs the segment again. Both count against ``max_restarts`` and are recorded as events.
+    rerun). Any other death (a shard), in any call the driver makes (a segment, the snapshot after
+    it, an evaluation, loading a state or weights, a rollback already under way), rolls every actor
+    back to the last snapshot and makes the call again. Both count against ``max_restarts`` and are
+    recorded as events; past it the run ends with :class:`~skate.engines.faults.RestartsSpent`. A
+    death while the engine starts, before its first snapshot, is :class:`EngineLost` (the trainer
+    starts a new engine).
     """
 
     def __init__(self, config: "ParameterServerConfig", workload: Workload) -> None:
@@ -63,7 +71,9 @@ class ParameterServerEngine(Engine):
         # Worker r goes in bundle r (its replacement too); a shard in its own bundle if it reserves
         # CPUs, else in any (it then runs beside the workers).
         self.placement = JobPlacement(config.bundles(), name="parameter_server")
-        self._start(self.layout.flatten(dict(model.named_parameters())))
+        self.workers: list[Any] = []
+        self.shards: list[Any] = []
+        self._graph: CompiledSteps | None = None
         self._in_flight: dict[ray.ObjectRef, int] = {}
         self._results: list[dict[str, float]] = []
         self._lost: list[int] = []
@@ -75,7 +85,16 @@ class ParameterServerEngine(Engine):
         self.restarts = 0
         self.faults = {"worker_restarts": 0, "rollbacks": 0}
         self.recovery_s = 0.0
-        self._keep_snapshot()
+        try:
+            self._start(self.layout.flatten(dict(model.named_parameters())))
+            phases.enter("engine_start")
+            self._keep_snapshot()
+        except BaseException as error:
+            self.shutdown()
+            if isinstance(error, RayError) and actor_died(error):
+                raise EngineLost(f"{self._dead_actor(error)} died while the parameter server started: "
+                                 f"{first_line(error)}", actor=self._dead_actor(error)) from error
+            raise
 
     def _start(self, flat: np.ndarray) -> None:
         config = self.config
@@ -111,21 +130,30 @@ class ParameterServerEngine(Engine):
         return self._guarded(lambda: self._run_segment(epoch, start, stop), after=self._keep_snapshot)
 
     def _guarded(self, call: Callable[[], T], *, after: Callable[[], None] | None = None) -> T:
-        """``call``, and ``after`` it; if an actor dies meanwhile, roll back to the last snapshot
-        (the state after the last segment) and try again, up to ``max_restarts`` in the run."""
+        """``call``, and ``after`` it; if an actor dies meanwhile, or during the rollback that follows,
+        roll back to the last snapshot (the state after the last segment) and try again, up to
+        ``max_restarts`` in the run."""
+        failure: RayError | None = None
         while True:
             try:
+                if failure is not None:
+                    self._roll_back(failure)
+                    failure = None
                 result = call()
                 if after is not None:
                     after()
                 return result
             except RayError as error:
-                if self._snapshot is None or not self._can_restart() or not actor_died(error):
+                if not actor_died(error):
                     raise
-                self._roll_back(self._snapshot, error)
+                if self._snapshot is None or not self._can_restart():
+                    raise spent(f"{self._dead_actor(error)} died", restarts=self.restarts,
+                                max_restarts=self.config.max_restarts) from error
+                failure = error
 
     def _keep_snapshot(self) -> None:
         """Fetch the state a rollback returns to (the segment is not done until it is in hand)."""
+        phases.enter("snapshot")
         self._snapshot = self._fetch_state() if self._can_restart() else None
 
     def _can_restart(self) -> bool:
@@ -153,7 +181,7 @@ class ParameterServerEngine(Engine):
             metrics = self._finish(timeout_s)
         else:
             return None
-        self._keep_snapshot()
+        self._guarded(self._keep_snapshot)
         return metrics
 
     def _finish_compiled(self, start: tuple[int, int, int] | None = None) -> Metrics:
@@ -224,8 +252,7 @@ class ParameterServerEngine(Engine):
     def _replace_lost(self) -> None:
         for rank in self._lost:
             if not self._can_restart():
-                raise RuntimeError(f"worker {rank} died and the engine has replaced actors {self.restarts} times "
-                                   f"already (train.strategy.max_restarts: {self.config.max_restarts})")
+                raise spent(f"worker {rank} died", restarts=self.restarts, max_restarts=self.config.max_restarts)
             started = time.perf_counter()
             self.workers[rank] = self._new_worker(rank)
             ray.get(self.workers[rank].refresh.remote())
@@ -239,14 +266,19 @@ class ParameterServerEngine(Engine):
         if self.config.compiles and self._graph is None:
             self._graph = CompiledSteps(self.workers, self.shards)
 
-    def _roll_back(self, snapshot: dict[str, Any], error: RayError) -> None:
+    def _roll_back(self, error: RayError) -> None:
+        """Replace every actor and restore the snapshot on them (a restart, counted before it is
+        tried, so that deaths during rollbacks end too)."""
+        assert self._snapshot is not None
+        snapshot = self._snapshot
         started = time.perf_counter()
         dead = self._dead_actor(error)
+        self.restarts += 1
         self._in_flight, self._lost = {}, []
         self._stop_actors()
         self._start(self.layout.flatten(snapshot["model"]))
-        self.load_state(snapshot)
-        self.restarts += 1
+        phases.enter("rollback")
+        self._restore(snapshot)
         self.faults["rollbacks"] += 1
         took = time.perf_counter() - started
         self.recovery_s += took
@@ -254,8 +286,10 @@ class ParameterServerEngine(Engine):
                      f"every actor replaced from the state after the last segment, whose steps run again "
                      f"({took:.1f} s)", recovery_s=took)
 
-    def _dead_actor(self, error: RayError) -> str:
-        cause = error.cause if isinstance(error, RayTaskError) else error
+    def _dead_actor(self, error: BaseException) -> str:
+        cause: Any = error
+        while isinstance(cause, RayTaskError):
+            cause = cause.cause
         if isinstance(cause, ShardLost):
             return f"shard {cause.shard}"
         dead = getattr(cause, "actor_id", None)
@@ -312,6 +346,9 @@ class ParameterServerEngine(Engine):
                 "optimizer": {"shards": [{"optimizer": s["optimizer"], "version": s["version"]} for s in shards]}}
 
     def load_state(self, state: dict[str, Any]) -> None:
+        self._guarded(lambda: self._restore(state))
+
+    def _restore(self, state: dict[str, Any]) -> None:
         flat = self.layout.flatten(state["model"])
         saved = state["optimizer"].get("shards")
         if saved is None or len(saved) != len(self.shards):
@@ -326,9 +363,12 @@ class ParameterServerEngine(Engine):
 
     def load_weights(self, weights: dict[str, Any]) -> None:
         flat = self.layout.flatten(weights)
-        ray.get([shard.set_params.remote(flat[lo:hi]) for shard, (lo, hi) in zip(self.shards, self.layout.shards)])
-        ray.get([worker.refresh.remote() for worker in self.workers])
-        self._keep_snapshot()
+
+        def load() -> None:
+            ray.get([shard.set_params.remote(flat[lo:hi]) for shard, (lo, hi) in zip(self.shards, self.layout.shards)])
+            ray.get([worker.refresh.remote() for worker in self.workers])
+
+        self._guarded(load, after=self._keep_snapshot)
 
     def shutdown(self) -> None:
         self._stop_actors()
@@ -351,13 +391,3 @@ def _answers(actor: Any, timeout_s: float = 10.0) -> bool:
         return True
     except RayError:
         return False
-
-
-def actor_died(error: BaseException) -> bool:
-    """Whether ``error`` (or the error inside a failed task) is the death of an actor; a compiled
-    graph's channel closing under it counts as one, its timing out does not (every actor may be alive:
-    tearing the graph down then would only make things worse); so does a shard's direct connection
-    closing under a worker."""
-    errors = [error, getattr(error, "cause", None)]
-    return any(isinstance(e, (RayActorError, RayChannelError, ShardLost)) and not isinstance(e, RayChannelTimeoutError)
-               for e in errors)

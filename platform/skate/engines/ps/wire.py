@@ -32,6 +32,8 @@ from typing import Awaitable, Callable
 
 import numpy as np
 
+from skate.engines.faults import ConnectionLost
+
 REQUEST = struct.Struct("<iqqq")
 """A push: worker rank, the version its parameters were read at, examples in the batch, payload bytes."""
 
@@ -48,7 +50,7 @@ View = Callable[[], tuple[np.ndarray, int]]
 """The shard's parameters in the wire format, uncopied, and their version."""
 
 
-class ShardLost(ConnectionError):
+class ShardLost(ConnectionLost):
     """The connection to shard ``shard`` closed: the shard's process is gone."""
 
     def __init__(self, shard: int, detail: str) -> None:
