@@ -1,17 +1,24 @@
-"""Chaos, longer than the test suite's: every engine and update mode trains the digits job while a
-seeded schedule SIGKILLs its workers and shards, and PPO learns CartPole while its env runners are
-killed. Each job may replace its actors ``MAX_RESTARTS`` times. Each run must reach its target (test accuracy >= 0.95; mean return >= 450) with a whole
-record: every epoch once, every checkpoint readable, no restart back past the last checkpoint.
+"""Chaos, longer than the test suite's: every engine and update mode trains the digits job while its
+workers and shards are SIGKILLed at every named phase of a run (``skate.phases``: while the engine
+starts, in segments, at the snapshot after one, at checkpoints and validations, during a rollback or
+a restore that an earlier kill set off, while the best checkpoint is loaded for the test, in the
+test), and PPO learns CartPole while its env runners are killed on a seeded timed schedule. Kills
+at phases land in the same places on any machine, fast or slow. Each job may replace its actors
+``MAX_RESTARTS`` times. Each run must reach its target (test accuracy >= 0.95; mean return >= 450)
+with a whole record: every epoch once, every checkpoint readable, no restart back past the last
+checkpoint.
 
     .venv/bin/python benchmarks/chaos.py [--seed 7] [--kills 4] [--epochs 100] [--cases single,ps_sync,...]
 
-A kill that finds no live actor of its class (the job is between actors, restarting, or done) is
-skipped and not counted as injected. A run's kills are survived when the run comes through whole.
+A kill that finds no live actor of its class, or whose phase the run never reaches, is skipped and
+not counted as injected. A run's kills are survived when the run comes through whole.
 ``recovery_s`` is the time from a kill to the job being whole again (the first recovery event after
-it: a worker rejoined, a rollback or an engine restart done, an env runner back).
+it: a worker rejoined, a rollback or an engine restart done, an env runner back); a kill with none
+(``null``) went unnoticed: the actor was not needed again.
 
 Prints a JSON line per case; the last line sums them:
-{"kills_injected": .., "kills_survived": .., "max_steps_lost_per_kill": .., "checkpoint_every_steps": .., "max_recovery_s": ..}
+{"kills_scheduled": .., "kills_injected": .., "kills_survived": .., "kills_without_recovery": ..,
+ "max_steps_lost_per_kill": .., "checkpoint_every_steps": .., "max_recovery_s": ..}
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import Any
 
 import ray
 
-from skate.chaos import TARGETS, kill_schedule, run_under_chaos
+from skate.chaos import PhaseKill, TARGETS, kill_schedule, run_under_chaos
 from skate.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +47,21 @@ STRATEGIES = {
     "allreduce": "{kind: allreduce, num_workers: 2}",
 }
 CASES = [*STRATEGIES, "rl_ppo"]
+SHARD, WORKER = "ParameterShard", "PSWorker"
+PS_PHASES = [("engine_start", SHARD, 1), ("segment", WORKER, 20), ("segment", SHARD, 60), ("rollback", SHARD, 1),
+             ("snapshot", SHARD, 100), ("checkpoint", SHARD, 30), ("validate", WORKER, 40), ("validate", SHARD, 50),
+             ("load_best", SHARD, 1), ("test", SHARD, 1)]
+"""(phase, actor class, occurrence): the n-th time the run enters the phase, one live actor of the class is killed."""
+
+
+def restart_phases(target: str) -> list[tuple[str, str, int]]:
+    """Kills in every phase of an engine that is replaced whole after a death (single, allreduce)."""
+    return [("engine_start", target, 1), ("segment", target, 20), ("restore", target, 1), ("checkpoint", target, 30),
+            ("validate", target, 40), ("load_best", target, 1), ("test", target, 1)]
+
+
+PHASE_KILLS = {"single": restart_phases("SingleWorker"), "ps_sync": PS_PHASES, "ps_async": PS_PHASES,
+               "ps_ssp": PS_PHASES, "allreduce": restart_phases("RayTrainWorker")}
 
 
 def case_spec(case: str, epochs: int) -> tuple[Any, list[str], str, float]:
@@ -57,14 +79,18 @@ def case_spec(case: str, epochs: int) -> tuple[Any, list[str], str, float]:
 
 def run_case(case: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     spec, targets, metric, target = case_spec(case, args.epochs)
-    schedule = kill_schedule(seed=args.seed, targets=targets, kills=args.kills, window_s=(0.5, args.window_s),
-                             min_gap_s=args.window_s / (2 * args.kills))
+    schedule: list[Any] = [PhaseKill(phase=phase, target=actor, occurrence=n) for phase, actor, n in PHASE_KILLS[case]] \
+        if case in PHASE_KILLS else \
+        kill_schedule(seed=args.seed, targets=targets, kills=args.kills, window_s=(0.5, args.window_s),
+                      min_gap_s=args.window_s / (2 * args.kills))
     started = time.perf_counter()
     outcome = run_under_chaos(spec, schedule, seed=args.seed, root=root / case, metric=metric, at_least=target)
     injected = sum(1 for kill in outcome.kills if kill["pid"] is not None)
     recovered = [r for r in outcome.recovery_s if r is not None]
-    return {"case": case, "survived": outcome.survived, "kills_injected": injected,
-            "kills_skipped": len(outcome.kills) - injected, "targets": sorted({k["target"] for k in outcome.kills}),
+    return {"case": case, "survived": outcome.survived, "kills_scheduled": len(schedule), "kills_injected": injected,
+            "kills_skipped": [k for k in outcome.kills if k["pid"] is None],
+            "phases": [k.get("phase") for k in outcome.kills if k["pid"] is not None],
+            "targets": sorted({k["target"] for k in outcome.kills}),
             metric: round(outcome.metrics.get(metric, float("nan")), 4), "target": target,
             "steps_lost": outcome.steps_lost, "recovery_s": outcome.recovery_s,
             "max_recovery_s": max(recovered) if recovered else None,
@@ -74,9 +100,9 @@ def run_case(case: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--kills", type=int, default=4, help="kills scheduled per job")
+    parser.add_argument("--kills", type=int, default=4, help="timed kills of PPO's env runners")
     parser.add_argument("--epochs", type=int, default=100, help="epochs of each digits job")
-    parser.add_argument("--window-s", type=float, default=30.0, help="kills fall in the first this many seconds")
+    parser.add_argument("--window-s", type=float, default=30.0, help="PPO's kills fall in its first this many seconds")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     args = parser.parse_args()
     cases = [case.strip() for case in args.cases.split(",") if case.strip()]
@@ -95,8 +121,10 @@ def main() -> None:
     recoveries = [r["max_recovery_s"] for r in results if r["max_recovery_s"] is not None]
     lost = [step for r in results for step in r["steps_lost"]]
     print(json.dumps({
+        "kills_scheduled": sum(r["kills_scheduled"] for r in results),
         "kills_injected": sum(r["kills_injected"] for r in results),
         "kills_survived": sum(r["kills_injected"] for r in results if r["survived"]),
+        "kills_without_recovery": sum(r["recovery_s"].count(None) for r in results),
         "max_steps_lost_per_kill": max(lost, default=0),
         "checkpoint_every_steps": EVERY_STEPS,
         "max_recovery_s": max(recoveries, default=None),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import io
 
 import pytest
 import torch
+from ray.exceptions import ActorDiedError, RayTaskError
 
+from skate import phases
 from skate.engines.base import Engine, EngineLost, Metrics
+from skate.engines.faults import RestartsSpent
 from skate.progress import Progress
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog, read_events
@@ -320,3 +323,130 @@ def test_past_max_restarts_a_lost_engine_ends_the_run(tmp_path: Path) -> None:
     trainer = restarting_trainer(tmp_path, [3, 5], max_restarts=0)
     with pytest.raises(RuntimeError, match=r"worker 0 died .*max_restarts: 0"):
         trainer.fit()
+
+
+class DyingEngine(ScriptedEngine):
+    """Its next call after :meth:`die` raises an actor's death as Ray gives it (``ActorDiedError``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dying = False
+
+    def die(self) -> None:
+        self.dying = True
+
+    def _check(self) -> None:
+        if self.dying:
+            self.dying = False
+            raise ActorDiedError()
+
+    def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
+        self._check()
+        return super().train_steps(epoch, start, stop)
+
+    def evaluate(self, split: str) -> Metrics:
+        self._check()
+        return super().evaluate(split)
+
+    def state(self) -> dict[str, Any]:
+        self._check()
+        return super().state()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._check()
+        super().load_state(state)
+
+    def load_weights(self, weights: dict[str, Any]) -> None:
+        self._check()
+        super().load_weights(weights)
+
+
+def dying_trainer(tmp_path: Path, *, max_restarts: int = 5) -> tuple[Trainer, list[DyingEngine]]:
+    """A trainer whose engines are DyingEngines, started by the trainer itself."""
+    engines: list[DyingEngine] = []
+
+    def create() -> Engine:
+        engines.append(DyingEngine())
+        return engines[-1]
+
+    trainer = Trainer(train=TrainConfig(epochs=6),
+                      checkpoint=CheckpointConfig(every_epochs=2, keep_last=5, best_metric="val/accuracy", best_mode="max"),
+                      engine=None, metrics=MetricsLog(tmp_path / "metrics.parquet"),
+                      checkpointer=Checkpointer(tmp_path / "checkpoints", keep_last=5),
+                      progress=Progress(total=6, desc="test", enabled=False), events=EventLog(tmp_path / "events.jsonl"),
+                      restart=create, max_restarts=max_restarts)
+    return trainer, engines
+
+
+def kill_at(trainer: Trainer, deaths: dict[str, list[int]]) -> Callable[[str], None]:
+    """A phase listener that makes the engine in use die in its next call at the given occurrences of each phase."""
+    seen: dict[str, int] = {}
+
+    def listener(phase: str) -> None:
+        seen[phase] = seen.get(phase, 0) + 1
+        if seen[phase] in deaths.get(phase, []):
+            trainer.engine.die()  # type: ignore[attr-defined]
+
+    return listener
+
+
+@pytest.mark.parametrize(("deaths", "restarts"), [
+    ({"segment": [3]}, 1),
+    ({"checkpoint": [1]}, 1),
+    ({"validate": [2]}, 1),
+    ({"load_best": [1]}, 1),
+    ({"test": [1]}, 1),
+    ({"segment": [4], "restore": [1]}, 2),  # a second death while the first is recovered from
+    ({"validate": [5], "restore": [1, 2]}, 3),  # a death in every restore but the last
+], ids=["segment", "checkpoint", "validate", "load_best", "test", "restore", "restore-twice"])
+def test_a_death_in_any_phase_is_recovered_from_with_a_whole_record(
+        tmp_path: Path, deaths: dict[str, list[int]], restarts: int) -> None:
+    trainer, engines = dying_trainer(tmp_path)
+    with phases.listening(kill_at(trainer, deaths)):
+        trainer.fit()
+        final = trainer.test()
+    table = read_metrics(tmp_path / "metrics.parquet").to_pydict()
+    assert table["epoch"] == [1, 2, 3, 4, 5, 6] and table["step"] == [4, 8, 12, 16, 20, 24]
+    assert final["test/accuracy"] == VAL_ACCURACY[6]
+    assert trainer.restarts == restarts and len(engines) == restarts + 1
+    restarted = [e for e in read_events(tmp_path / "events.jsonl") if e["kind"] == "engine_restarted"]
+    assert len(restarted) == sum(len(at) for phase, at in deaths.items() if phase != "restore")
+    assert all(e["steps_lost"] <= 8 for e in restarted)  # a checkpoint every 2 epochs of 4 steps
+
+
+def test_a_death_while_the_engine_starts_costs_a_restart_and_an_event(tmp_path: Path) -> None:
+    engines: list[ScriptedEngine] = []
+
+    def create() -> Engine:
+        engines.append(ScriptedEngine())
+        if len(engines) == 1:
+            raise EngineLost("shard 0 died while the parameter server started", actor="shard 0")
+        return engines[-1]
+
+    trainer = make_trainer(tmp_path, engines[0] if engines else ScriptedEngine())
+    trainer = Trainer(train=trainer.train, checkpoint=trainer.checkpoint, engine=None, metrics=trainer.metrics,
+                      checkpointer=trainer.checkpointer, progress=trainer.progress, events=trainer.events,
+                      restart=create, max_restarts=1)
+    assert trainer.engine is engines[1] and trainer.restarts == 1
+    (event,) = read_events(tmp_path / "events.jsonl")
+    assert (event["kind"], event["steps_lost"]) == ("engine_restarted", 0) and "while the engine started" in event["detail"]
+
+
+def test_deaths_past_max_restarts_during_recovery_end_the_run_with_the_reason(tmp_path: Path) -> None:
+    trainer, _ = dying_trainer(tmp_path, max_restarts=2)
+    with phases.listening(kill_at(trainer, {"segment": [6], "restore": [1, 2]})):
+        with pytest.raises(RestartsSpent, match=r"^an actor died: .* and the engine has replaced actors 2 times already "
+                                                r"\(train.strategy.max_restarts: 2\)"):
+            trainer.fit()
+
+
+def test_an_error_in_the_engines_code_is_not_taken_for_a_death(tmp_path: Path) -> None:
+    class BuggyEngine(ScriptedEngine):
+        def evaluate(self, split: str) -> Metrics:
+            raise RayTaskError("evaluate", "traceback", ZeroDivisionError("division by zero")).as_instanceof_cause()
+
+    trainer, engines = dying_trainer(tmp_path)
+    trainer.engine = BuggyEngine()
+    with pytest.raises(ZeroDivisionError):
+        trainer.fit()
+    assert trainer.restarts == 0 and len(engines) == 1
