@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from skate.chaos import ChaosMonkey, Kill, kill_schedule
+from skate import phases
+from skate.chaos import ChaosMonkey, Kill, kill_schedule, PhaseKill
 
 
 def test_the_same_seed_gives_the_same_schedule_and_another_seed_another() -> None:
@@ -56,3 +57,41 @@ def test_the_clock_starts_when_the_job_is_ready_and_stop_cancels_what_is_not_due
         while not monkey.record and time.monotonic() < deadline:
             time.sleep(0.05)
     assert len(monkey.record) == 1
+
+
+def test_a_phase_kill_lands_at_its_occurrence_of_the_phase_and_one_never_reached_is_skipped() -> None:
+    victim = subprocess.Popen(["sleep", "60"])
+    pids = {"Victim": [victim.pid], "Ghost": []}
+    schedule = [PhaseKill(phase="segment", target="Victim", occurrence=2), PhaseKill(phase="test", target="Victim")]
+    with ChaosMonkey(schedule, pids=lambda name: pids[name]) as monkey:
+        phases.enter("segment")
+        assert victim.poll() is None  # the first segment: not yet
+        phases.enter("segment")
+        assert victim.wait(timeout=10) == -9  # killed before enter() returned to the run
+    assert [(e["phase"], e["occurrence"], e["pid"]) for e in monkey.record] == [("segment", 2, victim.pid),
+                                                                              ("test", 1, None)]
+    assert monkey.record[1]["skipped"] == "the run entered 'test' 0 times" and monkey.kills == 1
+    phases.enter("segment")  # the monkey no longer listens once stopped
+    assert len(monkey.record) == 2
+
+
+def test_a_phase_kill_waits_for_an_actor_that_is_still_starting() -> None:
+    victim = subprocess.Popen(["sleep", "60"])
+    calls = {"n": 0}
+
+    def pids(name: str) -> list[int]:
+        calls["n"] += 1
+        return [victim.pid] if calls["n"] > 2 else []  # alive from the third look on
+
+    with ChaosMonkey([PhaseKill(phase="engine_start", target="Worker")], pids=pids, poll_s=0.01) as monkey:
+        phases.enter("engine_start")
+    assert victim.wait(timeout=10) == -9 and monkey.record[0]["pid"] == victim.pid
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"phase": "segmnt", "target": "X"}, "unknown phase 'segmnt'; the phases are: engine_start, snapshot, segment"),
+    ({"phase": "segment", "target": "X", "occurrence": 0}, "occurrence must be at least 1, not 0"),
+])
+def test_a_phase_kill_names_what_is_wrong(settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PhaseKill(**settings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ray.exceptions import RayActorError, RayChannelError, RayChannelTimeoutError, RayTaskError
 
-from skate.errors import first_line
+from skate.errors import first_line, SkateError
 
 
 class ConnectionLost(ConnectionError):
@@ -31,9 +31,9 @@ class EngineLost(RuntimeError):
         self.actor = actor
 
 
-class RestartsSpent(RuntimeError):
+class RestartsSpent(SkateError, RuntimeError):
     """An actor died and the run has replaced actors ``train.strategy.max_restarts`` times already:
-    the run ends with this reason (and stays resumable from its last checkpoint)."""
+    the run ends with this reason, printed as one line (and stays resumable from its last checkpoint)."""
 
 
 def actor_died(error: BaseException | None) -> bool:
