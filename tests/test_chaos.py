@@ -8,7 +8,7 @@ import time
 import pytest
 
 from skate import phases
-from skate.chaos import ChaosMonkey, Kill, kill_schedule, PhaseKill
+from skate.chaos import ChaosMonkey, Kill, kill_schedule, PhaseKill, recovery_times
 
 
 def test_the_same_seed_gives_the_same_schedule_and_another_seed_another() -> None:
@@ -95,3 +95,9 @@ def test_a_phase_kill_waits_for_an_actor_that_is_still_starting() -> None:
 def test_a_phase_kill_names_what_is_wrong(settings: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PhaseKill(**settings)
+
+
+def test_each_recovery_answers_its_deaths_in_time_order_and_what_none_answered_is_none() -> None:
+    kills = [{"time": 10.0}, {"time": 12.0}, {"time": 11.0}, {"time": 30.0}]
+    events = [{"time": 14.0, "deaths": 2}, {"time": 20.0}]  # the first answered a death during its own recovery
+    assert recovery_times(kills, events) == [4.0, 8.0, 3.0, None]

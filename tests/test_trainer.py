@@ -411,6 +411,7 @@ def test_a_death_in_any_phase_is_recovered_from_with_a_whole_record(
     assert trainer.restarts == restarts and len(engines) == restarts + 1
     restarted = [e for e in read_events(tmp_path / "events.jsonl") if e["kind"] == "engine_restarted"]
     assert len(restarted) == sum(len(at) for phase, at in deaths.items() if phase != "restore")
+    assert sum(e["deaths"] for e in restarted) == restarts  # a death during a restore is answered by its event
     assert all(e["steps_lost"] <= 8 for e in restarted)  # a checkpoint every 2 epochs of 4 steps
 
 

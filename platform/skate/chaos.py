@@ -224,9 +224,9 @@ class ChaosOutcome:
         problems: what is wrong with the result: an error, a missed target, a broken record
             (:func:`skate.runs.verify.run_problems`); empty when it came through.
         steps_lost: for each recovery event, how far the step counter went back.
-        recovery_s: for each kill done, the seconds until the job was whole again (the first
-            recovery event after it); ``None`` when none followed (the death went unnoticed: the
-            actor was no longer needed).
+        recovery_s: for each kill done, the seconds until the job was whole again (see
+            :func:`recovery_times`); ``None`` when no recovery answered it (the death went unnoticed:
+            the actor was not needed again).
     """
 
     run_dir: Path | None
@@ -275,10 +275,22 @@ def run_under_chaos(spec: Any, schedule: Sequence[Kill | PhaseKill], *, seed: in
     problems += [f"the chaos monkey failed: {e!r}" for e in monkey.errors]
     events = read_events(run_dir / "events.jsonl") if run_dir is not None else []
     whole = recoveries(events)
-    recovery = []
-    for kill in (k for k in monkey.record if k["pid"] is not None):
-        after = [event["time"] - kill["time"] for event in whole if event["time"] >= kill["time"]]
-        recovery.append(round(min(after), 2) if after else None)
     return ChaosOutcome(run_dir=run_dir, status=status, kills=monkey.record, problems=problems, metrics=metrics,
-                        steps_lost=[int(event.get("steps_lost", 0)) for event in whole], recovery_s=recovery,
+                        steps_lost=[int(event.get("steps_lost", 0)) for event in whole],
+                        recovery_s=recovery_times([k for k in monkey.record if k["pid"] is not None], whole),
                         error=error)
+
+
+def recovery_times(kills: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[float | None]:
+    """For each kill (in the order given), the seconds to the first recovery event after it that earlier
+    kills have not used up: an event answers its ``deaths`` kills (1 if it does not say). Kills are
+    matched in time order, so when fewer deaths were answered than kills done, the last kills get
+    ``None``: as many as went unnoticed (their actors were not needed again)."""
+    times: list[float | None] = [None] * len(kills)
+    unused = sorted(event["time"] for event in events for _ in range(int(event.get("deaths", 1))))
+    for i in sorted(range(len(kills)), key=lambda i: kills[i]["time"]):
+        later = [t for t in unused if t >= kills[i]["time"]]
+        if later:
+            unused.remove(later[0])
+            times[i] = round(later[0] - kills[i]["time"], 2)
+    return times

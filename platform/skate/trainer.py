@@ -243,15 +243,17 @@ class Trainer:
         engine = self._retrying(self.restart, None)
         if self.restarts > before:
             took = time.perf_counter() - started
-            self._record_restart("an actor", (1, 0), steps_lost=0, took=took,
+            self._record_restart("an actor", (1, 0), steps_lost=0, took=took, deaths=self.restarts - before,
                                  detail=f"an actor died while the engine started; every actor replaced ({took:.1f} s)")
         return engine
 
     def _recover(self, error: EngineLost) -> None:
         started, before, where = time.perf_counter(), self.step, (self.epoch + 1, self.step_in_epoch)
+        restarts = self.restarts
         resumed = self._retrying(self._replace_engine, error)
         took = time.perf_counter() - started
         self._record_restart(error.actor, where, steps_lost=before - self.step, took=took,
+                             deaths=self.restarts - restarts,
                              detail=f"every actor replaced; resumed at step {self.step} "
                                     f"({'the last checkpoint' if resumed else 'the start: no checkpoint yet'}), "
                                     f"{before - self.step} steps to redo ({took:.1f} s)")
@@ -276,9 +278,13 @@ class Trainer:
             self.rewind(self.step)
         return state is not None
 
-    def _record_restart(self, actor: str, where: tuple[int, int], *, steps_lost: int, took: float, detail: str) -> None:
+    def _record_restart(self, actor: str, where: tuple[int, int], *, steps_lost: int, took: float, deaths: int,
+                        detail: str) -> None:
+        """The ``engine_restarted`` event; ``deaths``: how many it answers (more than one when actors
+        died while the engine was being replaced)."""
         event = {"time": time.time(), "kind": "engine_restarted", "actor": actor, "epoch": where[0],
-                 "step": where[1], "steps_lost": steps_lost, "recovery_s": round(took, 3), "detail": detail}
+                 "step": where[1], "steps_lost": steps_lost, "recovery_s": round(took, 3), "deaths": deaths,
+                 "detail": detail}
         self.progress.write(f"epoch {where[0]} step {where[1]}: {actor}: engine restarted; {detail}")
         if self.events is not None:
             self.events.append(event)

@@ -83,6 +83,7 @@ class ParameterServerEngine(Engine):
         self._clock = EpochClock()
         self._events: list[dict[str, Any]] = []
         self.restarts = 0
+        self._deaths = 0  # rollbacks begun since the last one that completed
         self.faults = {"worker_restarts": 0, "rollbacks": 0}
         self.recovery_s = 0.0
         try:
@@ -274,6 +275,7 @@ class ParameterServerEngine(Engine):
         started = time.perf_counter()
         dead = self._dead_actor(error)
         self.restarts += 1
+        self._deaths += 1
         self._in_flight, self._lost = {}, []
         self._stop_actors()
         self._start(self.layout.flatten(snapshot["model"]))
@@ -282,9 +284,10 @@ class ParameterServerEngine(Engine):
         self.faults["rollbacks"] += 1
         took = time.perf_counter() - started
         self.recovery_s += took
+        deaths, self._deaths = self._deaths, 0
         self._record("rolled_back", dead,
                      f"every actor replaced from the state after the last segment, whose steps run again "
-                     f"({took:.1f} s)", recovery_s=took)
+                     f"({took:.1f} s)", recovery_s=took, deaths=deaths)
 
     def _dead_actor(self, error: BaseException) -> str:
         cause: Any = error
@@ -296,13 +299,14 @@ class ParameterServerEngine(Engine):
         named = [(f"shard {i}", a) for i, a in enumerate(self.shards)] + [(f"worker {i}", a) for i, a in enumerate(self.workers)]
         return next((name for name, actor in named if actor._actor_id.hex() == dead), "an actor")
 
-    def _record(self, kind: str, actor: str, detail: str, *, recovery_s: float | None = None) -> None:
+    def _record(self, kind: str, actor: str, detail: str, *, recovery_s: float | None = None, deaths: int = 1) -> None:
         """An event for the run's log. The step counter never goes back here (``steps_lost`` 0): a
-        rollback returns to the segment's start, which is where the counter stands."""
+        rollback returns to the segment's start, which is where the counter stands. ``deaths``: how
+        many deaths a recovery answers (more than one when actors died during its rollback)."""
         epoch, step = self._where
         self._events.append({"time": time.time(), "kind": kind, "actor": actor, "epoch": epoch, "step": step,
                              "detail": detail, "steps_lost": 0,
-                             **({} if recovery_s is None else {"recovery_s": round(recovery_s, 3)})})
+                             **({} if recovery_s is None else {"recovery_s": round(recovery_s, 3), "deaths": deaths})})
 
     def take_events(self) -> list[dict[str, Any]]:
         events, self._events = self._events, []

@@ -1,0 +1,70 @@
+"""How the allreduce engine's driver reads its workers' replies, with stand-in queues (no Ray Train):
+an error of skate's code ends the run, anything else that stops the workers is the engine lost."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from ray.exceptions import ActorDiedError
+from ray.util.queue import Empty
+
+from skate.engines.allreduce import _peer_lost, AllreduceEngine, WorkerFailed
+from skate.engines.faults import EngineLost
+
+
+class StubQueue:
+    def __init__(self, answers: list[Any] | None = None, *, dead: bool = False) -> None:
+        self.answers, self.dead, self.put_items = list(answers or []), dead, []
+
+    def get(self, timeout: float) -> Any:
+        if self.dead:
+            raise ActorDiedError()
+        if not self.answers:
+            raise Empty
+        return self.answers.pop(0)
+
+    def put(self, item: Any, timeout: float | None = None) -> None:
+        if self.dead:
+            raise ActorDiedError()
+        self.put_items.append(item)
+
+
+def engine_with(replies: StubQueue, *, commands: list[StubQueue] | None = None, ended: bool = False) -> AllreduceEngine:
+    engine = object.__new__(AllreduceEngine)  # the driver's side only: no Ray Train run behind it
+    engine._replies, engine._commands = replies, commands or [StubQueue(), StubQueue()]
+    engine._error = RuntimeError("TrainingFailedError: the worker group failed") if ended else None
+    engine._thread = threading.Thread(target=lambda: None)
+    if not ended:
+        engine._thread.is_alive = lambda: True  # type: ignore[method-assign]
+    return engine
+
+
+def test_an_answer_is_returned() -> None:
+    assert engine_with(StubQueue([{"train/loss": 0.5}]))._ask("train", (1, 0, 9)) == {"train/loss": 0.5}
+
+
+def test_an_error_of_skates_code_on_a_worker_ends_the_run_with_it() -> None:
+    failed = WorkerFailed(rank=1, error="ValueError: bad shape", traceback="Traceback ...", peer_lost=False)
+    with pytest.raises(RuntimeError, match="allreduce worker 1 failed: ValueError: bad shape") as caught:
+        engine_with(StubQueue([failed]))._ask("evaluate", "validation")
+    assert not isinstance(caught.value, EngineLost)
+
+
+@pytest.mark.parametrize(("engine", "actor"), [
+    (engine_with(StubQueue([WorkerFailed(rank=0, error="RuntimeError: gloo", traceback="", peer_lost=True)])),
+     "a Ray Train worker"),
+    (engine_with(StubQueue(), ended=True), "a Ray Train worker"),  # Ray Train's run ended with no reply
+    (engine_with(StubQueue(dead=True)), "the reply queue"),
+    (engine_with(StubQueue(), commands=[StubQueue(), StubQueue(dead=True)]), "a command queue"),
+], ids=["peer-lost", "run-ended", "reply-queue-died", "command-queue-died"])
+def test_any_other_stop_is_the_engine_lost(engine: AllreduceEngine, actor: str) -> None:
+    with pytest.raises(EngineLost) as caught:
+        engine._ask("train", (1, 0, 9))
+    assert caught.value.actor == actor
+
+
+def test_a_collective_that_lost_its_peer_is_told_from_an_error_of_the_code() -> None:
+    assert _peer_lost(RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:4711"))
+    assert not _peer_lost(ValueError("Expected input batch_size (8) to match target batch_size (7)"))
