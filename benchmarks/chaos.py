@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--kills", type=int, default=4, help="timed kills of PPO's env runners")
     parser.add_argument("--epochs", type=int, default=100, help="epochs of each digits job")
-    parser.add_argument("--window-s", type=float, default=30.0, help="PPO's kills fall in its first this many seconds")
+    parser.add_argument("--window-s", type=float, default=20.0, help="PPO's kills fall in its first this many seconds")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     args = parser.parse_args()
     cases = [case.strip() for case in args.cases.split(",") if case.strip()]

@@ -42,7 +42,13 @@ def engine_with(replies: StubQueue, *, commands: list[StubQueue] | None = None, 
 
 
 def test_an_answer_is_returned() -> None:
-    assert engine_with(StubQueue([{"train/loss": 0.5}]))._ask("train", (1, 0, 9)) == {"train/loss": 0.5}
+    engine = engine_with(StubQueue([(1, None), (0, {"train/loss": 0.5})]))
+    assert engine._ask("train", (1, 0, 9)) == {"train/loss": 0.5}
+
+
+def test_a_worker_that_does_not_answer_is_noticed_though_rank_0_did() -> None:
+    with pytest.raises(EngineLost):  # rank 1 died after the command: Ray Train's run ended without its answer
+        engine_with(StubQueue([(0, {"accuracy": 0.9})]), ended=True)._ask("evaluate", "test")
 
 
 def test_an_error_of_skates_code_on_a_worker_ends_the_run_with_it() -> None:

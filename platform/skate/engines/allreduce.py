@@ -3,7 +3,9 @@
 Ray Train runs one function per worker to its end, while skate's driver wants to ask for an epoch,
 an evaluation or a state at a time. So each worker runs a small command loop: the driver puts a
 command in every worker's queue, the workers carry it out together (a training epoch is the only
-collective one), and rank 0 puts the answer in the reply queue.
+collective one), and every rank puts its answer in the reply queue (rank 0's carries what was
+asked; the others' say they are alive, so a dead worker is noticed at the next command, whichever it
+is, rather than at the next collective one).
 
 Faults: an error in skate's code on a worker comes back through the reply queue as a
 :class:`WorkerFailed` and ends the run with that error. Anything else that stops Ray Train's run, or
@@ -135,8 +137,7 @@ def _serve_commands(config: dict[str, Any]) -> None:
             answer = True
         else:
             raise AssertionError(f"unknown command {command!r}")
-        if rank == 0:
-            replies.put(answer)
+        replies.put((rank, answer))
 
 
 class AllreduceEngine(Engine):
@@ -183,10 +184,12 @@ class AllreduceEngine(Engine):
         return self._reply()
 
     def _reply(self, timeout_s: float | None = None) -> Any:
+        """Rank 0's answer to the last command, once every rank has answered."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
+        answers: dict[int, Any] = {}
+        while len(answers) < len(self._commands):
             try:
-                answer = self._replies.get(timeout=_POLL_S)
+                reply = self._replies.get(timeout=_POLL_S)
             except Empty:
                 if self._error is not None or not self._thread.is_alive():
                     raise EngineLost(f"the Ray Train run stopped: {first_line(self._error)}",
@@ -196,12 +199,14 @@ class AllreduceEngine(Engine):
                 continue
             except RayActorError as error:
                 raise EngineLost(f"the reply queue died: {first_line(error)}", actor="the reply queue") from error
-            if isinstance(answer, WorkerFailed) and answer.peer_lost:
-                raise EngineLost(f"allreduce worker {answer.rank} lost a peer: {answer.error}",
+            if isinstance(reply, WorkerFailed) and reply.peer_lost:
+                raise EngineLost(f"allreduce worker {reply.rank} lost a peer: {reply.error}",
                                  actor="a Ray Train worker")
-            if isinstance(answer, WorkerFailed):
-                raise RuntimeError(f"allreduce worker {answer.rank} failed: {answer.error}\n{answer.traceback}")
-            return answer
+            if isinstance(reply, WorkerFailed):
+                raise RuntimeError(f"allreduce worker {reply.rank} failed: {reply.error}\n{reply.traceback}")
+            rank, answer = reply
+            answers[rank] = answer
+        return answers[0]
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         self._pending = True
