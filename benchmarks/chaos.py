@@ -2,13 +2,14 @@
 workers and shards are SIGKILLed at every named phase of a run (``skate.phases``: while the engine
 starts, in segments, at the snapshot after one, at checkpoints and validations, during a rollback or
 a restore that an earlier kill set off, while the best checkpoint is loaded for the test, in the
-test), and PPO learns CartPole while its env runners are killed on a seeded timed schedule. Kills
-at phases land in the same places on any machine, fast or slow. Each job may replace its actors
+test), and PPO learns CartPole while its env runners are killed in iterations and while checkpoints
+are saved. Kills at phases land in the same places on any machine, fast or slow (``--seed`` picks
+which live actor of a class dies). Each job may replace its actors
 ``MAX_RESTARTS`` times. Each run must reach its target (test accuracy >= 0.95; mean return >= 450)
 with a whole record: every epoch once, every checkpoint readable, no restart back past the last
 checkpoint.
 
-    .venv/bin/python benchmarks/chaos.py [--seed 7] [--kills 4] [--epochs 100] [--cases single,ps_sync,...]
+    .venv/bin/python benchmarks/chaos.py [--seed 7] [--epochs 100] [--cases single,ps_sync,...]
 
 A kill that finds no live actor of its class, or whose phase the run never reaches, is skipped and
 not counted as injected. A run's kills are survived when the run comes through whole.
@@ -33,12 +34,12 @@ from typing import Any
 
 import ray
 
-from skate.chaos import PhaseKill, TARGETS, kill_schedule, run_under_chaos
+from skate.chaos import PhaseKill, TARGETS, run_under_chaos
 from skate.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 EVERY_STEPS = 10
-MAX_RESTARTS = 10  # each job replaces its actors this many times at most (the default, 3, is below --kills)
+MAX_RESTARTS = 10  # each job replaces its actors this many times at most (the default, 3, is below the kills)
 STRATEGIES = {
     "single": "{kind: single}",
     "ps_sync": "{kind: parameter_server, mode: sync, num_workers: 2, num_shards: 2}",
@@ -60,8 +61,12 @@ def restart_phases(target: str) -> list[tuple[str, str, int]]:
             ("validate", target, 40), ("load_best", target, 1), ("test", target, 1)]
 
 
+RUNNER = TARGETS["rl"][0]
 PHASE_KILLS = {"single": restart_phases("SingleWorker"), "ps_sync": PS_PHASES, "ps_async": PS_PHASES,
-               "ps_ssp": PS_PHASES, "allreduce": restart_phases("RayTrainWorker")}
+               "ps_ssp": PS_PHASES, "allreduce": restart_phases("RayTrainWorker"),
+               # PPO checkpoints every 5 iterations: kills in iterations 2 and 8, at the 1st and 2nd checkpoint.
+               "rl_ppo": [("segment", RUNNER, 2), ("checkpoint", RUNNER, 1), ("segment", RUNNER, 8),
+                          ("checkpoint", RUNNER, 2)]}
 
 
 def case_spec(case: str, epochs: int) -> tuple[Any, list[str], str, float]:
@@ -79,10 +84,7 @@ def case_spec(case: str, epochs: int) -> tuple[Any, list[str], str, float]:
 
 def run_case(case: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     spec, targets, metric, target = case_spec(case, args.epochs)
-    schedule: list[Any] = [PhaseKill(phase=phase, target=actor, occurrence=n) for phase, actor, n in PHASE_KILLS[case]] \
-        if case in PHASE_KILLS else \
-        kill_schedule(seed=args.seed, targets=targets, kills=args.kills, window_s=(0.5, args.window_s),
-                      min_gap_s=args.window_s / (2 * args.kills))
+    schedule = [PhaseKill(phase=phase, target=actor, occurrence=n) for phase, actor, n in PHASE_KILLS[case]]
     started = time.perf_counter()
     outcome = run_under_chaos(spec, schedule, seed=args.seed, root=root / case, metric=metric, at_least=target)
     injected = sum(1 for kill in outcome.kills if kill["pid"] is not None)
@@ -100,9 +102,7 @@ def run_case(case: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--kills", type=int, default=4, help="timed kills of PPO's env runners")
     parser.add_argument("--epochs", type=int, default=100, help="epochs of each digits job")
-    parser.add_argument("--window-s", type=float, default=20.0, help="PPO's kills fall in its first this many seconds")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     args = parser.parse_args()
     cases = [case.strip() for case in args.cases.split(",") if case.strip()]

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 PHASES: dict[str, str] = {
     "engine_start": "an engine's actors have been asked for; nothing has been run on them yet",
     "snapshot": "the parameter server fetches the state a rollback returns to",
-    "segment": "the trainer asks the engine for a segment of training steps",
-    "checkpoint": "the trainer asks the engine for its state, to write a checkpoint",
+    "segment": "the trainer asks the engine for a segment of training steps (RL: RLlib for an iteration)",
+    "checkpoint": "the trainer asks the engine for its state, to write a checkpoint (RL: RLlib saves one)",
     "validate": "the trainer evaluates the validation split",
     "load_best": "the trainer loads the best checkpoint's weights for the test",
     "test": "the trainer evaluates the test split",

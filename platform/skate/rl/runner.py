@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from skate import phases
 from skate.errors import SkateError
 from skate.progress import Progress
 from skate.rl.checkpoints import Checkpoints
@@ -131,7 +132,8 @@ class RunnerWatch:
             detail = f"{restarts - self.restarts} restarted by RLlib; {healthy} of {total} healthy"
             display.write(f"iteration {int(row[ITERATION])}: env runner replaced; {detail}")
             self.events.append({"time": time.time(), "kind": "env_runner_replaced", "actor": "env runner",
-                                "epoch": int(row[ITERATION]), "step": 0, "steps_lost": 0, "detail": detail})
+                                "epoch": int(row[ITERATION]), "step": 0, "steps_lost": 0,
+                                "deaths": restarts - self.restarts, "detail": detail})
         self.restarts = restarts
         row["faults/env_runner_restarts"] = float(restarts)
 
@@ -186,6 +188,7 @@ def _train(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
         try:
             while reason is None:
                 iteration += 1
+                phases.enter("segment")
                 row = metrics_row(algo.train(), iteration)
                 watch.check(row, display)
                 metrics.put(row)
@@ -197,6 +200,7 @@ def _train(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
                 reason = stop.reason(row)
                 saved = None
                 if reason is not None or iteration % spec.checkpoint.every_iterations == 0:
+                    phases.enter("checkpoint")
                     saved = str(checkpoints.save(algo, row))
                 display.update(iteration, row)
                 if observer is not None:
