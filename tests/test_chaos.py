@@ -8,7 +8,7 @@ import time
 import pytest
 
 from skate import phases
-from skate.chaos import ChaosMonkey, Kill, kill_schedule, PhaseKill, recovery_times
+from skate.chaos import _running, ChaosMonkey, Kill, kill_schedule, PhaseKill, recovery_times
 
 
 def test_the_same_seed_gives_the_same_schedule_and_another_seed_another() -> None:
@@ -101,3 +101,15 @@ def test_each_recovery_answers_its_deaths_in_time_order_and_what_none_answered_i
     kills = [{"time": 10.0}, {"time": 12.0}, {"time": 11.0}, {"time": 30.0}]
     events = [{"time": 14.0, "deaths": 2}, {"time": 20.0}]  # the first answered a death during its own recovery
     assert recovery_times(kills, events) == [4.0, 8.0, 3.0, None]
+
+
+def test_an_ended_or_zombie_process_is_not_running_and_a_live_one_is() -> None:
+    child = subprocess.Popen(["sleep", "60"])
+    assert _running(child.pid)
+    child.kill()
+    deadline = time.monotonic() + 5
+    while _running(child.pid) and time.monotonic() < deadline:  # a zombie until reaped: not running either
+        time.sleep(0.01)
+    assert not _running(child.pid)
+    child.wait()
+    assert not _running(child.pid)

@@ -93,7 +93,23 @@ def live_actor_pids(class_name: str, address: str | None = None) -> list[int]:
     actors = list_actors(address=address or _connected_address(),
                          filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")],
                          raise_on_missing_output=False)
-    return sorted(actor.pid for actor in actors if actor.pid)
+    # The state API can list an actor as alive for a moment after its process ended (a kill just done).
+    return sorted(actor.pid for actor in actors if actor.pid and _running(actor.pid))
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs here (not ended, not a zombie waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (not Linux): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def _connected_address() -> str | None:

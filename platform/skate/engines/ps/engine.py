@@ -15,7 +15,6 @@ import torch
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from skate import phases
-
 from skate.data.base import info_of
 from skate.engines.base import Engine, Metrics, Workload
 from skate.engines.faults import actor_died, EngineLost, spent
@@ -27,9 +26,9 @@ from skate.engines.ps.shard import ParameterShard, UpdateRule
 from skate.engines.ps.ssp import SspRule
 from skate.engines.ps.sync import SyncRule
 from skate.engines.ps.wire import new_token, ShardLost
-from skate.errors import first_line
 from skate.engines.ps.worker import PSWorker
 from skate.engines.replica import EpochClock, means
+from skate.errors import first_line
 
 if TYPE_CHECKING:
     from skate.engines.ps.config import ParameterServerConfig
