@@ -31,7 +31,8 @@ from ray.util.queue import Empty, Queue
 from skate import phases
 from skate.config.fields import param
 from skate.errors import first_line
-from skate.engines.base import STRATEGIES, Engine, EngineLost, bundle, Metrics, StrategyConfig, Workload
+from skate.engines.base import STRATEGIES, Engine, bundle, Metrics, StrategyConfig, Workload
+from skate.engines.faults import actor_died, EngineLost
 from skate.engines.replica import EpochClock, Replica, means, to_cpu
 
 _POLL_S = 1.0
@@ -45,7 +46,8 @@ class WorkerFailed:
     error: str
     traceback: str
     peer_lost: bool
-    """Whether the error is a collective operation failing under the worker: another worker died."""
+    """Whether the error is another actor's death under the worker (a peer in a collective operation,
+    its command queue), not an error of skate's code."""
 
 
 def _worker_loop(config: dict[str, Any]) -> None:
@@ -68,13 +70,14 @@ def _worker_loop(config: dict[str, Any]) -> None:
 
 
 def _peer_lost(error: BaseException) -> bool:
-    """Whether ``error`` is a collective operation that failed because a peer went away: torch
-    raises gloo's and NCCL's failures as ``DistError`` or as a ``RuntimeError`` naming the transport."""
+    """Whether ``error`` is an actor's death seen from a worker: its command queue's (Ray raises the
+    death), or a peer's in a collective operation (torch raises gloo's and NCCL's failures as
+    ``DistError`` or as a ``RuntimeError`` naming the transport)."""
     import torch.distributed as dist
 
     text = str(error)
-    return isinstance(error, dist.DistError) or any(sign in text for sign in ("gloo", "NCCL", "Connection closed",
-                                                                              "Connection reset", "Broken pipe"))
+    return actor_died(error) or isinstance(error, dist.DistError) or any(
+        sign in text for sign in ("gloo", "NCCL", "Connection closed", "Connection reset", "Broken pipe"))
 
 
 def _serve_commands(config: dict[str, Any]) -> None:
