@@ -71,7 +71,7 @@ def test_any_other_stop_is_the_engine_lost(engine: AllreduceEngine, actor: str) 
     assert caught.value.actor == actor
 
 
-def test_a_collective_that_lost_its_peer_is_told_from_an_error_of_the_code() -> None:
+def test_a_death_seen_from_a_worker_is_told_from_an_error_of_the_code() -> None:
     assert _peer_lost(RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:4711"))
     assert not _peer_lost(ValueError("Expected input batch_size (8) to match target batch_size (7)"))
     assert _peer_lost(ActorDiedError())  # the worker's command queue died under its read
