@@ -361,6 +361,16 @@ class DyingEngine(ScriptedEngine):
         super().load_weights(weights)
 
 
+def self_starting_trainer(tmp_path: Path, create: Callable[[], Engine], *, max_restarts: int) -> Trainer:
+    """A trainer that starts its engine itself with ``create``."""
+    return Trainer(train=TrainConfig(epochs=6),
+                   checkpoint=CheckpointConfig(every_epochs=2, keep_last=5, best_metric="val/accuracy", best_mode="max"),
+                   engine=None, metrics=MetricsLog(tmp_path / "metrics.parquet"),
+                   checkpointer=Checkpointer(tmp_path / "checkpoints", keep_last=5),
+                   progress=Progress(total=6, desc="test", enabled=False), events=EventLog(tmp_path / "events.jsonl"),
+                   restart=create, max_restarts=max_restarts)
+
+
 def dying_trainer(tmp_path: Path, *, max_restarts: int = 5) -> tuple[Trainer, list[DyingEngine]]:
     """A trainer whose engines are DyingEngines, started by the trainer itself."""
     engines: list[DyingEngine] = []
@@ -369,13 +379,7 @@ def dying_trainer(tmp_path: Path, *, max_restarts: int = 5) -> tuple[Trainer, li
         engines.append(DyingEngine())
         return engines[-1]
 
-    trainer = Trainer(train=TrainConfig(epochs=6),
-                      checkpoint=CheckpointConfig(every_epochs=2, keep_last=5, best_metric="val/accuracy", best_mode="max"),
-                      engine=None, metrics=MetricsLog(tmp_path / "metrics.parquet"),
-                      checkpointer=Checkpointer(tmp_path / "checkpoints", keep_last=5),
-                      progress=Progress(total=6, desc="test", enabled=False), events=EventLog(tmp_path / "events.jsonl"),
-                      restart=create, max_restarts=max_restarts)
-    return trainer, engines
+    return self_starting_trainer(tmp_path, create, max_restarts=max_restarts), engines
 
 
 def kill_at(trainer: Trainer, deaths: dict[str, list[int]]) -> Callable[[str], None]:
@@ -424,10 +428,7 @@ def test_a_death_while_the_engine_starts_costs_a_restart_and_an_event(tmp_path: 
             raise EngineLost("shard 0 died while the parameter server started", actor="shard 0")
         return engines[-1]
 
-    trainer = make_trainer(tmp_path, engines[0] if engines else ScriptedEngine())
-    trainer = Trainer(train=trainer.train, checkpoint=trainer.checkpoint, engine=None, metrics=trainer.metrics,
-                      checkpointer=trainer.checkpointer, progress=trainer.progress, events=trainer.events,
-                      restart=create, max_restarts=1)
+    trainer = self_starting_trainer(tmp_path, create, max_restarts=1)
     assert trainer.engine is engines[1] and trainer.restarts == 1
     (event,) = read_events(tmp_path / "events.jsonl")
     assert (event["kind"], event["steps_lost"]) == ("engine_restarted", 0) and "while the engine started" in event["detail"]

@@ -9,11 +9,12 @@ import dataclasses
 from typing import Any, ClassVar
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayError
 
 from skate import phases
 from skate.errors import first_line
-from skate.engines.base import STRATEGIES, Engine, EngineLost, bundle, Metrics, StrategyConfig, Workload
+from skate.engines.base import STRATEGIES, Engine, bundle, Metrics, StrategyConfig, Workload
+from skate.engines.faults import actor_died, EngineLost
 from skate.engines.replica import assigned_device, EpochClock, Replica, means, to_cpu
 from skate.config.fields import param
 
@@ -91,8 +92,8 @@ class SingleEngine(Engine):
         own code stays what it is)."""
         try:
             return ray.get(ref, timeout=timeout)
-        except RayActorError as error:
-            if isinstance(error, RayTaskError):
+        except RayError as error:
+            if not actor_died(error):
                 raise
             raise EngineLost(f"the single worker died: {first_line(error)}", actor="worker 0") from error
 
