@@ -47,17 +47,3 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, quie
     finally:
         ray.shutdown()
 
-
-def check_fits(demand: dict[str, float], *, what: str) -> None:
-    """Refuse a job whose actors together need more CPUs or GPUs than the whole cluster has;
-    Ray would otherwise wait for them forever, silently.
-
-    Raises:
-        SkateError: naming the resource, the demand and what the cluster has.
-    """
-    total = ray.cluster_resources()
-    for resource, amount in demand.items():
-        have = total.get(resource, 0.0)
-        if amount > have + 1e-9:
-            raise SkateError(f"{what} reserves {amount:g} {resource} in all, but the Ray cluster has {have:g}: "
-                             f"ask for less (fewer workers, fewer {resource}s each) or join a bigger cluster")

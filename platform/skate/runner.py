@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from skate.cluster import check_fits
+from skate.capacity import check_possible
 from skate.data import info_of, split_record, split_rows
 from skate.engines.base import Workload
 from skate.errors import SkateError, describe_error
@@ -121,7 +121,7 @@ def _execute(spec: JobSpec, run: RunDir, *, resume: bool, progress: bool, observ
     trainer, loggers, final = None, None, None
     try:
         workload = _workload(spec, run)
-        check_fits(spec.train.strategy.resources(), what=f"train.strategy ({spec.train.strategy.kind})")
+        check_possible(spec.train.strategy.bundles(), what=f"train.strategy ({spec.train.strategy.kind})")
         trainer = Trainer(train=spec.train, checkpoint=resolve_checkpoint(spec), engine=None,
                           metrics=MetricsLog(run.metrics_path), checkpointer=checkpointer, progress=display,
                           events=EventLog(run.events_path), observer=observer,

@@ -22,18 +22,22 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from typing import Any, ClassVar
 
+import ray
 import torch
 from ray.exceptions import RayActorError
 from ray.util.queue import Empty, Queue
 
 from skate import phases
+from skate.capacity import room_for
 from skate.config.fields import param
 from skate.errors import first_line
 from skate.engines.base import STRATEGIES, Engine, bundle, Metrics, StrategyConfig, Workload
 from skate.engines.faults import actor_died, EngineLost
-from skate.engines.replica import EpochClock, Replica, means, to_cpu
+from skate.engines.placement import placed_event
+from skate.engines.replica import assigned_device, EpochClock, Replica, means, to_cpu
 
 _POLL_S = 1.0
 
@@ -83,15 +87,17 @@ def _peer_lost(error: BaseException) -> bool:
 def _serve_commands(config: dict[str, Any]) -> None:
     import ray.train
     import torch.distributed as dist
-    from ray.train.torch import get_device, prepare_model
+    from ray.train.torch import prepare_model
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     workload: Workload = config["workload"]
-    replica = Replica(workload, rank=rank, num_replicas=world, device=str(get_device()))
+    device = assigned_device()  # the CPU, with a warning, where Ray grants a GPU torch cannot see
+    replica = Replica(workload, rank=rank, num_replicas=world, device=device)
     # A model that trains in phases leaves some parameters out of a phase's graph; DDP must know.
     unused = bool(getattr(replica.model, "unused_parameters", False))
-    replica.train_model = prepare_model(replica.model, parallel_strategy_kwargs={"find_unused_parameters": unused})
+    replica.train_model = prepare_model(replica.model, move_to_device=torch.device(device),
+                                        parallel_strategy_kwargs={"find_unused_parameters": unused})
     optimizer = workload.optimizer.build(replica.model.parameters())
     commands, replies = config["commands"][rank], config["replies"]
 
@@ -135,6 +141,8 @@ def _serve_commands(config: dict[str, Any]) -> None:
             replica.model.load_state_dict(argument["model"])
             optimizer.load_state_dict(argument["optimizer"])
             answer = True
+        elif command == "where":
+            answer = ray.get_runtime_context().get_node_id()
         elif command == "load_weights":
             replica.model.load_state_dict(argument)
             answer = True
@@ -148,8 +156,16 @@ class AllreduceEngine(Engine):
 
     def __init__(self, config: "AllreduceConfig", workload: Workload) -> None:
         from ray.train import FailureConfig, RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
+        from ray.train.torch import TorchConfig, TorchTrainer
 
+        # Ray Train places its workers itself: skate only makes sure the room is there (asking the
+        # autoscaler, refusing the impossible), and learns whether torch sees the GPUs Ray grants.
+        with room_for(config.bundles(), what="allreduce") as room:
+            self._waited_s = room.waited_s
+            cuda = bool(config.gpus_per_worker) and room.cuda_usable()
+        if config.gpus_per_worker and not cuda:
+            warnings.warn(f"Ray grants each allreduce worker {config.gpus_per_worker:g} GPU, but torch there sees no "
+                          "CUDA device: the workers train on the CPU and average by gloo", RuntimeWarning, stacklevel=2)
         queue_options = {"num_cpus": 0}
         self._commands = [Queue(actor_options=queue_options) for _ in range(config.num_workers)]
         self._replies = Queue(actor_options=queue_options)
@@ -160,6 +176,7 @@ class AllreduceEngine(Engine):
             train_loop_config={"workload": workload, "commands": self._commands, "replies": self._replies},
             scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.gpus_per_worker > 0,
                                          resources_per_worker=resources),
+            torch_config=TorchConfig(backend="nccl" if cuda else "gloo"),
             # A worker lost while the group starts is skate's to replace, like any other death: Ray
             # Train would retry the start without end and without a word.
             run_config=RunConfig(storage_path=self._storage, name="allreduce",
@@ -170,6 +187,14 @@ class AllreduceEngine(Engine):
         self._thread.start()
         self._pending = False
         self.steps_per_epoch = workload.steps_per_epoch(config.num_workers)
+        self._events: list[dict[str, Any]] = []
+        try:
+            nodes = self._ask("where", every_rank=True)
+        except BaseException:
+            self.shutdown()
+            raise
+        self._events.append(placed_event({f"worker {rank}": node for rank, node in sorted(nodes.items())},
+                                         where=(0, 0), waited_s=self._waited_s))
         phases.enter("engine_start")
 
     def _fit(self, trainer: Any) -> None:
@@ -178,16 +203,21 @@ class AllreduceEngine(Engine):
         except BaseException as error:  # handed to the driver's next wait
             self._error = error
 
-    def _ask(self, command: str, argument: Any = None) -> Any:
+    def take_events(self) -> list[dict[str, Any]]:
+        events, self._events = self._events, []
+        return events
+
+    def _ask(self, command: str, argument: Any = None, *, every_rank: bool = False) -> Any:
         try:
             for queue in self._commands:
                 queue.put((command, argument))
         except RayActorError as error:
             raise EngineLost(f"a command queue died: {first_line(error)}", actor="a command queue") from error
-        return self._reply()
+        return self._reply(every_rank=every_rank)
 
-    def _reply(self, timeout_s: float | None = None) -> Any:
-        """Rank 0's answer to the last command, once every rank has answered."""
+    def _reply(self, timeout_s: float | None = None, *, every_rank: bool = False) -> Any:
+        """Rank 0's answer to the last command (every rank's, by rank, if ``every_rank``), once every
+        rank has answered."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         answers: dict[int, Any] = {}
         while len(answers) < len(self._commands):
@@ -209,7 +239,7 @@ class AllreduceEngine(Engine):
                 raise RuntimeError(f"allreduce worker {reply.rank} failed: {reply.error}\n{reply.traceback}")
             rank, answer = reply
             answers[rank] = answer
-        return answers[0]
+        return answers if every_rank else answers[0]
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         self._pending = True

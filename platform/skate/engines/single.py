@@ -15,6 +15,7 @@ from skate import phases
 from skate.errors import first_line
 from skate.engines.base import STRATEGIES, Engine, bundle, Metrics, StrategyConfig, Workload
 from skate.engines.faults import actor_died, EngineLost
+from skate.engines.placement import JobPlacement, actor_nodes, placed_event
 from skate.engines.replica import assigned_device, EpochClock, Replica, means, to_cpu
 from skate.config.fields import param
 
@@ -58,11 +59,18 @@ class SingleEngine(Engine):
     """Drives one :class:`SingleWorker` actor."""
 
     def __init__(self, config: "SingleStrategyConfig", workload: Workload) -> None:
+        self._placement = JobPlacement(config.bundles(), name="single")
         actor = ray.remote(num_cpus=config.num_cpus, num_gpus=config.num_gpus)(SingleWorker)
-        self._worker = actor.remote(workload)
+        self._worker = actor.options(**self._placement.options(0)).remote(workload)
         self._pending: ray.ObjectRef | None = None
         self.steps_per_epoch = workload.steps_per_epoch()
+        self._events = [placed_event(actor_nodes({"worker 0": self._worker}), where=(0, 0),
+                                     waited_s=self._placement.waited_s)]
         phases.enter("engine_start")
+
+    def take_events(self) -> list[dict[str, Any]]:
+        events, self._events = self._events, []
+        return events
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         self._pending = self._worker.train_steps.remote(epoch, start, stop)
@@ -99,6 +107,7 @@ class SingleEngine(Engine):
 
     def shutdown(self) -> None:
         ray.kill(self._worker)
+        self._placement.remove()
 
 
 @STRATEGIES.register

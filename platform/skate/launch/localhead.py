@@ -7,6 +7,7 @@ nothing else (``ray stop`` would stop every Ray on the machine).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -17,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 
 def free_port() -> int:
@@ -35,9 +37,11 @@ class LocalHead:
         start_timeout_s: how long to wait for the dashboard to answer.
     """
 
-    def __init__(self, *, num_cpus: int = 2, env: dict[str, str] | None = None, start_timeout_s: float = 90.0) -> None:
+    def __init__(self, *, num_cpus: int = 2, env: dict[str, str] | None = None, start_timeout_s: float = 90.0,
+                 worker_types: dict[str, dict[str, Any]] | None = None) -> None:
         self.num_cpus = num_cpus
         self.extra_env = env or {}
+        self.worker_types = worker_types
         self.start_timeout_s = start_timeout_s
         self.token = secrets.token_hex(16)
         self.dashboard = f"http://127.0.0.1:{free_port()}"
@@ -55,12 +59,19 @@ class LocalHead:
         from skate.launch.connect import jobs_client
 
         port = self.dashboard.rsplit(":", 1)[1]
+        autoscaling: list[str] = []
+        env = {**self.env(), **self.extra_env}
+        if self.worker_types is not None:
+            folder = Path(tempfile.mkdtemp(prefix="skate-fake-cluster-"))
+            config = fake_autoscaling_config(self.gcs, head_cpus=self.num_cpus, worker_types=self.worker_types)
+            (folder / "autoscaling.json").write_text(json.dumps(config), encoding="utf-8")
+            autoscaling = [f"--autoscaling-config={folder / 'autoscaling.json'}"]
+            env.update(RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")
         self.process = subprocess.Popen(
             [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={self.gcs.rsplit(':', 1)[1]}",
              f"--num-cpus={self.num_cpus}", "--dashboard-host=127.0.0.1", f"--dashboard-port={port}",
-             "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--include-dashboard=true"],
-            env={**self.env(), **self.extra_env}, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--include-dashboard=true", *autoscaling],
+            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + self.start_timeout_s
         saved = os.environ.get("RAY_AUTH_TOKEN")
         os.environ["RAY_AUTH_TOKEN"] = self.token
@@ -98,6 +109,34 @@ class LocalHead:
             pass
         self.process = None
         _forget_current_cluster(self.gcs)
+
+
+def fake_autoscaling_config(gcs: str, *, head_cpus: int, worker_types: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An autoscaling config for Ray's fake multi-node provider, complete in itself.
+
+    The provider's own loader fills a config from ``fake_multi_node/example.yaml``, a file Ray's
+    wheels leave out; a head started with this full config (``ray start --head --autoscaling-config``
+    under ``RAY_FAKE_CLUSTER=1``) needs no such defaults. Its nodes are raylets on this machine, in
+    the head's process group, that join ``gcs`` (without ``gcs_address`` they would look for port 6379).
+
+    Args:
+        gcs: the head's GCS address.
+        head_cpus: what the head declares.
+        worker_types: node type name -> ``{"resources": {...}, "max_workers": N}`` (``min_workers`` 0 unless given).
+    """
+    types: dict[str, Any] = {"ray.head.default": {"resources": {"CPU": head_cpus}, "node_config": {}, "max_workers": 0}}
+    for name, spec in worker_types.items():
+        types[name] = {"node_config": {}, "min_workers": 0, **spec}
+    no_commands = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
+                   "head_start_ray_commands", "worker_start_ray_commands", "cluster_synced_files", "rsync_exclude",
+                   "rsync_filter")
+    return {"cluster_name": "skate-fake", "max_workers": sum(int(t.get("max_workers", 1)) for t in worker_types.values()),
+            "upscaling_speed": 1.0, "idle_timeout_minutes": 0.05,
+            "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
+                         "disable_launch_config_check": True, "gcs_address": gcs},
+            "auth": {}, "docker": {}, "file_mounts": {}, "file_mounts_sync_continuously": False,
+            "head_node_type": "ray.head.default", "available_node_types": types,
+            **{key: [] for key in no_commands}}
 
 
 CURRENT_CLUSTER = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"

@@ -18,6 +18,7 @@ from skate.progress import Progress
 from skate.rl.checkpoints import Checkpoints
 from skate.rl.guard import REFUSED
 from skate.rl.spec import RLJobSpec
+from skate.rl.placement import placement, rl_room
 from skate.runs.events import EventLog
 from skate.runs.loggers import open_loggers
 from skate.runs.metrics import MetricsLog, Observer
@@ -80,8 +81,13 @@ class _Stop:
 
 
 def build_algorithm(spec: RLJobSpec) -> Any:
-    """RLlib's algorithm for ``spec`` (its actors started). Raises ``SkateError`` for a config
-    RLlib refuses, naming the ``rl`` section."""
+    """RLlib's algorithm for ``spec`` (its actors started, once the cluster has room for them; see
+    :mod:`skate.rl.placement`). Raises ``SkateError`` for a config RLlib refuses, naming the ``rl`` section."""
+    return _build(spec)[0]
+
+
+def _build(spec: RLJobSpec) -> tuple[Any, float]:
+    """The algorithm, and how long it waited for room on the cluster."""
     try:
         spec.rl.check_devices()
     except ValueError as error:
@@ -92,7 +98,8 @@ def build_algorithm(spec: RLJobSpec) -> Any:
     except (ValueError, ImportError) as error:
         raise SkateError(f"rl.env: {error}") from error
     try:
-        return config.build_algo()
+        with rl_room(config, what=f"rl ({spec.rl.algorithm})") as waited_s:
+            return config.build_algo(), waited_s
     except ValueError as error:
         raise SkateError(f"rl ({spec.rl.algorithm} on {spec.rl.env}): {error}") from error
 
@@ -167,7 +174,7 @@ def _train(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
     loggers = open_loggers(spec, run.path, step_key=ITERATION, purge_step=start_iteration if found else None)
     final: dict[str, float] | None = None
     try:
-        algo = build_algorithm(spec)
+        algo, waited_s = _build(spec)
         if found:
             algo.restore_from_path(str(found[0].resolve()))
     except BaseException:
@@ -180,6 +187,7 @@ def _train(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
     display = Progress(total=spec.rl.stop.iterations, initial=start_iteration, desc=spec.name, enabled=progress,
                        unit="iteration")
     _report_rejected(checkpoints, run, display, start_iteration)
+    EventLog(run.events_path).append(placement(algo, waited_s=waited_s))
     watch = RunnerWatch(algo, EventLog(run.events_path))
     started = time.monotonic()
     # A checkpoint that already meets the stop block (a search handing over another trial's) ends the run.

@@ -119,8 +119,6 @@ class SearchConfig:
     resources_per_trial: TrialResources = param(doc="what each trial's workers reserve",
                                                 default_factory=TrialResources)
     seed: int = param(0, doc="seed of the search algorithm", ge=0)
-    placement_timeout_s: float = param(30.0, doc="how long to wait (asking an autoscaler, if any) for a cluster "
-                                                 "that can hold a trial before giving up", ge=0)
 
     def __post_init__(self) -> None:
         if not self.space:

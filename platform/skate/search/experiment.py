@@ -20,6 +20,7 @@ from typing import Any
 
 import ray
 
+from skate.capacity import room_for
 from skate.errors import SkateError
 from skate.objectives import BEST_METRIC
 from skate.rl.spec import RLJobSpec
@@ -115,7 +116,9 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     first = trial_spec(base, {}, search.resources_per_trial)
     check_schedule(search, first)
     bundles = trial_bundles(first)
-    wait_for_placement(bundles, timeout_s=search.placement_timeout_s)
+    # The room for one trial, before Tune starts any (a trial Tune cannot place waits without a word).
+    with room_for([one for one in bundles if one], what="search: a trial"):
+        pass
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=base, experiment=str(path.resolve()), resources=search.resources_per_trial,
                              metric=metric),
@@ -239,48 +242,6 @@ def check_schedule(search: SearchConfig, spec: JobSpec | RLJobSpec) -> None:
         raise SkateError(f"search.scheduler.perturbation_interval ({interval}) is not a multiple of {field} "
                          f"({every}): PBT exploits a trial through the checkpoint of its last perturbation; "
                          f"set {field} to {interval} or a divisor of it")
-
-
-def wait_for_placement(bundles: list[dict[str, float]], *, timeout_s: float) -> None:
-    """Wait up to ``timeout_s`` (asking an autoscaler, if there is one) until some node can hold each of a
-    trial's bundles and the cluster can hold them all.
-
-    Raises:
-        SkateError: naming the resource the cluster lacks.
-    """
-    deadline = time.monotonic() + timeout_s
-    asked = False
-    while True:
-        problem = placement_problem(bundles, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
-        if problem is None:
-            return
-        if not asked:
-            asked = True
-            try:
-                from ray.autoscaler.sdk import request_resources
-
-                request_resources(bundles=bundles)
-            except Exception:  # no autoscaler on this cluster: nothing to ask
-                pass
-        if time.monotonic() >= deadline:
-            raise SkateError(f"search: {problem} (waited {timeout_s:g} s; see search.placement_timeout_s)")
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-
-
-def placement_problem(bundles: list[dict[str, float]], nodes: list[dict[str, float]]) -> str | None:
-    """Why a trial of ``bundles`` cannot be placed on ``nodes`` (each node's resources), or ``None``."""
-    for name in sorted({name for b in bundles for name in b}):
-        need = sum(b.get(name, 0.0) for b in bundles)
-        have = sum(node.get(name, 0.0) for node in nodes)
-        if need > have + 1e-9:
-            what = "none" if have == 0 else f"{have:g} in all"
-            return (f"each trial reserves {need:g} {name} (its workers: train.strategy or "
-                    f"search.resources_per_trial), but the Ray cluster has {what}")
-        biggest = max(b.get(name, 0.0) for b in bundles)
-        largest = max((node.get(name, 0.0) for node in nodes), default=0.0)
-        if biggest > largest + 1e-9:
-            return f"one worker of each trial reserves {biggest:g} {name}, but no node of the cluster has more than {largest:g}"
-    return None
 
 
 def _records(grid: Any, path: Path, *, metric: str, mode: str, attr: str) -> list[TrialRecord]:

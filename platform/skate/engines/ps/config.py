@@ -27,6 +27,7 @@ class ParameterServerConfig(StrategyConfig):
     compression: Compression = param("none", doc="wire format of gradients and parameters: none (float32), fp16 or bf16")
     cpus_per_worker: float = param(1.0, doc="CPUs reserved for each worker", gt=0)
     gpus_per_worker: float = param(0.0, doc="GPUs reserved for each worker; > 0 computes on cuda", ge=0)
+    placement: Literal["pack", "spread"] = param("pack", doc="where the workers and shards go: pack (on as few nodes as hold them, so their bytes stay on one node while it fits) or spread (over as many nodes as there are; workers reach shards on other nodes by TCP)")
     cpus_per_shard: float = param(0.0, doc="CPUs reserved for each shard (0: shards fit beside the workers)", ge=0)
     overlap: bool | None = param(None, doc="compute the next gradient while a push is in flight (one step staler); default: on for async and ssp, off for sync")
     inline_bytes: int = param(512 * 1024, doc="transport actor_calls: worker and shard actor calls carry arguments and results up to this many bytes inline, instead of through the object store (Ray's max_direct_call_object_size, 100 KB by default, set for these actors only)", ge=0)

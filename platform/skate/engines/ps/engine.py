@@ -18,7 +18,7 @@ from skate import phases
 from skate.data.base import info_of
 from skate.engines.base import Engine, Metrics, Workload
 from skate.engines.faults import actor_died, EngineLost, spent
-from skate.engines.placement import JobPlacement
+from skate.engines.placement import JobPlacement, actor_nodes, placed_event
 from skate.engines.ps.asynchronous import AsyncRule
 from skate.engines.ps.compiled import CompiledSteps
 from skate.engines.ps.layout import Layout
@@ -69,7 +69,7 @@ class ParameterServerEngine(Engine):
         self._token = new_token()  # what workers present to the shards' sockets
         # Worker r goes in bundle r (its replacement too); a shard in its own bundle if it reserves
         # CPUs, else in any (it then runs beside the workers).
-        self.placement = JobPlacement(config.bundles(), name="parameter_server")
+        self.placement = JobPlacement(config.bundles(), name="parameter_server", strategy=config.placement)
         self.workers: list[Any] = []
         self.shards: list[Any] = []
         self._graph: CompiledSteps | None = None
@@ -87,6 +87,7 @@ class ParameterServerEngine(Engine):
         self.recovery_s = 0.0
         try:
             self._start(self.layout.flatten(dict(model.named_parameters())))
+            self._events.append(self._placed(waited_s=self.placement.waited_s))
             phases.enter("engine_start")
             self._keep_snapshot()
         except BaseException as error:
@@ -278,6 +279,7 @@ class ParameterServerEngine(Engine):
         self._in_flight, self._lost = {}, []
         self._stop_actors()
         self._start(self.layout.flatten(snapshot["model"]))
+        self._events.append(self._placed(waited_s=0.0))
         phases.enter("rollback")
         self._restore(snapshot)
         self.faults["rollbacks"] += 1
@@ -287,6 +289,10 @@ class ParameterServerEngine(Engine):
         self._record("rolled_back", dead,
                      f"every actor replaced from the state after the last segment, whose steps run again "
                      f"({took:.1f} s)", recovery_s=took, deaths=deaths)
+
+    def _placed(self, *, waited_s: float) -> dict[str, Any]:
+        named = {**{f"worker {i}": w for i, w in enumerate(self.workers)}, **{f"shard {i}": s for i, s in enumerate(self.shards)}}
+        return placed_event(actor_nodes(named), where=self._where, waited_s=waited_s)
 
     def _dead_actor(self, error: BaseException) -> str:
         cause: Any = error
