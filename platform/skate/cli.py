@@ -42,6 +42,33 @@ def _spec_or_resume(args: argparse.Namespace, *, what: str, resumed: str, kind: 
     return spec
 
 
+def _wait_flag(parser: argparse.ArgumentParser) -> None:
+    from skate.capacity import CONFIG_KEY, DEFAULT_WAIT_S
+
+    parser.add_argument("--wait-for-nodes", type=_seconds, metavar="SECONDS",
+                        help=f"how long the job may wait for the cluster to have room for it (the autoscaler is "
+                             f"asked meanwhile) before it fails (default: {CONFIG_KEY} in the user config, "
+                             f"else {DEFAULT_WAIT_S:g})")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, e.g. 600, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text}")
+    return value
+
+
+def _apply_wait(args: argparse.Namespace) -> None:
+    """``--wait-for-nodes``, for this process (:func:`skate.capacity.wait_limit_s` reads it)."""
+    from skate.capacity import WAIT_ENV
+
+    if getattr(args, "wait_for_nodes", None) is not None:
+        os.environ[WAIT_ENV] = f"{args.wait_for_nodes:g}"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from skate.cluster import ray_session
     from skate.runner import resume_job, run_job
@@ -49,6 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from skate.runs.rundir import RunDir
 
     spec = _spec_or_resume(args, what="a job spec FILE to run", resumed="RUN_DIR", kind="run")
+    _apply_wait(args)
     with ray_session(args.address):
         if spec is not None:
             result = run_job(spec, root=_root(args), progress=not args.no_progress, storage=_storage(args))
@@ -68,6 +96,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from skate.search.experiment import resume_search, run_search, summary_lines
 
     spec = _spec_or_resume(args, what="a job spec FILE with a search: section", resumed="EXP_DIR", kind="search")
+    _apply_wait(args)
     with ray_session(args.address, quiet=True):
         if spec is not None:
             result = run_search(spec, root=_root(args), progress=not args.no_progress, source=args.file)
@@ -128,7 +157,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from skate.launch import jobs
     from skate.launch.connect import jobs_client, resolve_address
 
-    submission = jobs.prepare(args.file, args.set, working_dir=args.working_dir, storage=args.storage)
+    submission = jobs.prepare(args.file, args.set, working_dir=args.working_dir, storage=args.storage,
+                              wait_for_nodes_s=args.wait_for_nodes)
     if args.dry_run:
         print(submission.describe(resolve_address(args.address)))
         print("(dry run: nothing was sent)")
@@ -252,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      f"a copy as the run grows (default: ${STORAGE_ENV}, or storage: in the user config)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="print no progress")
+    _wait_flag(p)
 
     p = add("tune", cmd_tune, "search a job's hyperparameters with Ray Tune (the spec's search: section)")
     p.add_argument("file", nargs="?", help="job spec (YAML) with a search: section")
@@ -261,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help=f"folder of run and experiment directories (default: ${ROOT_ENV} or runs)")
     p.add_argument("--resume", metavar="EXP_DIR", help="continue an interrupted search")
     p.add_argument("--no-progress", action="store_true", help="print no live table")
+    _wait_flag(p)
 
     p = add("validate", cmd_validate, "check job specs without running them (exit 1 if any is invalid)")
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -286,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true", help="print the logs to the end; exit 0 if the job succeeded, "
                                                           "1 if it failed, 2 if it was stopped")
     p.add_argument("--dry-run", action="store_true", help="show what would be sent, and send nothing")
+    _wait_flag(p)
     for name, handler, help_ in (("status", cmd_status, "show a job's status"),
                                  ("logs", cmd_logs, "print a job's logs"),
                                  ("stop", cmd_stop, "stop a job (a pending one too) and wait until it has stopped")):

@@ -56,8 +56,8 @@ def test_parameter_server_actors_live_in_the_jobs_group_and_leave_it_at_shutdown
     workload = Workload(model=RnnClassifierConfig(num_units=8), optimizer=OptimizerConfig(name="sgd", lr=0.1),
                         batch_size=64, seed=0, tables={name: ray.put(t) for name, t in tables.items()}, epochs=1)
     engine = ParameterServerConfig(num_workers=2, num_shards=2, cpus_per_worker=0.5).create(workload)
-    group = engine.placement._group
-    assert group is not None
+    assert engine.placement._reservation is not None
+    group = engine.placement._reservation.group
     table = placement_group_table(group)
     assert table["state"] == "CREATED"
     assert list(table["bundles"].values()) == [{"CPU": 0.5}, {"CPU": 0.5}]

@@ -14,7 +14,7 @@ from skate.errors import SkateError
 from skate.spec import load_spec_data
 from skate.search import experiment
 from skate.search.config import SearchConfig
-from skate.search.experiment import (check_schedule, concurrency, objective_of, placement_problem, saved_states,
+from skate.search.experiment import (check_schedule, concurrency, objective_of, saved_states,
                                      search_algorithm)
 from skate.search.space import Choice
 
@@ -37,32 +37,6 @@ def test_the_metric_defaults_to_the_jobs_validation_metric() -> None:
     rl = load_spec_data({"name": "pole", "rl": {"algorithm": "ppo", "env": "CartPole-v1"},
                          "search": {"space": {"rl.lr": {"type": "loguniform", "min": 1e-4, "max": 1e-3}}}})
     assert objective_of(rl) == ("rollout/episode_return_mean", "max")
-
-
-CPU_HEAD = {"CPU": 2.0}
-GPU_NODE = {"CPU": 4.0, "GPU": 2.0}
-
-
-def test_a_trial_that_fits_has_no_problem() -> None:
-    assert placement_problem([{"CPU": 0.01}, {"CPU": 1.0, "GPU": 0.5}], [CPU_HEAD, GPU_NODE]) is None
-    assert placement_problem([{"CPU": 0.01}] + [{"CPU": 0.5, "GPU": 1.0}] * 3, [CPU_HEAD, GPU_NODE, GPU_NODE]) is None
-
-
-def test_gpus_on_a_cluster_without_any_are_named() -> None:
-    problem = placement_problem([{"CPU": 0.01}, {"CPU": 1.0, "GPU": 1.0}], [CPU_HEAD])
-    assert problem == ("each trial reserves 1 GPU (its workers: train.strategy or search.resources_per_trial), "
-                       "but the Ray cluster has none")
-
-
-def test_a_worker_bigger_than_any_node_is_named() -> None:
-    problem = placement_problem([{"CPU": 0.01}, {"CPU": 1.0, "GPU": 3.0}], [CPU_HEAD, GPU_NODE, GPU_NODE])
-    assert problem == "one worker of each trial reserves 3 GPU, but no node of the cluster has more than 2"
-
-
-def test_waiting_for_placement_gives_up_with_the_problem(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(experiment.ray, "nodes", lambda: [{"Alive": True, "Resources": CPU_HEAD}])
-    with pytest.raises(SkateError, match=r"the Ray cluster has none \(waited 0.2 s; see search.placement_timeout_s\)"):
-        experiment.wait_for_placement([{"CPU": 1.0, "GPU": 1.0}], timeout_s=0.2)
 
 
 def test_a_scheduler_longer_than_the_job_is_refused() -> None:

@@ -85,8 +85,9 @@ def _head_config_node_types() -> list[NodeType] | None:
 
     strategy = NodeAffinitySchedulingStrategy(heads[0], soft=False)
     reader = ray.remote(num_cpus=0, max_retries=0)(_read_head_config).options(scheduling_strategy=strategy)
+    port = ray.get_runtime_context().gcs_address.rsplit(":", 1)[-1]
     try:
-        config = ray.get(reader.remote(), timeout=30)
+        config = ray.get(reader.remote(port), timeout=30)
     except Exception:  # the head cannot run a task now: treat the node types as unknown
         return None
     if not config:
@@ -97,8 +98,9 @@ def _head_config_node_types() -> list[NodeType] | None:
             for name, spec in (config.get("available_node_types") or {}).items() if name != head_type]
 
 
-def _read_head_config() -> dict[str, Any] | None:
-    """On the head node: the config file its autoscaler runs with (from the monitor's command line)."""
+def _read_head_config(gcs_port: str) -> dict[str, Any] | None:
+    """On the head node: the config file its autoscaler runs with (from the command line of the
+    monitor of the cluster whose GCS listens on ``gcs_port``: a machine may hold several heads)."""
     import os
 
     import psutil
@@ -107,6 +109,8 @@ def _read_head_config() -> dict[str, Any] | None:
     for process in psutil.process_iter(["cmdline"]):
         args = process.info.get("cmdline") or []
         if not any(arg.endswith("monitor.py") for arg in args):
+            continue
+        if not any(arg.startswith("--gcs-address=") and arg.endswith(f":{gcs_port}") for arg in args):
             continue
         for index, arg in enumerate(args):
             path = arg.split("=", 1)[1] if arg.startswith("--autoscaling-config=") else (

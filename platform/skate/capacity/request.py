@@ -38,7 +38,7 @@ class AutoscalerRequest:
         self.bundles = bundles
         self._before: bytes | None = None
         self._mine: bytes | None = None
-        self.asked = False
+        self._asked = False
 
     def __enter__(self) -> "AutoscalerRequest":
         from ray.autoscaler.sdk import request_resources
@@ -47,13 +47,13 @@ class AutoscalerRequest:
             self._before = _standing()
             request_resources(bundles=self.bundles)
             self._mine = _standing()
-            self.asked = True
+            self._asked = True
         except Exception as error:  # a cluster without an autoscaler's GCS support: nothing to ask
             log.debug("no autoscaler request: %s", error)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        if not self.asked or self._mine is None:
+        if not self._asked or self._mine is None:
             return
         from ray.experimental.internal_kv import _internal_kv_put
 

@@ -155,17 +155,35 @@ class AllreduceEngine(Engine):
     """Drives a TorchTrainer whose workers obey :func:`_worker_loop`."""
 
     def __init__(self, config: "AllreduceConfig", workload: Workload) -> None:
+        self.steps_per_epoch = workload.steps_per_epoch(config.num_workers)
+        self._pending = False
+        self._error: BaseException | None = None
+        self._events: list[dict[str, Any]] = []
+        # Ray Train places its workers itself: skate makes sure the room is there first (asking the
+        # autoscaler, refusing the impossible) and learns whether torch sees the GPUs Ray grants;
+        # the autoscaler's request stands until the workers are placed.
+        with room_for(config.bundles(), what="allreduce") as room:
+            cuda = bool(config.gpus_per_worker) and room.cuda_usable()
+            room.remove()
+            if config.gpus_per_worker and not cuda:
+                warnings.warn(f"Ray grants each allreduce worker {config.gpus_per_worker:g} GPU, but torch there sees "
+                              "no CUDA device: the workers train on the CPU and average by gloo", RuntimeWarning,
+                              stacklevel=3)
+            self._start(config, workload, backend="nccl" if cuda else "gloo")
+            try:
+                nodes = self._ask("where", every_rank=True)
+            except BaseException:
+                self.shutdown()
+                raise
+        self._events.append(placed_event({f"worker {rank}": node for rank, node in sorted(nodes.items())},
+                                         where=(0, 0), waited_s=room.waited_s))
+        phases.enter("engine_start")
+
+    def _start(self, config: "AllreduceConfig", workload: Workload, *, backend: str) -> None:
+        """Ray Train's run of :func:`_worker_loop`, in a thread, with the queues to command its workers."""
         from ray.train import FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchConfig, TorchTrainer
 
-        # Ray Train places its workers itself: skate only makes sure the room is there (asking the
-        # autoscaler, refusing the impossible), and learns whether torch sees the GPUs Ray grants.
-        with room_for(config.bundles(), what="allreduce") as room:
-            self._waited_s = room.waited_s
-            cuda = bool(config.gpus_per_worker) and room.cuda_usable()
-        if config.gpus_per_worker and not cuda:
-            warnings.warn(f"Ray grants each allreduce worker {config.gpus_per_worker:g} GPU, but torch there sees no "
-                          "CUDA device: the workers train on the CPU and average by gloo", RuntimeWarning, stacklevel=2)
         queue_options = {"num_cpus": 0}
         self._commands = [Queue(actor_options=queue_options) for _ in range(config.num_workers)]
         self._replies = Queue(actor_options=queue_options)
@@ -176,26 +194,14 @@ class AllreduceEngine(Engine):
             train_loop_config={"workload": workload, "commands": self._commands, "replies": self._replies},
             scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.gpus_per_worker > 0,
                                          resources_per_worker=resources),
-            torch_config=TorchConfig(backend="nccl" if cuda else "gloo"),
+            torch_config=TorchConfig(backend=backend),
             # A worker lost while the group starts is skate's to replace, like any other death: Ray
             # Train would retry the start without end and without a word.
             run_config=RunConfig(storage_path=self._storage, name="allreduce",
                                  failure_config=FailureConfig(max_failures=0, controller_failure_limit=0)),
         )
-        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._fit, args=(trainer,), daemon=True, name="skate-allreduce")
         self._thread.start()
-        self._pending = False
-        self.steps_per_epoch = workload.steps_per_epoch(config.num_workers)
-        self._events: list[dict[str, Any]] = []
-        try:
-            nodes = self._ask("where", every_rank=True)
-        except BaseException:
-            self.shutdown()
-            raise
-        self._events.append(placed_event({f"worker {rank}": node for rank, node in sorted(nodes.items())},
-                                         where=(0, 0), waited_s=self._waited_s))
-        phases.enter("engine_start")
 
     def _fit(self, trainer: Any) -> None:
         try:

@@ -68,8 +68,9 @@ def folder_size(root: Path) -> tuple[int, int]:
 
 
 def prepare(spec_file: str | Path, overrides: list[str], *, working_dir: str | Path = ".",
-            storage: str | None = None) -> Submission:
-    """Validate the spec here, then describe the job that runs it on the cluster.
+            storage: str | None = None, wait_for_nodes_s: float | None = None) -> Submission:
+    """Validate the spec here, then describe the job that runs it on the cluster (``wait_for_nodes_s``:
+    how long it may wait there for room, as ``skate run --wait-for-nodes``).
 
     Raises:
         SpecError: the spec is invalid (nothing is sent).
@@ -89,6 +90,8 @@ def prepare(spec_file: str | Path, overrides: list[str], *, working_dir: str | P
         command += ["--set", override]
     if storage:
         command += ["--storage", storage]
+    if wait_for_nodes_s is not None:
+        command += ["--wait-for-nodes", f"{wait_for_nodes_s:g}"]
     runtime_env: dict[str, Any] = {"working_dir": str(folder), "excludes": list(EXCLUDES),
                                    "py_modules": [str(Path(skate.__file__).parent)],
                                    "env_vars": key_env()}  # so RL checkpoints written there verify here

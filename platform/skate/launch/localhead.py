@@ -7,6 +7,7 @@ nothing else (``ray stop`` would stop every Ray on the machine).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Iterator
 
 
 def free_port() -> int:
@@ -35,6 +36,8 @@ class LocalHead:
         num_cpus: CPUs the head declares.
         env: extra environment of the head's processes.
         start_timeout_s: how long to wait for the dashboard to answer.
+        worker_types: node types for Ray's fake multi-node autoscaler (see :func:`fake_autoscaling_config`):
+            the head then starts and removes worker nodes on this machine as jobs need them.
     """
 
     def __init__(self, *, num_cpus: int = 2, env: dict[str, str] | None = None, start_timeout_s: float = 90.0,
@@ -93,6 +96,34 @@ class LocalHead:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+    @contextlib.contextmanager
+    def joined(self) -> Iterator[None]:
+        """This process as a driver of the head for the block (token authentication on, then back as it was).
+
+        Ray reads its authentication settings once per process; they are read again here (with the
+        reset Ray's own tests use), since a test process has imported Ray before the head exists."""
+        import ray
+        from ray._private.authentication_test_utils import reset_auth_token_state
+
+        names = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+        saved = {name: os.environ.get(name) for name in names}
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.token)
+        os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+        reset_auth_token_state()
+        try:
+            ray.init(address=self.gcs, logging_level="ERROR", log_to_driver=False)
+            try:
+                yield
+            finally:
+                ray.shutdown()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            reset_auth_token_state()
 
     def stop(self) -> None:
         """Stop the head's process group (SIGTERM, then SIGKILL for what is left)."""

@@ -37,19 +37,19 @@ def rl_room(config: "AlgorithmConfig", *, what: str) -> Iterator[float]:
     simulates GPUs), the learners train on the CPU and meet by gloo, with a warning, as the other
     engines do."""
     bundles = actor_bundles(config)
-    waited, cuda = 0.0, True
-    if bundles:
-        with room_for(bundles, what=what) as room:
-            waited = room.waited_s
-            if config.num_learners and config.num_gpus_per_learner:
-                cuda = room.cuda_usable()
-    if cuda:
-        yield waited
+    if not bundles:
+        yield 0.0
         return
-    warnings.warn(f"Ray grants each learner {config.num_gpus_per_learner:g} GPU, but torch there sees no CUDA "
-                  "device: the learners train on the CPU and meet by gloo", RuntimeWarning, stacklevel=3)
-    with _gloo_learners():
-        yield waited
+    with room_for(bundles, what=what) as room:
+        cuda = room.cuda_usable() if config.num_learners and config.num_gpus_per_learner else True
+        room.remove()
+        if cuda:
+            yield room.waited_s
+            return
+        warnings.warn(f"Ray grants each learner {config.num_gpus_per_learner:g} GPU, but torch there sees no CUDA "
+                      "device: the learners train on the CPU and meet by gloo", RuntimeWarning, stacklevel=3)
+        with _gloo_learners():
+            yield room.waited_s
 
 
 @contextlib.contextmanager

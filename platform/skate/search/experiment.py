@@ -116,9 +116,6 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     first = trial_spec(base, {}, search.resources_per_trial)
     check_schedule(search, first)
     bundles = trial_bundles(first)
-    # The room for one trial, before Tune starts any (a trial Tune cannot place waits without a word).
-    with room_for([one for one in bundles if one], what="search: a trial"):
-        pass
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=base, experiment=str(path.resolve()), resources=search.resources_per_trial,
                              metric=metric),
@@ -127,17 +124,13 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     LiveTable.shown = progress
     table = LiveTable(paths=list(search.space), metric=metric, mode=mode, time_attr=attr)
     started = time.monotonic()
+    # The room for one trial before Tune starts any (a trial Tune cannot place waits without a word);
+    # the autoscaler's request for it stands while the search runs.
     try:
-        if restore:
-            tuner = tune.Tuner.restore(str((path / TUNE_DIR).resolve()), trainable=trainable, resume_unfinished=True,
-                                       resume_errored=True)
-        else:
-            tuner = tune.Tuner(trainable, param_space={p: d.to_tune() for p, d in search.space.items()},
-                               tune_config=_tune_config(search, first, metric=metric, mode=mode, attr=attr),
-                               run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(path.resolve()), verbose=0,
-                                                         callbacks=[table],
-                                                         checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
-        grid = tuner.fit()
+        with room_for([one for one in bundles if one], what="search: a trial") as room:
+            room.remove()
+            grid = _fit(trainable, spec, path, restore=restore, first=first, metric=metric, mode=mode, attr=attr,
+                        table=table)
     except KeyboardInterrupt:
         _save_state(path, {**_read_state(path), "status": "interrupted", "ended_at": now_iso()})
         raise
@@ -156,6 +149,25 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
                        "duration_s": state.get("duration_s", 0.0) + time.monotonic() - started,
                        "best": None if best is None else {"trial": best.trial, "value": best.best, "final": best.final}})
     return SearchResult(path, status, records, best, best_spec)
+
+
+def _fit(trainable: Any, spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, first: JobSpec | RLJobSpec,
+         metric: str, mode: str, attr: str, table: Any) -> Any:
+    """Tune's run of the search: a new one, or the one saved in ``path`` continued."""
+    from ray import tune
+
+    search = spec.search
+    assert search is not None
+    if restore:
+        tuner = tune.Tuner.restore(str((path / TUNE_DIR).resolve()), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True)
+    else:
+        tuner = tune.Tuner(trainable, param_space={p: d.to_tune() for p, d in search.space.items()},
+                           tune_config=_tune_config(search, first, metric=metric, mode=mode, attr=attr),
+                           run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(path.resolve()), verbose=0,
+                                                     callbacks=[table],
+                                                     checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
+    return tuner.fit()
 
 
 def summary_lines(result: SearchResult) -> list[str]:

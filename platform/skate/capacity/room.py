@@ -22,7 +22,7 @@ import ray
 from ray.util.placement_group import PlacementGroup, placement_group, placement_group_table, remove_placement_group
 
 from skate.capacity.nodes import (Bundle, autoscaler_status, describe, has_autoscaler, live_nodes, node_types,
-                                  refusal)
+                                  packs, refusal)
 from skate.capacity.request import AutoscalerRequest
 from skate.errors import SkateError
 
@@ -58,6 +58,7 @@ class Reservation:
 
     group: PlacementGroup
     waited_s: float
+    removed: bool = False
 
     def nodes(self) -> list[str]:
         """The node id of each bundle, in bundle order."""
@@ -80,7 +81,9 @@ class Reservation:
         return bool(ray.get(probe.options(scheduling_strategy=strategy).remote()))
 
     def remove(self) -> None:
-        remove_placement_group(self.group)
+        if not self.removed:
+            remove_placement_group(self.group)
+            self.removed = True
 
 
 def _cuda_available() -> bool:
@@ -103,17 +106,17 @@ def check_possible(bundles: list[Bundle], *, what: str) -> None:
     """
     autoscales = has_autoscaler()
     nodes = live_nodes()
-    problem = refusal(bundles, nodes=nodes, autoscales=False, types=None) if not autoscales else None
-    if autoscales and refusal(bundles, nodes=nodes, autoscales=True, types=None) is not None:
-        # Some bundle fits no live node: ask which node types the autoscaler could start.
-        problem = refusal(bundles, nodes=nodes, autoscales=True, types=node_types())
+    # The autoscaler's node types matter only when the live nodes cannot hold the job (reading them costs a task).
+    types = node_types() if autoscales and not packs(bundles, nodes) else None
+    problem = refusal(bundles, nodes=nodes, autoscales=autoscales, types=types)
     if problem is not None:
         raise SkateError(f"{what}: {problem}")
 
 
 def reserve(bundles: list[Bundle], *, what: str, strategy: str = "PACK", limit_s: float | None = None,
-            stream: TextIO | None = None) -> Reservation:
-    """A placement group of ``bundles``, once placed; the autoscaler is asked for them meanwhile.
+            stream: TextIO | None = None, ask: bool = True) -> Reservation:
+    """A placement group of ``bundles``, once placed; the autoscaler is asked for them meanwhile
+    (unless ``ask`` is ``False``: the caller has asked already).
 
     Raises:
         SkateError: at once when the cluster could never hold them; when the wait runs out (the group
@@ -124,7 +127,7 @@ def reserve(bundles: list[Bundle], *, what: str, strategy: str = "PACK", limit_s
     started = time.monotonic()
     group = placement_group(bundles, strategy=strategy)
     try:
-        _wait(group, bundles, what=what, limit_s=limit, stream=stream or sys.stderr)
+        _wait(group, bundles, what=what, limit_s=limit, stream=stream or sys.stderr, ask=ask)
     except BaseException:
         remove_placement_group(group)
         raise
@@ -133,26 +136,30 @@ def reserve(bundles: list[Bundle], *, what: str, strategy: str = "PACK", limit_s
 
 @contextlib.contextmanager
 def room_for(bundles: list[Bundle], *, what: str, strategy: str = "PACK") -> Iterator[Reservation]:
-    """The room for a job that places its own actors (Ray Train, RLlib, Tune): reserved for the
-    block, then freed for them."""
-    reservation = reserve(bundles, what=what, strategy=strategy)
-    try:
-        yield reservation
-    finally:
-        reservation.remove()
+    """The room for a job that places its own actors (Ray Train, RLlib, Tune), for the block: the
+    block frees it (:meth:`Reservation.remove`) and starts the job there. The autoscaler's request
+    stands until the block ends, so that the nodes it started are not removed as idle meanwhile."""
+    with AutoscalerRequest(bundles) if has_autoscaler() else contextlib.nullcontext():
+        reservation = reserve(bundles, what=what, strategy=strategy, ask=False)
+        try:
+            yield reservation
+        finally:
+            reservation.remove()
 
 
-def _wait(group: PlacementGroup, bundles: list[Bundle], *, what: str, limit_s: float, stream: TextIO) -> None:
+def _wait(group: PlacementGroup, bundles: list[Bundle], *, what: str, limit_s: float, stream: TextIO,
+          ask: bool) -> None:
     ready = group.ready()
     if ray.wait([ready], timeout=0.5)[0]:
         return
     started = time.monotonic()
     line = _LiveLine(stream)
-    with AutoscalerRequest(bundles) as request:
+    autoscales = has_autoscaler()
+    with AutoscalerRequest(bundles) if autoscales and ask else contextlib.nullcontext():
         try:
             while not ray.wait([ready], timeout=1.0)[0]:
                 waited = time.monotonic() - started
-                doing = _activity(request.asked)
+                doing = _activity(autoscales)
                 if waited >= limit_s:
                     raise SkateError(f"{what}: waited {waited:.0f} s for {wanted(bundles)}, and the cluster has not "
                                      f"placed them ({doing}); wait longer ({HINT}) or ask for less")
@@ -161,11 +168,13 @@ def _wait(group: PlacementGroup, bundles: list[Bundle], *, what: str, limit_s: f
             line.close()
 
 
-def _activity(asked: bool) -> str:
+def _activity(autoscales: bool) -> str:
     """What the cluster is doing about the demand, in a few words."""
+    if not autoscales:
+        return "its nodes are busy with other work"
     status = autoscaler_status()
-    if status is None:
-        return "the autoscaler was asked" if asked else "its nodes are busy with other work"
+    if status is None:  # a v2 autoscaler: no report to read here
+        return "the autoscaler was asked"
     report = status.get("autoscaler_report") or {}
     failed = report.get("failed_nodes") or []
     starting = Counter(report.get("pending_launches") or {})
