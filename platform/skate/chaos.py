@@ -16,6 +16,8 @@ connected to, so the cluster must run the dashboard (``skate run`` starts it).
         run_job(spec)
 
 Only processes on this machine can be killed: use it on a local cluster (or one node's actors).
+The target :data:`NODE` kills a whole worker node of a cluster simulated on this machine
+(``ray.cluster_utils.Cluster``, Ray's fake autoscaler): all its actors at once.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ TARGETS = {
     "rl": ("SingleAgentEnvRunner",),
 }
 """The actor classes a chaos schedule may kill, by engine (``rl``: RLlib's env runners)."""
+
+NODE = "node"
+"""The target that kills a whole worker node: one that holds a live actor of the job (never the
+head), its raylet and every process under it at once, as a machine that dies would."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +101,48 @@ def live_actor_pids(class_name: str, address: str | None = None) -> list[int]:
                          raise_on_missing_output=False)
     # The state API can list an actor as alive for a moment after its process ended (a kill just done).
     return sorted(actor.pid for actor in actors if actor.pid and _running(actor.pid))
+
+
+def live_worker_nodes(address: str | None = None) -> dict[str, int]:
+    """The raylet process of each live worker node (not the head) on this machine that holds a live
+    actor of the Ray cluster at ``address`` (default: the one this process is connected to)."""
+    import ray
+    from ray.util.state import list_actors
+
+    busy = {actor.node_id for actor in list_actors(address=address or _connected_address(),
+                                                    filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)}
+    workers = {node["NodeID"] for node in ray.nodes()
+               if node.get("Alive") and "node:__internal_head__" not in node["Resources"] and node["NodeID"] in busy}
+    return {node: pid for node, pid in _raylets().items() if node in workers}
+
+
+def _raylets() -> dict[str, int]:
+    """The raylet process of each node on this machine, by node id."""
+    import psutil
+
+    found = {}
+    for process in psutil.process_iter(["cmdline"]):
+        args = process.info.get("cmdline") or []
+        node = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--node_id=")), None)
+        if node and args and args[0].endswith("raylet") and _running(process.pid):
+            found[node] = process.pid
+    return found
+
+
+def kill_node(raylet_pid: int) -> None:
+    """Kill a node's raylet and every process under it (its workers, actors and agents) at once."""
+    import psutil
+
+    try:
+        raylet = psutil.Process(raylet_pid)
+        family = [raylet, *raylet.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in family:
+        try:
+            process.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
 
 
 def _running(pid: int) -> bool:
@@ -209,6 +257,9 @@ class ChaosMonkey:
             self.errors.append(error)
 
     def _kill(self, kill: Kill | PhaseKill, now_s: float, *, wait_s: float = 0.0) -> None:
+        if kill.target == NODE:
+            self._kill_node(kill, now_s)
+            return
         pids = self._pids(kill.target)
         deadline = time.monotonic() + wait_s
         while not pids and time.monotonic() < deadline and not self._stop.is_set():
@@ -226,6 +277,20 @@ class ChaosMonkey:
                 entry["skipped"] = "the process had already ended"
         else:
             entry["skipped"] = f"no live {kill.target}"
+        self.record.append(entry)
+
+
+    def _kill_node(self, kill: Kill | PhaseKill, now_s: float) -> None:
+        nodes = live_worker_nodes()
+        entry: dict[str, Any] = {"time": time.time(), "at_s": round(now_s, 3), "target": kill.target, "pid": None}
+        if isinstance(kill, PhaseKill):
+            entry.update(phase=kill.phase, occurrence=kill.occurrence)
+        if nodes:
+            node = self._rng.choice(sorted(nodes))
+            kill_node(nodes[node])
+            entry.update(pid=nodes[node], node=node)
+        else:
+            entry["skipped"] = "no worker node on this machine holds a live actor"
         self.record.append(entry)
 
 

@@ -41,12 +41,21 @@ def live_nodes() -> list[Bundle]:
 
 
 def autoscaler_status() -> dict[str, Any] | None:
-    """The (v1) autoscaler's last report, or ``None`` when the cluster does not autoscale."""
+    """The (v1) autoscaler's last report, or ``None`` when the cluster does not autoscale.
+
+    Ray's monitor reports on every cluster; without an autoscaling config (``ray.init()``, ``ray start``
+    without ``--autoscaling-config``) it runs a read-only provider that names each node's type
+    ``node_<its id>`` and starts nothing."""
     from ray.experimental.internal_kv import _internal_kv_get
 
     raw = _internal_kv_get(STATUS_KEY)
     status = json.loads(raw) if raw else {}
-    return status if "autoscaler_report" in status else None
+    report = status.get("autoscaler_report")
+    if not report:
+        return None
+    mapping = report.get("node_type_mapping") or {}
+    read_only = all(kind == f"node_{node}" for node, kind in mapping.items())
+    return None if read_only else status
 
 
 def has_autoscaler() -> bool:

@@ -1,0 +1,110 @@
+"""The parameter server over several Ray nodes (``ray.cluster_utils.Cluster`` on this machine: a
+2-CPU head and a 1-CPU worker node): placement packs or spreads as asked, workers reach shards on
+other nodes by TCP with the same result as on one node, and the loss of a whole node is survived."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import ray
+import torch
+from ray.cluster_utils import Cluster
+
+from skate.chaos import NODE, PhaseKill, run_under_chaos
+from skate.data import split_table
+from skate.data.sources import DigitsConfig
+from skate.engines.base import Engine, Workload
+from skate.engines.optim import OptimizerConfig
+from skate.engines.ps.config import ParameterServerConfig
+from skate.engines.single import SingleStrategyConfig
+from skate.models.rnn import RnnClassifierConfig
+from skate.spec import load_spec
+
+from conftest import JOBS
+
+pytestmark = pytest.mark.integration
+SEED, BATCH = 5, 32
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    # A dead node is noticed in ~2 s rather than Ray's default ~15 s.
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 2, "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4}})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def refs(cluster: Cluster) -> dict:
+    tables = split_table(DigitsConfig().load(), validation_fraction=0.15, test_fraction=0.15, seed=0)
+    return {name: ray.put(t) for name, t in tables.items()}
+
+
+def workload(refs: dict, *, batch_size: int) -> Workload:
+    return Workload(model=RnnClassifierConfig(num_units=24), optimizer=OptimizerConfig(name="adam", lr=0.01),
+                    batch_size=batch_size, seed=SEED, tables=refs, epochs=2)
+
+
+def train(engine: Engine, epochs: int) -> dict[str, torch.Tensor]:
+    try:
+        for epoch in range(1, epochs + 1):
+            engine.train_epoch(epoch)
+        return engine.state()["model"]
+    finally:
+        engine.shutdown()
+
+
+def test_pack_keeps_the_job_on_one_node_while_it_fits(refs: dict) -> None:
+    engine = ParameterServerConfig(num_workers=2, num_shards=2).create(workload(refs, batch_size=BATCH))
+    try:
+        (placed,) = engine.take_events()
+        assert placed["kind"] == "placed" and len(set(placed["nodes"].values())) == 1
+    finally:
+        engine.shutdown()
+
+
+def test_sync_spread_over_two_nodes_equals_single_with_twice_the_batch(refs: dict) -> None:
+    engine = ParameterServerConfig(mode="sync", num_workers=2, num_shards=2, placement="spread").create(
+        workload(refs, batch_size=BATCH))
+    (placed,) = engine.take_events()
+    nodes = placed["nodes"]
+    assert nodes["worker 0"] != nodes["worker 1"], nodes
+    assert engine.addresses is not None and all(a.host and a.port for a in engine.addresses)  # TCP beside Unix
+    ps_weights = train(engine, 2)
+    single_weights = train(SingleStrategyConfig().create(workload(refs, batch_size=2 * BATCH)), 2)
+    worst = max(float((ps_weights[n] - single_weights[n]).abs().max()) for n in single_weights)
+    assert worst <= 1e-5, f"max abs difference {worst}"
+
+
+def test_a_job_survives_the_loss_of_a_whole_node_with_a_whole_record(cluster: Cluster, tmp_path: Path) -> None:
+    strategy = "train.strategy={kind: parameter_server, num_workers: 2, num_shards: 2, placement: spread}"
+    spec = load_spec(JOBS / "digits_rnn.yaml", ["train.epochs=2", "train.batch_size=75", "checkpoint.every_steps=3",
+                                                strategy])
+    try:
+        outcome = run_under_chaos(spec, [PhaseKill(phase="segment", target=NODE, occurrence=3)], seed=0,
+                                  root=tmp_path, metric="val/accuracy", at_least=0.0)
+        assert outcome.survived, outcome.problems
+        (kill,) = outcome.kills
+        assert kill["pid"] is not None and kill["node"], kill
+        assert outcome.recovery_s[0] is not None
+    finally:
+        replace_dead_nodes(cluster)
+
+
+def replace_dead_nodes(cluster: Cluster) -> None:
+    """The cluster whole again: each worker node whose raylet died forgotten, and a new one in its place."""
+    alive = {node["NodeID"] for node in ray.nodes() if node.get("Alive")}
+    for node in list(cluster.worker_nodes):
+        if node.node_id not in alive:
+            cluster.remove_node(node, allow_graceful=False)
+            cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
