@@ -11,6 +11,10 @@ checkpoint.
 
     .venv/bin/python benchmarks/chaos.py [--seed 7] [--epochs 100] [--cases single,ps_sync,...]
 
+The case ``node`` kills whole worker nodes (``skate.chaos.NODE``) of a cluster simulated on this
+machine: it is ``benchmarks/cluster.py``'s node_loss scenario, one parameter-server run (spread over
+a 2-CPU head and a 1-CPU node) per phase, a node added back after each.
+
 A kill that finds no live actor of its class, or whose phase the run never reaches, is skipped and
 not counted as injected. A run's kills are survived when the run comes through whole.
 ``recovery_s`` is the time from a kill to the job being whole again (the first recovery event after
@@ -47,7 +51,7 @@ STRATEGIES = {
     "ps_ssp": "{kind: parameter_server, mode: ssp, staleness: 2, num_workers: 2, num_shards: 2}",
     "allreduce": "{kind: allreduce, num_workers: 2}",
 }
-CASES = [*STRATEGIES, "rl_ppo"]
+CASES = [*STRATEGIES, "rl_ppo", "node"]
 SHARD, WORKER = "ParameterShard", "PSWorker"
 PS_PHASES = [("engine_start", SHARD, 1), ("segment", WORKER, 20), ("segment", SHARD, 60), ("rollback", SHARD, 1),
              ("snapshot", SHARD, 100), ("checkpoint", SHARD, 30), ("validate", WORKER, 40), ("validate", SHARD, 50),
@@ -99,6 +103,25 @@ def run_case(case: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "wall_s": round(time.perf_counter() - started, 1), "problems": outcome.problems}
 
 
+def run_node_case(root: Path) -> dict[str, Any]:
+    """The ``node`` case: whole worker nodes killed, on a cluster of its own (see ``benchmarks/cluster.py``)."""
+    from cluster import NODE_KILLS, node_loss  # benchmarks/ is on the path when run as a script
+
+    from skate.launch.simcluster import simulated_cluster
+
+    started = time.perf_counter()
+    with simulated_cluster(head_cpus=2, node_cpus=(1,)) as nodes:
+        outcome = node_loss(nodes, root / "node")
+    recovered = [r for run in outcome["runs"] for r in run["recovery_s"] if r is not None]
+    return {"case": "node", "survived": outcome["survived"] == outcome["kills"], "kills_scheduled": len(NODE_KILLS),
+            "kills_injected": outcome["kills"], "kills_skipped": [r for r in outcome["runs"] if not r["killed"]],
+            "phases": [r["phase"] for r in outcome["runs"] if r["killed"]], "targets": ["node"],
+            "steps_lost": [], "recovery_s": [r for run in outcome["runs"] for r in run["recovery_s"]],
+            "max_recovery_s": max(recovered) if recovered else None,
+            "wall_s": round(time.perf_counter() - started, 1),
+            "problems": [p for run in outcome["runs"] for p in run["problems"]]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7)
@@ -109,15 +132,20 @@ def main() -> None:
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
         parser.error(f"unknown cases {unknown}; choose from {CASES}")
-    ray.init(address="local", num_cpus=2, logging_level=logging.ERROR, log_to_driver=False)
     results = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="skate-chaos-") as root:
-            for case in cases:
-                results.append(run_case(case, args, Path(root)))
-                print(json.dumps(results[-1]), flush=True)
-    finally:
-        ray.shutdown()
+    with tempfile.TemporaryDirectory(prefix="skate-chaos-") as root:
+        local = [case for case in cases if case != "node"]
+        if local:
+            ray.init(address="local", num_cpus=2, logging_level=logging.ERROR, log_to_driver=False)
+            try:
+                for case in local:
+                    results.append(run_case(case, args, Path(root)))
+                    print(json.dumps(results[-1]), flush=True)
+            finally:
+                ray.shutdown()
+        if "node" in cases:
+            results.append(run_node_case(Path(root)))
+            print(json.dumps(results[-1]), flush=True)
     recoveries = [r["max_recovery_s"] for r in results if r["max_recovery_s"] is not None]
     lost = [step for r in results for step in r["steps_lost"]]
     print(json.dumps({

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import tempfile
 import time
@@ -34,6 +33,7 @@ import ray
 
 from skate.chaos import NODE, PhaseKill, run_under_chaos
 from skate.launch.localhead import LocalHead
+from skate.launch.simcluster import replace_dead_nodes, simulated_cluster
 from skate.runs.events import read_events
 from skate.spec import load_spec
 
@@ -132,12 +132,7 @@ def node_loss(cluster: Any, root: Path) -> dict[str, Any]:
         killed = [kill for kill in outcome.kills if kill["pid"] is not None]
         runs.append({"phase": phase, "occurrence": occurrence, "killed": len(killed), "survived": outcome.survived,
                      "recovery_s": outcome.recovery_s, "problems": outcome.problems})
-        alive = {node["NodeID"] for node in ray.nodes() if node.get("Alive")}
-        for node in list(cluster.worker_nodes):  # a new node in place of the one killed
-            if node.node_id not in alive:
-                cluster.remove_node(node, allow_graceful=False)
-                cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
+        replace_dead_nodes(cluster)  # a new node in place of the one killed
     return {"kills": sum(run["killed"] for run in runs),
             "survived": sum(run["killed"] for run in runs if run["survived"]), "runs": runs}
 
@@ -155,23 +150,13 @@ def main() -> None:
             summary["autoscale"] = autoscale(root / "autoscale")
             print(json.dumps({"autoscale": summary["autoscale"]}), flush=True)
         if {"multinode", "node_loss"} & set(scenarios):
-            from ray.cluster_utils import Cluster
-
-            cluster = Cluster(initialize_head=True, head_node_args={
-                "num_cpus": 2, "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4}})
-            cluster.add_node(num_cpus=1)
-            cluster.wait_for_nodes()
-            ray.init(address=cluster.address, logging_level=logging.ERROR, log_to_driver=False)
-            try:
+            with simulated_cluster(head_cpus=2, node_cpus=(1,)) as cluster:
                 if "multinode" in scenarios:
                     summary["multinode"] = multinode(cluster)
                     print(json.dumps({"multinode": summary["multinode"]}), flush=True)
                 if "node_loss" in scenarios:
                     summary["node_loss"] = node_loss(cluster, root / "node_loss")
                     print(json.dumps({"node_loss": summary["node_loss"]}), flush=True)
-            finally:
-                ray.shutdown()
-                cluster.shutdown()
     print(json.dumps({
         **({"autoscale": {k: summary["autoscale"][k] for k in ("jobs", "completed", "nodes_started", "max_wait_s")}}
            if "autoscale" in summary else {}),

@@ -19,6 +19,7 @@ from skate.engines.base import Engine, Workload
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.config import ParameterServerConfig
 from skate.engines.single import SingleStrategyConfig
+from skate.launch.simcluster import replace_dead_nodes, simulated_cluster
 from skate.models.rnn import RnnClassifierConfig
 from skate.spec import load_spec
 
@@ -30,17 +31,8 @@ SEED, BATCH = 5, 32
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    # A dead node is noticed in ~2 s rather than Ray's default ~15 s.
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4}})
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
-    try:
+    with simulated_cluster(head_cpus=2, node_cpus=(1,)) as cluster:
         yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +91,3 @@ def test_a_job_survives_the_loss_of_a_whole_node_with_a_whole_record(cluster: Cl
     finally:
         replace_dead_nodes(cluster)
 
-
-def replace_dead_nodes(cluster: Cluster) -> None:
-    """The cluster whole again: each worker node whose raylet died forgotten, and a new one in its place."""
-    alive = {node["NodeID"] for node in ray.nodes() if node.get("Alive")}
-    for node in list(cluster.worker_nodes):
-        if node.node_id not in alive:
-            cluster.remove_node(node, allow_graceful=False)
-            cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()

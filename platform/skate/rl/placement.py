@@ -36,8 +36,10 @@ def rl_room(config: "AlgorithmConfig", *, what: str) -> Iterator[float]:
     Where Ray grants the learners GPUs that torch cannot see (a CPU build of torch, a cluster that
     simulates GPUs), the learners train on the CPU and meet by gloo, with a warning, as the other
     engines do."""
+    from ray.util import get_current_placement_group
+
     bundles = actor_bundles(config)
-    if not bundles:
+    if not bundles or get_current_placement_group() is not None:  # a search trial's group holds them already
         yield 0.0
         return
     with room_for(bundles, what=what) as room:
