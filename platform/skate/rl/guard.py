@@ -13,7 +13,6 @@ through ``learner_config_dict``.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
@@ -33,21 +32,6 @@ class GuardedLearner:
     """Mixed in before a ``TorchLearner``: refuses a poisoned update instead of applying it."""
 
     _refusal: str | None = None
-    _placed_on: Any = None
-
-    @property
-    def _device(self) -> Any:
-        return self._placed_on
-
-    @_device.setter
-    def _device(self, device: Any) -> None:
-        """RLlib's choice of device, the CPU (with a warning) where Ray granted a GPU torch cannot
-        see, as skate's engines do (:func:`skate.engines.replica.assigned_device`)."""
-        if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
-            warnings.warn(f"Ray assigned this learner a GPU, but torch {torch.__version__} sees no CUDA device: "
-                          "learning on the CPU", RuntimeWarning, stacklevel=2)
-            device = torch.device("cpu")
-        self._placed_on = device
 
     def postprocess_gradients(self, gradients_dict: dict[Any, torch.Tensor]) -> dict[Any, torch.Tensor]:
         norm = global_norm([g for g in gradients_dict.values() if g is not None])

@@ -50,8 +50,29 @@ def rl_room(config: "AlgorithmConfig", *, what: str) -> Iterator[float]:
             return
         warnings.warn(f"Ray grants each learner {config.num_gpus_per_learner:g} GPU, but torch there sees no CUDA "
                       "device: the learners train on the CPU and meet by gloo", RuntimeWarning, stacklevel=3)
+        config.training(learner_class=_on_the_cpu(config.learner_class))
         with _gloo_learners():
             yield room.waited_s
+
+
+def _on_the_cpu(learner_class: type) -> type:
+    """``learner_class`` on the CPU where RLlib would put it on a GPU that torch cannot see."""
+
+    class OnTheCPU(learner_class):  # type: ignore[valid-type,misc]
+        @property
+        def _device(self) -> Any:
+            return self.__dict__.get("_skate_device")
+
+        @_device.setter
+        def _device(self, device: Any) -> None:
+            import torch
+
+            if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
+                device = torch.device("cpu")
+            self.__dict__["_skate_device"] = device
+
+    OnTheCPU.__name__ = OnTheCPU.__qualname__ = learner_class.__name__
+    return OnTheCPU
 
 
 @contextlib.contextmanager
