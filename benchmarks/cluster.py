@@ -83,11 +83,12 @@ def autoscale(root: Path) -> dict[str, Any]:
                 statuses[name] = job()
             except Exception as error:  # noqa: BLE001 - reported, the next job goes on
                 statuses[name] = f"failed: {type(error).__name__}: {error}"
-        started = [n for n in ray.nodes() if n["Resources"].get("GPU")]  # alive or since removed
-    waits = [event["waited_s"] for path in root.rglob("events.jsonl") for event in read_events(path)
-             if event["kind"] == "placed"]
+        head = {n["NodeID"] for n in ray.nodes() if "node:__internal_head__" in n["Resources"]}
+    placed = [event for path in root.rglob("events.jsonl") for event in read_events(path) if event["kind"] == "placed"]
+    used = {node for event in placed for node in event["nodes"].values()} - head  # each started by the autoscaler
     return {"jobs": len(jobs), "completed": sum(status == "completed" for status in statuses.values()),
-            "nodes_started": len(started), "max_wait_s": max(waits, default=None), "statuses": statuses}
+            "nodes_started": len(used), "max_wait_s": max((e["waited_s"] for e in placed), default=None),
+            "statuses": statuses}
 
 
 def multinode(cluster: Any) -> dict[str, Any]:
