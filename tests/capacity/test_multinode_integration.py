@@ -1,6 +1,7 @@
-"""The parameter server over several Ray nodes (``ray.cluster_utils.Cluster`` on this machine: a
-2-CPU head and a 1-CPU worker node): placement packs or spreads as asked, workers reach shards on
-other nodes by TCP with the same result as on one node, and the loss of a whole node is survived."""
+"""Jobs over several Ray nodes (``ray.cluster_utils.Cluster`` on this machine: a 2-CPU head and a
+1-CPU worker node): the parameter server packs or spreads as asked, its workers reach shards on
+other nodes by TCP with the same result as on one node, the loss of a whole node is survived, and
+RLlib's env runners go to both nodes when one cannot hold them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from skate.engines.ps.config import ParameterServerConfig
 from skate.engines.single import SingleStrategyConfig
 from skate.launch.simcluster import replace_dead_nodes, simulated_cluster
 from skate.models.rnn import RnnClassifierConfig
+from skate.runner import run_job
+from skate.runs.events import read_events
 from skate.spec import load_spec
 
 from conftest import JOBS
@@ -91,3 +94,14 @@ def test_a_job_survives_the_loss_of_a_whole_node_with_a_whole_record(cluster: Cl
     finally:
         replace_dead_nodes(cluster)
 
+
+
+def test_rl_env_runners_more_than_a_node_holds_spread_over_the_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    spec = load_spec(JOBS / "cartpole_ppo.yaml", ["rl.num_env_runners=3", "rl.num_envs_per_env_runner=1",
+                                                  "rl.stop.iterations=1", "rl.train_batch_size=150",
+                                                  "rl.minibatch_size=50", "rl.num_epochs=1"])
+    result = run_job(spec, root=tmp_path, progress=False)
+    assert result.status == "completed"
+    (placed,) = [e for e in read_events(result.run_dir / "events.jsonl") if e["kind"] == "placed"]
+    runners = {name: node for name, node in placed["nodes"].items() if name.startswith("env runner")}
+    assert len(runners) == 3 and len(set(runners.values())) == 2, placed["nodes"]
