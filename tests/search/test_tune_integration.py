@@ -70,9 +70,11 @@ def test_optuna_and_asha_search_a_supervised_job_and_hand_back_a_runnable_best(r
 
 
 def test_pbt_runs_an_rl_search_end_to_end(ray_local: None, tmp_path: Path) -> None:
+    # synchronous: a 0.1 s iteration lets one trial end before the other's first report, and an
+    # asynchronous PBT never exploits a finished trial
     spec = load_spec(JOBS / "tune_cartpole_ppo.yaml", [
-        "search.num_samples=2", "search.scheduler.perturbation_interval=1", "search.scheduler.quantile_fraction=0.5",
-        "checkpoint.every_iterations=1", "rl.stop.iterations=5", "rl.train_batch_size=400",
+        "search.num_samples=2", "search.scheduler.perturbation_interval=2", "search.scheduler.quantile_fraction=0.5",
+        "search.scheduler.synch=true", "checkpoint.every_iterations=1", "rl.stop.iterations=3", "rl.train_batch_size=400",
         "rl.minibatch_size=100", "rl.num_epochs=2", "rl.num_envs_per_env_runner=2"])
     result = run_search(spec, root=tmp_path, progress=False)
 
@@ -80,7 +82,7 @@ def test_pbt_runs_an_rl_search_end_to_end(ray_local: None, tmp_path: Path) -> No
     assert all(r.error is None and r.state == "completed" for r in result.trials), result.trials
     for record in result.trials:  # an exploit may jump a trial ahead to its donor's iteration, never past the stop
         rows = read_metrics(Path(record.run_dir) / "metrics.parquet").column("iteration").to_pylist()
-        assert rows == sorted(set(rows)) and rows[0] == 1 and rows[-1] == record.iterations <= 5, rows
+        assert rows == sorted(set(rows)) and rows[0] == 1 and rows[-1] == record.iterations <= 3, rows
     assert result.best is not None and result.best.best is not None and result.best.best > 0
     restores = [json.loads((Path(r.run_dir) / "summary.json").read_text()).get("restores", []) for r in result.trials]
     assert sum(map(len, restores)) >= 1 and (result.path / "tune" / "pbt_global.txt").exists()  # PBT exploited

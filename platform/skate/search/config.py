@@ -75,6 +75,9 @@ class PBTConfig(SchedulerConfig):
     quantile_fraction: float = param(0.25, doc="the share of trials in the top and bottom quantiles", gt=0, le=0.5)
     resample_probability: float = param(0.25, doc="chance a mutated value is drawn afresh rather than "
                                                   "perturbed by x0.8 or x1.2", ge=0, le=1)
+    synch: bool = param(False, doc="every trial waits at each perturbation until all have reached it (paused, "
+                                   "then restored): an exploit happens even when trials run at different speeds "
+                                   "or one after another; asynchronous (default) lets fast trials go on")
 
     def create(self, *, time_attr: str, space: dict[str, Distribution], seed: int) -> Any:
         from ray.tune.schedulers import PopulationBasedTraining
@@ -84,7 +87,7 @@ class PBTConfig(SchedulerConfig):
             time_attr=time_attr, perturbation_interval=self.perturbation_interval,
             hyperparam_mutations={path: dist.to_tune() for path, dist in mutations.items()},
             quantile_fraction=self.quantile_fraction, resample_probability=self.resample_probability,
-            synch=False, custom_explore_fn=None, log_config=True, require_attrs=True)
+            synch=self.synch, custom_explore_fn=None, log_config=True, require_attrs=True)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
