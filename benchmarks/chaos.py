@@ -11,9 +11,10 @@ checkpoint.
 
     .venv/bin/python benchmarks/chaos.py [--seed 7] [--epochs 100] [--cases single,ps_sync,...]
 
-The case ``node`` kills whole worker nodes (``skate.chaos.NODE``) of a cluster simulated on this
-machine: it is ``benchmarks/cluster.py``'s node_loss scenario, one parameter-server run (spread over
-a 2-CPU head and a 1-CPU node) per phase, a node added back after each.
+The case ``node`` kills whole worker nodes (``skate.chaos.node_of``) of a cluster simulated on this
+machine: it is ``benchmarks/cluster.py``'s node_loss scenario, runs of each kind of job (parameter
+server, single, allreduce, PPO) on a head without CPUs and two 2-CPU nodes, the node of one of the
+job's workers killed at a different phase in each run, a node added back after each.
 
 A kill that finds no live actor of its class, or whose phase the run never reaches, is skipped and
 not counted as injected. A run's kills are survived when the run comes through whole.
@@ -110,12 +111,13 @@ def run_node_case(root: Path) -> dict[str, Any]:
     from skate.launch.simcluster import simulated_cluster
 
     started = time.perf_counter()
-    with simulated_cluster(head_cpus=2, node_cpus=(1,)) as nodes:
+    with simulated_cluster(head_cpus=0, node_cpus=(2, 2)) as nodes:
         outcome = node_loss(nodes, root / "node")
     recovered = [r for run in outcome["runs"] for r in run["recovery_s"] if r is not None]
     return {"case": "node", "survived": outcome["survived"] == outcome["kills"], "kills_scheduled": len(NODE_KILLS),
             "kills_injected": outcome["kills"], "kills_skipped": [r for r in outcome["runs"] if not r["killed"]],
-            "phases": [r["phase"] for r in outcome["runs"] if r["killed"]], "targets": ["node"],
+            "phases": [r["phase"] for r in outcome["runs"] if r["killed"]],
+            "targets": sorted({f"node of {r['kind']}" for r in outcome["runs"]}),
             "steps_lost": [], "recovery_s": [r for run in outcome["runs"] for r in run["recovery_s"]],
             "max_recovery_s": max(recovered) if recovered else None,
             "wall_s": round(time.perf_counter() - started, 1),

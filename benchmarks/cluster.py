@@ -5,12 +5,13 @@
   GPU node is left: ``single`` with ``num_gpus: 1``, a parameter server with ``gpus_per_worker: 1``,
   a search with a GPU per trial, PPO with a GPU learner. Reports how many completed, how many GPU
   nodes the autoscaler started, and the longest wait for room (the ``placed`` events).
-* **multinode**: ``ray.cluster_utils.Cluster``, a 2-CPU head and a 1-CPU node. A sync parameter
-  server spread over both (workers on different nodes, shards reached by TCP) against ``single`` at
-  twice the batch: the largest difference of any weight after two epochs.
-* **node_loss**: the same cluster; a parameter-server job (spread) loses a whole worker node (its
-  raylet and every process under it, ``skate.chaos.NODE``) at a different phase in each run; a node
-  is added back after each. Counts the runs that completed with a whole record.
+* **multinode**: ``ray.cluster_utils.Cluster``, a head without CPUs and two 2-CPU nodes. A sync
+  parameter server spread over both (workers on different nodes, shards reached by TCP) against
+  ``single`` at twice the batch: the largest difference of any weight after two epochs.
+* **node_loss**: the same cluster; each kind of job (a parameter server spread over both nodes,
+  ``single``, ``allreduce``, PPO with two env runners) loses the whole worker node of one of its
+  workers (its raylet and every process under it, ``skate.chaos.node_of``) at a different phase in
+  each run; a node is added back after each. Counts the runs that completed with a whole record.
 
     .venv/bin/python benchmarks/cluster.py [--scenarios autoscale,multinode,node_loss]
 
@@ -31,7 +32,7 @@ from typing import Any, Callable
 
 import ray
 
-from skate.chaos import NODE, PhaseKill, run_under_chaos
+from skate.chaos import PhaseKill, run_under_chaos
 from skate.launch.localhead import LocalHead
 from skate.launch.simcluster import replace_dead_nodes, simulated_cluster
 from skate.runs.events import read_events
@@ -41,7 +42,22 @@ REPO = Path(__file__).resolve().parents[1]
 JOBS = REPO / "jobs"
 GPU_TYPES = {"gpu_node": {"resources": {"CPU": 1, "GPU": 1, "object_store_memory": 2e8}, "max_workers": 2}}
 DIGITS = ["train.epochs=2", "train.batch_size=150"]
-NODE_KILLS = [("segment", 2), ("snapshot", 4), ("checkpoint", 2), ("validate", 1)]
+SUPERVISED_KILLS = [("segment", 2), ("checkpoint", 2), ("validate", 1)]
+NODE_LOSS = {  # kind: job file, overrides, the metric checked, the (phase, occurrence) of each run's node kill
+    "parameter_server": ("digits_rnn.yaml", [
+        "train.epochs=3", "train.batch_size=75", "checkpoint.every_steps=3", "train.strategy={kind: parameter_server, "
+        "num_workers: 2, num_shards: 2, placement: spread, max_restarts: 5}"], "test/accuracy",
+        [*SUPERVISED_KILLS, ("snapshot", 4)]),
+    "single": ("digits_rnn.yaml", ["train.epochs=2", "train.batch_size=75", "checkpoint.every_steps=3",
+                                   "train.strategy={kind: single, max_restarts: 5}"], "test/accuracy", SUPERVISED_KILLS),
+    "allreduce": ("digits_rnn.yaml", ["train.epochs=2", "train.batch_size=75", "checkpoint.every_steps=3",
+                                      "train.strategy={kind: allreduce, num_workers: 2, max_restarts: 5}"],
+                  "test/accuracy", SUPERVISED_KILLS),
+    "rl": ("cartpole_ppo.yaml", ["rl.num_env_runners=2", "rl.num_envs_per_env_runner=2", "rl.stop.iterations=6",
+                                 "checkpoint.every_iterations=2"], "rollout/episode_return_mean",
+           [("segment", 2), ("checkpoint", 1)]),
+}
+NODE_KILLS = [kill for *_, kills in NODE_LOSS.values() for kill in kills]
 """(phase, occurrence) of the node kill of each node_loss run."""
 
 
@@ -123,17 +139,19 @@ def multinode(cluster: Any) -> dict[str, Any]:
 
 
 def node_loss(cluster: Any, root: Path) -> dict[str, Any]:
+    from skate.chaos import TARGETS, node_of
+
     runs = []
-    strategy = "train.strategy={kind: parameter_server, num_workers: 2, num_shards: 2, placement: spread, max_restarts: 5}"
-    for phase, occurrence in NODE_KILLS:
-        spec = load_spec(JOBS / "digits_rnn.yaml", ["train.epochs=3", "train.batch_size=75", "checkpoint.every_steps=3",
-                                                    strategy])
-        outcome = run_under_chaos(spec, [PhaseKill(phase=phase, target=NODE, occurrence=occurrence)], seed=0,
-                                  root=root / f"{phase}-{occurrence}", metric="test/accuracy", at_least=0.0)
-        killed = [kill for kill in outcome.kills if kill["pid"] is not None]
-        runs.append({"phase": phase, "occurrence": occurrence, "killed": len(killed), "survived": outcome.survived,
-                     "recovery_s": outcome.recovery_s, "problems": outcome.problems})
-        replace_dead_nodes(cluster)  # a new node in place of the one killed
+    for kind, (job, overrides, metric, kills) in NODE_LOSS.items():
+        for phase, occurrence in kills:
+            kill = PhaseKill(phase=phase, target=node_of(TARGETS[kind][0]), occurrence=occurrence)
+            outcome = run_under_chaos(load_spec(JOBS / job, overrides), [kill], seed=0,
+                                      root=root / f"{kind}-{phase}-{occurrence}", metric=metric, at_least=0.0)
+            killed = [k for k in outcome.kills if k["pid"] is not None]
+            runs.append({"kind": kind, "phase": phase, "occurrence": occurrence, "killed": len(killed),
+                         "survived": outcome.survived, "recovery_s": outcome.recovery_s, "problems": outcome.problems})
+            print(json.dumps({"node_loss_run": runs[-1]}), flush=True)
+            replace_dead_nodes(cluster)  # a new node in place of the one killed
     return {"kills": sum(run["killed"] for run in runs),
             "survived": sum(run["killed"] for run in runs if run["survived"]), "runs": runs}
 
@@ -151,7 +169,7 @@ def main() -> None:
             summary["autoscale"] = autoscale(root / "autoscale")
             print(json.dumps({"autoscale": summary["autoscale"]}), flush=True)
         if {"multinode", "node_loss"} & set(scenarios):
-            with simulated_cluster(head_cpus=2, node_cpus=(1,)) as cluster:
+            with simulated_cluster(head_cpus=0, node_cpus=(2, 2)) as cluster:
                 if "multinode" in scenarios:
                     summary["multinode"] = multinode(cluster)
                     print(json.dumps({"multinode": summary["multinode"]}), flush=True)

@@ -7,8 +7,8 @@ time (:class:`Kill`: seconds after the monkey starts) or at a named point of the
 (:class:`PhaseKill`: the n-th time the run enters a phase of :data:`skate.phases.PHASES`, told by
 the trainer and the engines in the driver's process, so the monkey must run there). Phase kills
 land in the same place on a slow machine as on a fast one. The seed fixes the picks, so a failing
-schedule can be replayed. It finds the actors through Ray's state API on the Ray this process is
-connected to, so the cluster must run the dashboard (``skate run`` starts it).
+schedule can be replayed. It finds the actors in the actor table of the Ray this process is
+connected to (not connected: through Ray's state API, which needs the dashboard).
 
     schedule = [PhaseKill(phase="segment", target="ParameterShard", occurrence=3),
                 PhaseKill(phase="load_best", target="PSWorker")]
@@ -44,7 +44,19 @@ TARGETS = {
 
 NODE = "node"
 """The target that kills a whole worker node: one that holds a live actor of the job (never the
-head), its raylet and every process under it at once, as a machine that dies would."""
+head), its raylet and every process under it at once, as a machine that dies would. ``node:CLASS``
+(:func:`node_of`) kills the node of a live actor of that class."""
+
+
+def node_of(class_name: str) -> str:
+    """The target that kills the worker node of a live actor of ``class_name`` (e.g. ``node:PSWorker``)."""
+    return f"{NODE}:{class_name}"
+
+
+def _node_target(target: str) -> tuple[bool, str | None]:
+    """Whether ``target`` kills a node, and the actor class whose node it must be (``None``: any)."""
+    kind, _, class_name = target.partition(":")
+    return kind == NODE, class_name or None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,26 +106,38 @@ def kill_schedule(*, seed: int, targets: Sequence[str], kills: int, window_s: tu
 def live_actor_pids(class_name: str, address: str | None = None) -> list[int]:
     """The processes of the live actors of ``class_name`` on the Ray cluster at ``address`` (default:
     the one this process is connected to; else the only one running on this machine)."""
-    from ray.util.state import list_actors
-
-    actors = list_actors(address=address or _connected_address(),
-                         filters=[("class_name", "=", class_name), ("state", "=", "ALIVE")],
-                         raise_on_missing_output=False)
     # The state API can list an actor as alive for a moment after its process ended (a kill just done).
-    return sorted(actor.pid for actor in actors if actor.pid and _running(actor.pid))
+    return sorted(pid for pid, _ in _live_actors(class_name, address) if pid and _running(pid))
 
 
-def live_worker_nodes(address: str | None = None) -> dict[str, int]:
+def live_worker_nodes(address: str | None = None, class_name: str | None = None) -> dict[str, int]:
     """The raylet process of each live worker node (not the head) on this machine that holds a live
-    actor of the Ray cluster at ``address`` (default: the one this process is connected to)."""
+    actor (of ``class_name``, if given) of the Ray cluster at ``address`` (default: the one this
+    process is connected to)."""
     import ray
-    from ray.util.state import list_actors
 
-    busy = {actor.node_id for actor in list_actors(address=address or _connected_address(),
-                                                    filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)}
+    busy = {node for _, node in _live_actors(class_name, address)}
     workers = {node["NodeID"] for node in ray.nodes()
                if node.get("Alive") and "node:__internal_head__" not in node["Resources"] and node["NodeID"] in busy}
     return {node: pid for node, pid in _raylets().items() if node in workers}
+
+
+def _live_actors(class_name: str | None, address: str | None) -> list[tuple[int | None, str]]:
+    """(process, node id) of each live actor (of ``class_name``, if given). Connected, from the GCS's
+    actor table; else from the state API at ``address`` (which ``$RAY_ADDRESS`` overrides, and which
+    cannot choose when a machine runs two clusters)."""
+    import ray
+
+    if address is None and ray.is_initialized():
+        from ray._private import state
+
+        return [(entry.get("Pid"), (entry.get("Address") or {}).get("NodeID", "")) for entry in state.actors().values()
+                if entry.get("State") == "ALIVE" and class_name in (None, entry.get("ActorClassName"))]
+    from ray.util.state import list_actors
+
+    filters = [("state", "=", "ALIVE"), *([("class_name", "=", class_name)] if class_name else [])]
+    return [(actor.pid, actor.node_id) for actor in list_actors(address=address, filters=filters,
+                                                                  raise_on_missing_output=False)]
 
 
 def _raylets() -> dict[str, int]:
@@ -160,14 +184,6 @@ def _running(pid: int) -> bool:
         return True
 
 
-def _connected_address() -> str | None:
-    """The GCS address of the Ray this process is connected to (``None`` if none): with two Ray
-    clusters on a machine, the state API must be told which one."""
-    import ray
-
-    return ray.get_runtime_context().gcs_address if ray.is_initialized() else None
-
-
 class ChaosMonkey:
     """Carries out a kill schedule (a context manager, or :meth:`start` and :meth:`stop`): timed
     kills in a background thread, phase kills in the thread that enters the phase. :attr:`record`
@@ -193,8 +209,7 @@ class ChaosMonkey:
         self._listening = phases.listening(self._on_phase)
         self._wait_s = wait_s
         if pids is None:
-            address = _connected_address()
-            pids = lambda class_name: live_actor_pids(class_name, address)  # noqa: E731
+            pids = live_actor_pids
         self.record: list[dict[str, Any]] = []
         self.errors: list[BaseException] = []
         self._rng = random.Random(seed)
@@ -257,8 +272,9 @@ class ChaosMonkey:
             self.errors.append(error)
 
     def _kill(self, kill: Kill | PhaseKill, now_s: float, *, wait_s: float = 0.0) -> None:
-        if kill.target == NODE:
-            self._kill_node(kill, now_s)
+        is_node, class_name = _node_target(kill.target)
+        if is_node:
+            self._kill_node(kill, now_s, class_name)
             return
         pids = self._pids(kill.target)
         deadline = time.monotonic() + wait_s
@@ -280,8 +296,8 @@ class ChaosMonkey:
         self.record.append(entry)
 
 
-    def _kill_node(self, kill: Kill | PhaseKill, now_s: float) -> None:
-        nodes = live_worker_nodes()
+    def _kill_node(self, kill: Kill | PhaseKill, now_s: float, class_name: str | None) -> None:
+        nodes = live_worker_nodes(class_name=class_name)
         entry: dict[str, Any] = {"time": time.time(), "at_s": round(now_s, 3), "target": kill.target, "pid": None}
         if isinstance(kill, PhaseKill):
             entry.update(phase=kill.phase, occurrence=kill.occurrence)
@@ -290,7 +306,8 @@ class ChaosMonkey:
             kill_node(nodes[node])
             entry.update(pid=nodes[node], node=node)
         else:
-            entry["skipped"] = "no worker node on this machine holds a live actor"
+            of = f" of {class_name}" if class_name else ""
+            entry["skipped"] = f"no worker node on this machine holds a live actor{of}"
         self.record.append(entry)
 
 

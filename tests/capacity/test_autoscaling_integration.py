@@ -1,7 +1,8 @@
 """Jobs on Ray's fake autoscaling cluster: a 1-CPU head with no GPU, and a node type `gpu_node`
 ({CPU: 1, GPU: 1}, 0 to 2 of them) that the autoscaler starts when a job needs one and removes when
-idle. Each kind of job starts from zero GPU nodes and completes; the impossible is refused at once; a
-wait that runs out leaves nothing behind. The GPUs are logical: torch sees none, so every engine
+idle. Each kind of job (an RL search too) starts from zero GPU nodes and completes; a job whose GPU
+node dies goes on on one the autoscaler adds; the impossible is refused at once; a wait that runs
+out leaves nothing behind. The GPUs are logical: torch sees none, so every engine
 and RL falls back to the CPU (and gloo), with a warning."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 
 from skate.capacity import WAIT_ENV
 from skate.capacity.request import CHANNEL
+from skate.chaos import PhaseKill, node_of, run_under_chaos
 from skate.errors import SkateError
 from skate.launch.localhead import LocalHead
 from skate.runner import run_job
@@ -129,3 +131,28 @@ def test_a_wait_that_runs_out_fails_the_run_and_leaves_nothing(autoscaling: Loca
         assert summary["status"] == "failed" and "waited 3 s" in summary["error"]
     finally:
         remove_placement_group(others)
+
+
+def test_an_rl_search_with_a_gpu_learner_per_trial_completes_with_it_on_a_gpu_node(no_gpu_nodes: LocalHead,
+                                                                                   tmp_path: Path) -> None:
+    spec = load_spec(JOBS / "tune_cartpole_ppo.yaml", [
+        "search.num_samples=1", "search.scheduler={kind: fifo}", "search.resources_per_trial={gpus: 1}",
+        "rl.num_learners=1", "rl.stop.iterations=1", "checkpoint.every_iterations=1", "rl.train_batch_size=200",
+        "rl.minibatch_size=100", "rl.num_epochs=1", "rl.num_envs_per_env_runner=1"])
+    result = run_search(spec, root=tmp_path, progress=False)
+    assert result.status == "completed" and [t.state for t in result.trials] == ["completed"], result.trials
+    assert placed(Path(result.trials[0].run_dir))["nodes"]["learner 0"] in gpu_nodes()
+
+
+def test_a_job_whose_gpu_node_dies_goes_on_on_a_node_the_autoscaler_adds(no_gpu_nodes: LocalHead,
+                                                                         tmp_path: Path) -> None:
+    spec = load_spec(JOBS / "digits_rnn.yaml", ["train.epochs=1", "train.batch_size=100", "checkpoint.every_steps=2",
+                                                "train.strategy={kind: single, num_gpus: 1}"])
+    outcome = run_under_chaos(spec, [PhaseKill(phase="segment", target=node_of("SingleWorker"), occurrence=2)],
+                              seed=0, root=tmp_path, metric="val/accuracy", at_least=0.0)
+    assert outcome.survived, outcome.problems
+    (kill,) = outcome.kills
+    assert kill["node"] and outcome.recovery_s[0] is not None, kill
+    first, again = [e for e in read_events(tmp_path / outcome.run_dir.name / "events.jsonl") if e["kind"] == "placed"]
+    assert first["nodes"]["worker 0"] == kill["node"] and again["time"] > kill["time"]
+    assert again["nodes"]["worker 0"] in gpu_nodes() and again["nodes"]["worker 0"] != kill["node"]

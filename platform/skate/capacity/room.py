@@ -67,23 +67,28 @@ class Reservation:
         return [where.get(index, "") for index in range(len(table.get("bundles") or {}))]
 
     def cuda_usable(self) -> bool:
-        """Whether torch sees a CUDA device where Ray grants this group's GPUs (a probe task in the
-        first bundle with GPUs; ``False`` when no bundle has any). A node may declare GPUs torch
-        cannot use: a CPU build of torch, or a cluster that only simulates them."""
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        bundles = placement_group_table(self.group).get("bundles") or {}
-        index = next((i for i, one in sorted(bundles.items()) if one.get("GPU")), None)
-        if index is None:
-            return False
-        strategy = PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=int(index))
-        probe = ray.remote(num_cpus=0, num_gpus=bundles[index]["GPU"], max_retries=0)(_cuda_available)
-        return bool(ray.get(probe.options(scheduling_strategy=strategy).remote()))
+        """Whether torch sees a CUDA device where Ray grants this group's GPUs (see :func:`cuda_usable`)."""
+        return cuda_usable(self.group)
 
     def remove(self) -> None:
         if not self.removed:
             remove_placement_group(self.group)
             self.removed = True
+
+
+def cuda_usable(group: PlacementGroup) -> bool:
+    """Whether torch sees a CUDA device where Ray grants ``group``'s GPUs (a probe task in the first
+    bundle with GPUs; ``False`` when no bundle has any). A node may declare GPUs torch cannot use: a
+    CPU build of torch, or a cluster that only simulates them."""
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    bundles = placement_group_table(group).get("bundles") or {}
+    index = next((i for i, one in sorted(bundles.items()) if one.get("GPU")), None)
+    if index is None:
+        return False
+    strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=int(index))
+    probe = ray.remote(num_cpus=0, num_gpus=bundles[index]["GPU"], max_retries=0)(_cuda_available)
+    return bool(ray.get(probe.options(scheduling_strategy=strategy).remote()))
 
 
 def _cuda_available() -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import ray
 
-from skate.capacity import Bundle, room_for
+from skate.capacity import Bundle, cuda_usable, room_for
 from skate.engines.placement import placed_event
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def actor_bundles(config: "AlgorithmConfig") -> list[Bundle]:
 @contextlib.contextmanager
 def rl_room(config: "AlgorithmConfig", *, what: str) -> Iterator[float]:
     """Wait for room for RLlib's actors; the block builds the algorithm. Yields how long it waited.
+    In a search trial, the trial's placement group holds that room already.
 
     Where Ray grants the learners GPUs that torch cannot see (a CPU build of torch, a cluster that
     simulates GPUs), the learners train on the CPU and meet by gloo, with a warning, as the other
@@ -39,20 +40,31 @@ def rl_room(config: "AlgorithmConfig", *, what: str) -> Iterator[float]:
     from ray.util import get_current_placement_group
 
     bundles = actor_bundles(config)
-    if not bundles or get_current_placement_group() is not None:  # a search trial's group holds them already
-        yield 0.0
+    wants_cuda = bool(bundles and config.num_learners and config.num_gpus_per_learner)
+    trial = get_current_placement_group()
+    if not bundles or trial is not None:
+        with _learners_where_cuda(config, not wants_cuda or cuda_usable(trial)):
+            yield 0.0
         return
     with room_for(bundles, what=what) as room:
-        cuda = room.cuda_usable() if config.num_learners and config.num_gpus_per_learner else True
+        cuda = not wants_cuda or room.cuda_usable()
         room.remove()
-        if cuda:
+        with _learners_where_cuda(config, cuda):
             yield room.waited_s
-            return
-        warnings.warn(f"Ray grants each learner {config.num_gpus_per_learner:g} GPU, but torch there sees no CUDA "
-                      "device: the learners train on the CPU and meet by gloo", RuntimeWarning, stacklevel=3)
-        config.training(learner_class=_on_the_cpu(config.learner_class))
-        with _gloo_learners():
-            yield room.waited_s
+
+
+@contextlib.contextmanager
+def _learners_where_cuda(config: "AlgorithmConfig", cuda: bool) -> Iterator[None]:
+    """The block as it is where torch sees the GPUs Ray grants the learners; else with the learners
+    on the CPU, meeting by gloo, and a warning."""
+    if cuda:
+        yield
+        return
+    warnings.warn(f"Ray grants each learner {config.num_gpus_per_learner:g} GPU, but torch there sees no CUDA "
+                  "device: the learners train on the CPU and meet by gloo", RuntimeWarning, stacklevel=4)
+    config.training(learner_class=_on_the_cpu(config.learner_class))
+    with _gloo_learners():
+        yield
 
 
 def _on_the_cpu(learner_class: type) -> type:
