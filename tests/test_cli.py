@@ -86,3 +86,21 @@ def test_report_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.Cap
 def test_runs_on_an_empty_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "runs", "--root", str(tmp_path))
     assert code == 0 and "no runs" in out
+
+
+def test_run_refuses_a_spec_with_a_search_and_names_the_way_out(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(JOBS / "tune_digits_rnn.yaml")
+    code, _, err = run_cli(capsys, "run", path)
+    assert code == 1 and err.strip() == (f"skate: error: {path} has a search: section: search it with 'skate tune {path}', "
+                                         "or add --no-search to train the job's own values once")
+
+
+def test_no_search_trains_the_spec_without_its_search_section() -> None:
+    from skate.cli import _without_search, build_parser
+    from skate.spec import load_spec
+
+    path = str(JOBS / "tune_digits_rnn.yaml")
+    spec = load_spec(path)
+    args = build_parser().parse_args(["run", path, "--no-search"])
+    once = _without_search(spec, args)
+    assert spec.search is not None and once.search is None and once.train == spec.train

@@ -4,6 +4,7 @@ status, logs, stop, jobs and cluster for Ray clusters."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -42,6 +43,22 @@ def _spec_or_resume(args: argparse.Namespace, *, what: str, resumed: str, kind: 
     return spec
 
 
+def _without_search(spec: Any, args: argparse.Namespace) -> Any:
+    """The spec ``skate run`` trains: one with a ``search:`` section only with ``--no-search``, which
+    drops it (Tune's trials run the job with its section, through :func:`skate.runner.execute`)."""
+    if spec is None or spec.search is None:
+        return spec
+    if not args.no_search:
+        raise SkateError(f"{args.file} has a search: section: search it with 'skate tune {args.file}', or add "
+                         "--no-search to train the job's own values once")
+    return dataclasses.replace(spec, search=None)
+
+
+def _name_flag(parser: argparse.ArgumentParser, what: str, prefix: str = "") -> None:
+    parser.add_argument("--name", help=f"the {what} directory's name (default: {prefix}the job's name and the time); "
+                                       "an existing one is an error")
+
+
 def _wait_flag(parser: argparse.ArgumentParser) -> None:
     from skate.capacity import CONFIG_KEY, DEFAULT_WAIT_S
 
@@ -75,11 +92,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from skate.runs.report import summary_text, write_plots
     from skate.runs.rundir import RunDir
 
-    spec = _spec_or_resume(args, what="a job spec FILE to run", resumed="RUN_DIR", kind="run")
+    spec = _without_search(_spec_or_resume(args, what="a job spec FILE to run", resumed="RUN_DIR", kind="run"), args)
     _apply_wait(args)
     with ray_session(args.address):
         if spec is not None:
-            result = run_job(spec, root=_root(args), progress=not args.no_progress, storage=_storage(args))
+            result = run_job(spec, root=_root(args), progress=not args.no_progress, storage=_storage(args),
+                             name=args.name)
         else:
             result = resume_job(args.resume, progress=not args.no_progress)
     run = RunDir(result.run_dir)
@@ -99,7 +117,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _apply_wait(args)
     with ray_session(args.address, quiet=True):
         if spec is not None:
-            result = run_search(spec, root=_root(args), progress=not args.no_progress, source=args.file)
+            result = run_search(spec, root=_root(args), progress=not args.no_progress, source=args.file,
+                                name=args.name, storage=_storage(args))
         else:
             result = resume_search(args.resume, progress=not args.no_progress)
     print("\n".join(summary_lines(result)))
@@ -157,7 +176,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from skate.launch import jobs
     from skate.launch.connect import jobs_client, resolve_address
 
-    submission = jobs.prepare(args.file, args.set, working_dir=args.working_dir, storage=args.storage,
+    submission = jobs.prepare(args.file, args.set, working_dir=args.working_dir, storage=_storage(args),
                               wait_for_nodes_s=args.wait_for_nodes)
     if args.dry_run:
         print(submission.describe(resolve_address(args.address)))
@@ -165,7 +184,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 0
     client = jobs_client(args.address)
     job_id = jobs.submit(client, submission)
-    print(f"submitted {job_id} to {client.address}")
+    print(f"submitted {job_id} to {client.address}\n{submission.kind} directory: {submission.location}")
     if not args.follow:
         print(f"follow it with: skate logs {job_id} --follow")
         return 0
@@ -282,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      f"a copy as the run grows (default: ${STORAGE_ENV}, or storage: in the user config)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="print no progress")
+    p.add_argument("--no-search", action="store_true",
+                   help="train a spec with a search: section once, with its own values (without, it is an error)")
+    _name_flag(p, "run")
     _wait_flag(p)
 
     p = add("tune", cmd_tune, "search a job's hyperparameters with Ray Tune (the spec's search: section)")
@@ -290,8 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a spec field, e.g. --set search.num_samples=4 (repeatable)")
     p.add_argument("--address", help="join this Ray cluster instead of starting one (default: $RAY_ADDRESS)")
     p.add_argument("--root", help=f"folder of run and experiment directories (default: ${ROOT_ENV} or runs)")
+    p.add_argument("--storage", help=f"a folder or URI (s3://bucket/skate) to keep the experiment directory in; a "
+                                     f"URI gets a copy as the search goes (default: ${STORAGE_ENV}, or storage: in the "
+                                     "user config)")
     p.add_argument("--resume", metavar="EXP_DIR", help="continue an interrupted search")
     p.add_argument("--no-progress", action="store_true", help="print no live table")
+    _name_flag(p, "experiment", "tune-")
     _wait_flag(p)
 
     p = add("validate", cmd_validate, "check job specs without running them (exit 1 if any is invalid)")
@@ -314,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as 'skate run' would")
     p.add_argument("--address", help=address_help)
     p.add_argument("--working-dir", default=".", help="the folder sent with the job (default: the current one)")
-    p.add_argument("--storage", help="where the run directory goes on the cluster: a path there, or a URI")
+    p.add_argument("--storage", help=f"where the run (or experiment) directory goes: a path on the cluster, or a URI "
+                                     f"(default: ${STORAGE_ENV}, or storage: in the user config)")
     p.add_argument("--follow", action="store_true", help="print the logs to the end; exit 0 if the job succeeded, "
                                                           "1 if it failed, 2 if it was stopped")
     p.add_argument("--dry-run", action="store_true", help="show what would be sent, and send nothing")

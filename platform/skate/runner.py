@@ -49,16 +49,16 @@ class RunResult:
 
 
 def run_job(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, progress: bool = True,
-            storage: str | None = None) -> RunResult:
-    """Train ``spec`` in a new run directory under ``root``. Ray must be initialised (see
-    :func:`skate.cluster.ray_session`).
+            storage: str | None = None, name: str | None = None) -> RunResult:
+    """Train ``spec`` in a new run directory under ``root``, named ``name`` (default: the job's name
+    and the time). Ray must be initialised (see :func:`skate.cluster.ray_session`).
 
     ``storage``: a local folder to hold the run directory instead of ``root``, or a URI
     (``s3://bucket/skate``) the run directory is copied to as it grows (see :mod:`skate.runs.mirror`).
     """
     if storage is not None and not is_uri(storage):
         root, storage = storage, None
-    run = RunDir.create(root, spec.name, dump_spec(spec))
+    run = RunDir.create(root, name or spec.name, dump_spec(spec), exact=name is not None)
     if storage is None:
         return execute(spec, run, resume=False, progress=progress)
     mirror = RunMirror(run.path, f"{storage.rstrip('/')}/{run.name}")

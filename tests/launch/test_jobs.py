@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shlex
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,8 +20,12 @@ from conftest import JOBS, REPO
 
 def test_a_submission_runs_skate_on_the_spec_with_the_working_directory_and_skate() -> None:
     submission = jobs.prepare(JOBS / "digits_rnn.yaml", ["train.epochs=2"], working_dir=REPO, storage="s3://b/skate")
-    assert shlex.split(submission.entrypoint) == ["python", "-m", "skate", "run", "jobs/digits_rnn.yaml",
-                                                  "--set", "train.epochs=2", "--storage", "s3://b/skate"]
+    command = shlex.split(submission.entrypoint)
+    name = command[command.index("--name") + 1]
+    assert command == ["python", "-m", "skate", "run", "jobs/digits_rnn.yaml", "--name", name,
+                       "--set", "train.epochs=2", "--storage", "s3://b/skate"]
+    assert re.fullmatch(r"digits_rnn-\d{8}-\d{6}", name)
+    assert submission.kind == "run" and submission.location == f"s3://b/skate/{name}"
     env = submission.runtime_env
     assert env["working_dir"] == str(REPO) and "/runs/*/" in env["excludes"] and ".venv/" in env["excludes"]
     assert env["py_modules"] == [str(REPO / "platform" / "skate")]
@@ -29,6 +34,21 @@ def test_a_submission_runs_skate_on_the_spec_with_the_working_directory_and_skat
     described = submission.describe("http://127.0.0.1:8265")
     assert "entrypoint:   python -m skate run jobs/digits_rnn.yaml" in described and "MB" in described
     assert key_env()["SKATE_CHECKPOINT_KEY"] not in described  # a dry run never shows the key
+
+
+def test_a_spec_with_a_search_runs_skate_tune_into_a_named_experiment() -> None:
+    submission = jobs.prepare(JOBS / "tune_digits_rnn.yaml", ["search.num_samples=2"], working_dir=REPO)
+    command = shlex.split(submission.entrypoint)
+    name = command[command.index("--name") + 1]
+    assert command[:5] == ["python", "-m", "skate", "tune", "jobs/tune_digits_rnn.yaml"]
+    assert command[5:] == ["--name", name, "--set", "search.num_samples=2"] and name.startswith("tune-")
+    assert submission.kind == "experiment" and submission.location.startswith(f"runs/{name} ")
+    assert f"experiment:   runs/{name}" in submission.describe("http://127.0.0.1:8265")
+
+
+def test_a_search_that_does_not_fit_the_job_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(SkateError, match=r"^search.scheduler.max_t \(99\) is more than the job's train.epochs"):
+        jobs.prepare(JOBS / "tune_digits_rnn.yaml", ["search.scheduler.max_t=99"], working_dir=REPO)
 
 
 def test_an_invalid_spec_is_refused_before_anything_is_sent() -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -65,11 +66,26 @@ def test_submit_follows_the_job_to_succeeded_and_its_run_is_in_storage(
     assert code == 0 and out.rstrip().endswith(f"job {job_id}: SUCCEEDED")
     assert "learning curves: " in out  # the job's last line, followed to the end
     [run] = [p for p in storage.iterdir() if p.name.startswith("digits_rnn-")]
+    assert f"run directory: {run}\n" in out  # said before the job started
     assert (run / "metrics.parquet").is_file() and '"status": "completed"' in (run / "summary.json").read_text()
     assert main(["runs", "--storage", str(storage)]) == 0 and run.name in capsys.readouterr().out
     assert main(["status", job_id, "--address", head]) == 0 and "SUCCEEDED" in capsys.readouterr().out
     assert main(["jobs", "--address", head]) == 0 and job_id in capsys.readouterr().out
     assert main(["logs", job_id, "--address", head]) == 0 and "learning curves: " in capsys.readouterr().out
+
+
+def test_a_spec_with_a_search_is_searched_on_the_cluster_with_a_line_per_trial_in_its_logs(
+        head: str, token: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["submit", "jobs/tune_digits_rnn.yaml", "--address", head, "--storage", str(tmp_path), "--follow",
+                 "--set", "train.epochs=1", "--set", "search.num_samples=2", "--set", "search.scheduler={kind: fifo}",
+                 "--set", "checkpoint.every_epochs=1"])
+    out = capsys.readouterr().out
+    [experiment] = list(tmp_path.iterdir())
+    assert code == 0 and f"experiment directory: {experiment}\n" in out and experiment.name.startswith("tune-")
+    assert len(re.findall(r"^trial \S+ ended at epoch 1: best val/accuracy 0\.\d+ \(", out, re.M)) == 2, out
+    assert "\x1b[" not in out  # no cursor moves in a log
+    state = json.loads((experiment / "experiment.json").read_text())
+    assert state["status"] == "completed" and (experiment / "best.yaml").is_file()
 
 
 def test_the_python_api_submits_and_follows(head: str, token: None, tmp_path: Path,

@@ -55,3 +55,18 @@ def test_a_terminal_gets_the_table_redrawn_in_place(monkeypatch: pytest.MonkeyPa
 
 def test_short_paths_keep_the_last_two_parts() -> None:
     assert short_path("train.optimizer.lr") == "optimizer.lr" and short_path("seed") == "seed"
+
+
+def test_off_a_terminal_each_trial_that_ends_gets_a_plain_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    live = table()
+    done = trial("a_00001", "RUNNING", {"train.optimizer.lr": 0.01, "model.cell": "lstm"}, {"epoch": 9})
+    broken = trial("a_00002", "RUNNING", {"train.optimizer.lr": 0.1, "model.cell": "gru"})
+    live.on_trial_result(0, [done], done, {"val/accuracy": 0.95})
+    live.on_trial_complete(0, [done, broken], done)
+    live.on_trial_error(0, [done, broken], broken)
+    assert out.getvalue().splitlines() == [
+        "trial a_00001 ended at epoch 9: best val/accuracy 0.95 (optimizer.lr=0.01, model.cell=lstm)",
+        "trial a_00002 failed: best val/accuracy - (optimizer.lr=0.1, model.cell=gru)"]
+    assert "\x1b" not in out.getvalue()

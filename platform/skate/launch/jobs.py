@@ -1,4 +1,5 @@
-"""Ray jobs that run ``skate run`` on a cluster: submit, follow, status, stop, list.
+"""Ray jobs that run ``skate run`` (or ``skate tune``, for a spec with a ``search:`` section) on a
+cluster: submit, follow, status, stop, list.
 
 A submission carries the working directory (without run directories, virtual environments, git
 data and what ``.gitignore`` leaves out: Ray's packaging honours it), skate's own package (so the
@@ -36,12 +37,16 @@ class Submission:
     entrypoint: str
     runtime_env: dict[str, Any]
     metadata: dict[str, str]
+    kind: str = "run"
+    """``run`` or ``experiment`` (a search)."""
+    location: str = ""
+    """Where the run (or experiment) directory will be: a URI, or a path on the cluster."""
 
     def describe(self, address: str) -> str:
         """The submission in words (``--dry-run``)."""
         files, size = folder_size(Path(self.runtime_env["working_dir"]))
         lines = [f"address:      {address}", f"job id:       {self.submission_id}",
-                 f"entrypoint:   {self.entrypoint}",
+                 f"entrypoint:   {self.entrypoint}", f"{self.kind + ':':<13} {self.location}",
                  f"working_dir:  {self.runtime_env['working_dir']} ({files} files, {size / 1e6:.1f} MB before "
                  ".gitignore)", f"excludes:     {' '.join(self.runtime_env['excludes'])}"]
         lines += [f"py_modules:   {module}" for module in self.runtime_env.get("py_modules", [])]
@@ -69,23 +74,33 @@ def folder_size(root: Path) -> tuple[int, int]:
 
 def prepare(spec_file: str | Path, overrides: list[str], *, working_dir: str | Path = ".",
             storage: str | None = None, wait_for_nodes_s: float | None = None) -> Submission:
-    """Validate the spec here, then describe the job that runs it on the cluster (``wait_for_nodes_s``:
-    how long it may wait there for room, as ``skate run --wait-for-nodes``).
+    """Validate the spec here, then describe the job that runs it on the cluster: ``skate run``, or
+    ``skate tune`` for a spec with a ``search:`` section (``storage``: where the run or experiment
+    directory goes, as their ``--storage``; ``wait_for_nodes_s``: how long it may wait there for
+    room, as their ``--wait-for-nodes``). The directory's name is chosen here, so it is known
+    before the job starts.
 
     Raises:
         SpecError: the spec is invalid (nothing is sent).
-        SkateError: the spec is not inside the working directory that is sent.
+        SkateError: the spec is not inside the working directory that is sent, or its search does
+            not fit the job.
     """
     import skate
+    from skate.search.experiment import check_search
     from skate.spec import load_spec
 
     spec = load_spec(spec_file, overrides)
+    if spec.search is not None:
+        check_search(spec)
     folder = Path(working_dir).resolve()
     path = Path(spec_file).resolve()
     if not path.is_relative_to(folder):
         raise SkateError(f"{spec_file} is outside the working directory {folder} that is sent to the cluster; "
                          "run 'skate submit' from a folder that holds it (or pass --working-dir)")
-    command = ["python", "-m", "skate", "run", path.relative_to(folder).as_posix()]
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    search = spec.search is not None
+    name = f"tune-{spec.name}-{stamp}" if search else f"{spec.name}-{stamp}"
+    command = ["python", "-m", "skate", "tune" if search else "run", path.relative_to(folder).as_posix(), "--name", name]
     for override in overrides:
         command += ["--set", override]
     if storage:
@@ -97,10 +112,12 @@ def prepare(spec_file: str | Path, overrides: list[str], *, working_dir: str | P
                                    "env_vars": key_env()}  # so RL checkpoints written there verify here
     if (folder / "requirements.txt").is_file():
         runtime_env["pip"] = str(folder / "requirements.txt")
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    where = f"{storage.rstrip('/')}/{name}" if storage else f"runs/{name} in the job's working directory on the cluster"
     return Submission(submission_id=f"skate-{spec.name}-{stamp}-{time.time_ns() % 10**6:06d}",
                       entrypoint=shlex.join(command), runtime_env=runtime_env,
-                      metadata={"skate_job": spec.name, "skate_spec": path.relative_to(folder).as_posix()})
+                      metadata={"skate_job": spec.name, "skate_spec": path.relative_to(folder).as_posix(),
+                                "skate_dir": where},
+                      kind="experiment" if search else "run", location=where)
 
 
 def submit(client: Any, submission: Submission) -> str:

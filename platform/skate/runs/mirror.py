@@ -9,10 +9,12 @@ storage location for ``skate runs --storage``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow.fs as pafs
 
@@ -43,6 +45,30 @@ class RunMirror:
         for name in set(self._sent) - set(present):
             self.fs.delete_file(posixpath.join(self.path, name))
         self._sent = present
+
+
+@contextlib.contextmanager
+def mirrored(folder: Path, location: str, *, every_s: float = 10.0) -> Iterator[RunMirror]:
+    """The block with ``folder`` copied to ``location`` every ``every_s`` seconds (by a thread) and
+    once more at its end: for a search, whose trials write into its folder from Tune's threads."""
+    mirror = RunMirror(folder, location)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            try:
+                mirror.sync()
+            except OSError:  # storage away for a moment: the next round retries, and the last sync raises
+                continue
+
+    thread = threading.Thread(target=loop, daemon=True, name="skate-mirror")
+    thread.start()
+    try:
+        yield mirror
+    finally:
+        stop.set()
+        thread.join()
+        mirror.sync()
 
 
 class StoredRun:

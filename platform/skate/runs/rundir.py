@@ -35,19 +35,10 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, root: str | Path, name: str, spec_yaml: str) -> "RunDir":
-        """A new, empty run folder under ``root`` holding the resolved spec."""
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = Path(root) / f"{name}-{stamp}"
-        path, n = base, 1
-        while True:
-            try:
-                path.mkdir(parents=True)
-                break
-            except FileExistsError:
-                n += 1
-                path = base.with_name(f"{base.name}-{n}")
-        run = cls(path)
+    def create(cls, root: str | Path, name: str, spec_yaml: str, *, exact: bool = False) -> "RunDir":
+        """A new, empty run folder under ``root`` holding the resolved spec: ``name`` and the time,
+        or ``name`` itself when ``exact`` (an existing folder of that name is an error)."""
+        run = cls(_new_folder(Path(root), name, exact=exact))
         write_text_atomic(run.spec_path, spec_yaml)
         return run
 
@@ -145,3 +136,22 @@ def list_runs(root: str | Path) -> list[RunDir]:
         return []
     runs = [RunDir(p) for p in root.iterdir() if (p / RunDir.SPEC).is_file()]
     return sorted(runs, key=lambda r: (r.read_summary().get("started_at", ""), r.name))
+
+
+def _new_folder(root: Path, name: str, *, exact: bool) -> Path:
+    """Make ``root/name`` (``exact``), or ``root/name-<time>`` with ``-2``, ``-3``... if that exists."""
+    if exact:
+        try:
+            (root / name).mkdir(parents=True)
+        except FileExistsError:
+            raise SkateError(f"{root / name} exists already: choose another --name") from None
+        return root / name
+    base = root / f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")

@@ -1,5 +1,6 @@
 """``skate tune``'s live table: one line per trial (state, values, metric, progress), in place of
-Ray Tune's log flood. On a terminal it is redrawn in place; otherwise it is printed now and then."""
+Ray Tune's log flood. On a terminal it is redrawn in place; otherwise (a log, a submitted job's
+output) it is printed now and then, and each trial that ends gets a plain line of its own."""
 
 from __future__ import annotations
 
@@ -54,6 +55,24 @@ class LiveTable(Callback):
         interactive = sys.stdout.isatty()
         if self.shown and time.monotonic() - self._last_drawn >= (1.0 if interactive else self.every_s):
             self.draw(trials, interactive=interactive)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._ended(trial, "ended")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._ended(trial, "failed")
+
+    def _ended(self, trial: Any, how: str) -> None:
+        if self.shown and not sys.stdout.isatty():  # a terminal sees it in the table, redrawn
+            print(self.ended_line(trial, how), flush=True)
+
+    def ended_line(self, trial: Any, how: str) -> str:
+        """``trial a_00001 ended at epoch 9: best val/accuracy 0.95 (optimizer.lr=0.01, model.cell=lstm)``."""
+        at = (trial.last_result or {}).get(self.time_attr)
+        best = self._best.get(trial.trial_id)
+        values = ", ".join(f"{short_path(p)}={trial.config.get(p)}" for p in self.paths)
+        return (f"trial {trial.trial_id} {how}" + ("" if at is None else f" at {self.time_attr} {at}")
+                + f": best {self.metric} " + ("-" if best is None else f"{best:.4g}") + f" ({values})")
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         if self.shown:

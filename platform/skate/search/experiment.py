@@ -25,8 +25,10 @@ from skate.errors import SkateError
 from skate.objectives import BEST_METRIC
 from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
+from skate.runs.mirror import mirrored
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
+from skate.uri import is_uri
 from skate.search.paths import explicit_data
 from skate.search.config import SearchConfig
 from skate.search.results import (BEST_SPEC, PLOT, TRIALS_TABLE, TrialRecord, best_record, trial_record,
@@ -74,18 +76,26 @@ def objective_of(spec: JobSpec | RLJobSpec) -> tuple[str, str]:
 
 
 def run_search(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, progress: bool = True,
-               source: str = "") -> SearchResult:
-    """Search ``spec.search`` over ``spec`` in a new experiment directory under ``root``. Ray must be
-    initialised (see :func:`skate.cluster.ray_session`).
+               source: str = "", name: str | None = None, storage: str | None = None) -> SearchResult:
+    """Search ``spec.search`` over ``spec`` in a new experiment directory under ``root``, named
+    ``name`` (default: ``tune-``, the job's name and the time). Ray must be initialised (see
+    :func:`skate.cluster.ray_session`).
+
+    ``storage``: a local folder to hold the experiment directory instead of ``root``, or a URI
+    (``s3://bucket/skate``) it is copied to as it grows, its trials' run directories included.
 
     Raises:
         SkateError: when the job has no search, or its trials cannot be placed on the cluster.
     """
-    if spec.search is None:
-        raise SkateError(f"job '{spec.name}' has no search: section; add one (see 'skate schema') to tune it")
-    run = RunDir.create(root, f"tune-{spec.name}", dump_spec(spec))
+    check_search(spec)
+    if storage is not None and not is_uri(storage):
+        root, storage = storage, None
+    run = RunDir.create(root, name or f"tune-{spec.name}", dump_spec(spec), exact=name is not None)
     _save_state(run.path, {"name": spec.name, "status": "running", "started_at": now_iso(), "source": source})
-    return _search(spec, run.path, restore=False, progress=progress)
+    if storage is None:
+        return _search(spec, run.path, restore=False, progress=progress)
+    with mirrored(run.path, f"{storage.rstrip('/')}/{run.name}"):
+        return _search(spec, run.path, restore=False, progress=progress)
 
 
 def resume_search(path: str | Path, *, progress: bool = True) -> SearchResult:
@@ -112,9 +122,7 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     search = spec.search
     assert search is not None
     metric, mode = objective_of(spec)
-    base = explicit_data(dataclasses.replace(spec, search=None))
-    first = trial_spec(base, {}, search.resources_per_trial)
-    check_schedule(search, first)
+    base, first = _base_and_first(spec)
     bundles = trial_bundles(first)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=base, experiment=str(path.resolve()), resources=search.resources_per_trial,
@@ -231,6 +239,29 @@ def concurrency(search: SearchConfig, spec: JobSpec | RLJobSpec) -> int | None:
     have = ray.cluster_resources()
     fits = min(math.floor(have.get(name, 0.0) / amount + 1e-9) for name, amount in demand.items() if amount > 0)
     return max(1, min(fits, limit or fits))
+
+
+def check_search(spec: JobSpec | RLJobSpec) -> None:
+    """What can be refused before Ray starts (``skate tune``, and ``skate submit`` before it sends):
+    a job without a search, a scheduler that does not fit the job.
+
+    Raises:
+        SkateError: naming what to change.
+    """
+    if spec.search is None:
+        raise SkateError(f"job '{spec.name}' has no search: section; add one (see 'skate schema') to tune it")
+    _base_and_first(spec)
+
+
+def _base_and_first(spec: JobSpec | RLJobSpec) -> tuple[dict[str, Any], JobSpec | RLJobSpec]:
+    """The job every trial starts from (its data spelled out), and the first trial's spec (checked
+    against the schedule)."""
+    search = spec.search
+    assert search is not None
+    base = explicit_data(dataclasses.replace(spec, search=None))
+    first = trial_spec(base, {}, search.resources_per_trial)
+    check_schedule(search, first)
+    return base, first
 
 
 def check_schedule(search: SearchConfig, spec: JobSpec | RLJobSpec) -> None:
