@@ -60,6 +60,7 @@ def test_short_paths_keep_the_last_two_parts() -> None:
 def test_off_a_terminal_each_trial_that_ends_gets_a_plain_line(monkeypatch: pytest.MonkeyPatch) -> None:
     out = io.StringIO()
     monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr(LiveTable, "shown", True)  # a search run earlier in this process may have turned it off
     live = table()
     done = trial("a_00001", "RUNNING", {"train.optimizer.lr": 0.01, "model.cell": "lstm"}, {"epoch": 9})
     broken = trial("a_00002", "RUNNING", {"train.optimizer.lr": 0.1, "model.cell": "gru"})

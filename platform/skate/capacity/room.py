@@ -109,10 +109,13 @@ def check_possible(bundles: list[Bundle], *, what: str) -> None:
     Raises:
         SkateError: naming the bundle and the largest node (type).
     """
-    autoscales = has_autoscaler()
     nodes = live_nodes()
-    # The autoscaler's node types matter only when the live nodes cannot hold the job (reading them costs a task).
-    types = node_types() if autoscales and not packs(bundles, nodes) else None
+    if packs(bundles, nodes):
+        return
+    # The autoscaler's node types matter only when the live nodes cannot hold the job (reading them costs a
+    # task). An autoscaler just started has not reported yet, but its config on the head already says so.
+    types = node_types()
+    autoscales = bool(types) or has_autoscaler()
     problem = refusal(bundles, nodes=nodes, autoscales=autoscales, types=types)
     if problem is not None:
         raise SkateError(f"{what}: {problem}")
