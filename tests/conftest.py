@@ -19,6 +19,35 @@ REPO = Path(__file__).resolve().parents[1]
 JOBS = REPO / "jobs"
 
 
+S3_BUCKET = "skate-test"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3 API: moto's server on 127.0.0.1, with the environment the cloud SDKs and pyarrow read
+    (``AWS_ENDPOINT_URL``, credentials, region) set for this process and the ones it starts, a
+    bucket made, and a download cache of the module's own. Yields ``s3://skate-test``."""
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    from skate.launch.localhead import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                                "SKATE_CACHE": str(tmp_path_factory.mktemp("cache"))}.items():
+                env.setenv(name, value)
+            pafs.S3FileSystem(endpoint_override=endpoint, allow_bucket_creation=True).create_dir(S3_BUCKET)
+            yield f"s3://{S3_BUCKET}"
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def ray_local() -> Iterator[None]:
     """A 2-CPU local Ray for the module's tests (a few seconds to start). With the dashboard, as

@@ -18,6 +18,9 @@ ROOT_ENV = "SKATE_ROOT"
 STORAGE_ENV = "SKATE_STORAGE"
 
 
+RUN_DIR_HELP = "a run directory: a path, or a URI (s3://bucket/skate/NAME), downloaded into a local cache"
+
+
 def _root(args: argparse.Namespace) -> str:
     return args.root or os.environ.get(ROOT_ENV) or "runs"
 
@@ -234,10 +237,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from skate.runs.remote import local_copy
     from skate.runs.report import summary_text, write_plots
     from skate.runs.rundir import RunDir
 
-    run = RunDir.open(args.run_dir)
+    run = RunDir.open(local_copy(args.run_dir))
     print(summary_text(run))
     if not run.metrics_path.exists():
         raise SkateError(f"{run.path}: no metrics yet ({RunDir.METRICS} is missing)")
@@ -246,9 +250,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from skate.runs.remote import local_copy
     from skate.runs.verify import run_problems
 
-    problems = run_problems(args.run_dir)
+    problems = run_problems(local_copy(args.run_dir))
     for problem in problems:
         print(f"problem: {problem}")
     if problems:
@@ -260,19 +265,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from skate.runs.remote import local_copy
     from skate.generate import generate
 
-    made = generate(args.run_dir, steps=args.steps, num=args.num, seed=args.seed, out=args.out)
+    made = generate(local_copy(args.run_dir), steps=args.steps, num=args.num, seed=args.seed, out=args.out)
     print(f"generated {made.count} {made.unit}\n"
           f"values: {made.values_path}\nplot: {made.plot_path}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from skate.runs.remote import local_copy
     from skate.rl.evaluate import evaluate
     from skate.table import format_table
 
-    result = evaluate(args.run_dir, episodes=args.episodes, seed=args.seed, record=args.record)
+    result = evaluate(local_copy(args.run_dir), episodes=args.episodes, seed=args.seed, record=args.record)
     print(f"greedy policy of {result.checkpoint}, {args.episodes} episodes")
     print(format_table(["metric", "value"], [[k, round(v, 2)] for k, v in result.summary().items()]))
     if result.recording is not None:
@@ -299,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help=f"folder of run directories (default: ${ROOT_ENV} or runs)")
     p.add_argument("--storage", help=f"a folder or URI (s3://bucket/skate) to keep the run directory in; a URI gets "
                                      f"a copy as the run grows (default: ${STORAGE_ENV}, or storage: in the user config)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint (a path, "
+                                                       "or a URI it then goes on mirroring to)")
     p.add_argument("--no-progress", action="store_true", help="print no progress")
     p.add_argument("--no-search", action="store_true",
                    help="train a spec with a search: section once, with its own values (without, it is an error)")
@@ -315,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help=f"a folder or URI (s3://bucket/skate) to keep the experiment directory in; a "
                                      f"URI gets a copy as the search goes (default: ${STORAGE_ENV}, or storage: in the "
                                      "user config)")
-    p.add_argument("--resume", metavar="EXP_DIR", help="continue an interrupted search")
+    p.add_argument("--resume", metavar="EXP_DIR", help="continue an interrupted search (a path, or a URI it then goes "
+                                                       "on mirroring to)")
     p.add_argument("--no-progress", action="store_true", help="print no live table")
     _name_flag(p, "experiment", "tune-")
     _wait_flag(p)
@@ -361,21 +370,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20, help="jobs shown, newest first (default 20)")
 
     p = add("report", cmd_report, "summarise a run and write its PNGs (learning curves; reconstructions for autoencoders)")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
 
     p = add("verify", cmd_verify, "check that a run's record is whole: every epoch (iteration) once, every "
                                   "checkpoint readable, no restart back past the last checkpoint (exit 1 if not)")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
 
     p = add("generate", cmd_generate, "generate from a trained run: continue a series (rnn_predictor) or sample a vae")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
     p.add_argument("--steps", type=int, default=300, help="steps to generate after the seed sequence (default 300)")
     p.add_argument("--num", type=int, default=60, help="samples to draw from a vae (default 60)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
     p.add_argument("--out", help="folder for the values and the PNG (default: the run directory)")
 
     p = add("evaluate", cmd_evaluate, "play an RL run's greedy policy (last checkpoint): mean, std, min, max return")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
     p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     p.add_argument("--record", metavar="OUT.gif|OUT.mp4", help="render the first episode into this GIF or MP4 (MP4 needs skate[video])")

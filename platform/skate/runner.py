@@ -24,6 +24,7 @@ from skate.runs.events import EventLog
 from skate.runs.loggers import open_loggers
 from skate.runs.metrics import MetricsLog, Observer
 from skate.runs.mirror import RunMirror
+from skate.runs.remote import local_copy, resumed_mirror
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.spec.job import CheckpointConfig
@@ -59,22 +60,32 @@ def run_job(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, progr
     if storage is not None and not is_uri(storage):
         root, storage = storage, None
     run = RunDir.create(root, name or spec.name, dump_spec(spec), exact=name is not None)
-    if storage is None:
-        return execute(spec, run, resume=False, progress=progress)
-    mirror = RunMirror(run.path, f"{storage.rstrip('/')}/{run.name}")
-    try:
-        return execute(spec, run, resume=False, progress=progress, observer=lambda row, saved: mirror.sync())
-    finally:
-        mirror.sync()
+    mirror = None if storage is None else RunMirror(run.path, f"{storage.rstrip('/')}/{run.name}")
+    return _mirrored(spec, run, resume=False, progress=progress, mirror=mirror)
 
 
 def resume_job(run_dir: str | Path, *, progress: bool = True) -> RunResult:
-    """Continue an interrupted or failed run from its last checkpoint, in the same directory."""
-    run = RunDir.open(run_dir)
+    """Continue an interrupted or failed run from its last checkpoint, in the same directory. A URI
+    is downloaded first (see :mod:`skate.runs.remote`), and the run goes on mirroring to it."""
+    local = local_copy(run_dir)
+    run = RunDir.open(local)
     status = run.read_summary().get("status")
     if status == "completed":
-        raise SkateError(f"{run.path}: the run already completed; start a new one with 'skate run'")
-    return execute(load_spec(run.spec_path), run, resume=True, progress=progress)
+        raise SkateError(f"{run_dir}: the run already completed; start a new one with 'skate run'")
+    mirror = resumed_mirror(local, str(run_dir).rstrip("/")) if is_uri(run_dir) else None
+    return _mirrored(load_spec(run.spec_path), run, resume=True, progress=progress, mirror=mirror)
+
+
+def _mirrored(spec: JobSpec | RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
+              mirror: RunMirror | None) -> RunResult:
+    """:func:`execute`, copying the run directory to its storage after every recorded epoch (RL:
+    iteration) and at the end when ``mirror`` is given."""
+    if mirror is None:
+        return execute(spec, run, resume=resume, progress=progress)
+    try:
+        return execute(spec, run, resume=resume, progress=progress, observer=lambda row, saved: mirror.sync())
+    finally:
+        mirror.sync()
 
 
 def execute(spec: JobSpec | RLJobSpec, run: RunDir, *, resume: bool, progress: bool = True,

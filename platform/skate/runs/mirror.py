@@ -32,6 +32,11 @@ class RunMirror:
         self.fs, self.path = open_location(self.location)
         self._sent: dict[str, tuple[int, int]] = {}
 
+    def sent(self, name: str, stat: tuple[int, int]) -> None:
+        """Count the file ``name`` (relative to the run directory) as uploaded when its local (size,
+        mtime in ns) is ``stat``: it is there already (a run resumed from a download)."""
+        self._sent[name] = stat
+
     def sync(self) -> None:
         """Upload the files that are new or changed since the last sync; delete the ones gone."""
         present = {}
@@ -48,10 +53,9 @@ class RunMirror:
 
 
 @contextlib.contextmanager
-def mirrored(folder: Path, location: str, *, every_s: float = 10.0) -> Iterator[RunMirror]:
-    """The block with ``folder`` copied to ``location`` every ``every_s`` seconds (by a thread) and
-    once more at its end: for a search, whose trials write into its folder from Tune's threads."""
-    mirror = RunMirror(folder, location)
+def mirrored(mirror: RunMirror, *, every_s: float = 10.0) -> Iterator[RunMirror]:
+    """The block with ``mirror`` synced every ``every_s`` seconds (by a thread) and once more at its
+    end: for a search, whose trials write into its folder from Tune's threads."""
     stop = threading.Event()
 
     def loop() -> None:

@@ -25,7 +25,8 @@ from skate.errors import SkateError
 from skate.objectives import BEST_METRIC
 from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
-from skate.runs.mirror import mirrored
+from skate.runs.mirror import RunMirror, mirrored
+from skate.runs.remote import local_copy, resumed_mirror
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.uri import is_uri
@@ -94,14 +95,22 @@ def run_search(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, pr
     _save_state(run.path, {"name": spec.name, "status": "running", "started_at": now_iso(), "source": source})
     if storage is None:
         return _search(spec, run.path, restore=False, progress=progress)
-    with mirrored(run.path, f"{storage.rstrip('/')}/{run.name}"):
+    with mirrored(RunMirror(run.path, f"{storage.rstrip('/')}/{run.name}")):
         return _search(spec, run.path, restore=False, progress=progress)
 
 
 def resume_search(path: str | Path, *, progress: bool = True) -> SearchResult:
     """Continue an interrupted search: finished trials are kept, unfinished ones continue from their last
-    checkpoint, and the search algorithm's state is restored."""
-    path = Path(path)
+    checkpoint, and the search algorithm's state is restored. A URI is downloaded first (see
+    :mod:`skate.runs.remote`), and the search goes on mirroring to it."""
+    if is_uri(path):
+        local = local_copy(path)
+        with mirrored(resumed_mirror(local, str(path).rstrip("/"))):
+            return _resume_search(local, progress=progress)
+    return _resume_search(Path(path), progress=progress)
+
+
+def _resume_search(path: Path, *, progress: bool) -> SearchResult:
     state = _read_state(path)
     if state.get("status") == "completed":
         raise SkateError(f"{path}: the search already completed; its best job is {path / BEST_SPEC}")

@@ -1,0 +1,139 @@
+"""Run and experiment directories on a real S3 API (moto's server on 127.0.0.1): a run mirrored to
+``s3://skate-test/runs`` is listed, reported and verified from there; a run and a search whose
+drivers are killed mid-way resume from the URI, and nothing recorded is lost; a URI with nothing
+there, and an endpoint that does not answer, are one clear line each."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from skate.cli import main
+from skate.launch.localhead import free_port
+from skate.runner import run_job
+from skate.spec import load_spec
+
+from conftest import JOBS, REPO
+
+pytestmark = pytest.mark.integration
+
+
+def s3_json(uri: str) -> dict:
+    filesystem, path = pafs.FileSystem.from_uri(uri)
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            return json.loads(stream.read())
+    except (OSError, ValueError):  # not there yet, or being written
+        return {}
+
+
+def s3_rows(uri: str) -> int:
+    filesystem, path = pafs.FileSystem.from_uri(uri)
+    try:
+        return pq.read_table(path, filesystem=filesystem).num_rows
+    except (OSError, ValueError):
+        return 0
+
+
+def killed_when(command: list[str], ready: Callable[[], bool], *, limit_s: float = 240) -> None:
+    """Start ``skate COMMAND``, and SIGKILL it (as a machine that dies would) once ``ready()``."""
+    proc = subprocess.Popen([sys.executable, "-m", "skate", *command], cwd=REPO, env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + limit_s
+        while not ready():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the driver never got far enough"
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+
+
+def skate(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "skate", *argv], cwd=REPO, env=dict(os.environ), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_run_mirrored_to_s3_is_listed_reported_and_verified_from_there(
+        ray_local: None, s3: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = load_spec(JOBS / "digits_rnn.yaml", ["train.epochs=2"])
+    result = run_job(spec, root=tmp_path, progress=False, storage=f"{s3}/runs", name="mirrored")
+    assert result.status == "completed"
+    uri = f"{s3}/runs/mirrored"
+    assert main(["runs", "--storage", f"{s3}/runs"]) == 0
+    assert "mirrored" in (listing := capsys.readouterr().out) and "completed" in listing
+    assert main(["report", uri]) == 0
+    report = capsys.readouterr().out
+    final = s3_json(f"{uri}/summary.json")["final"]
+    assert f"test/accuracy  {final['test/accuracy']:.4g}" in report and "learning curves: " in report
+    assert main(["verify", uri]) == 0 and "whole" in capsys.readouterr().out
+
+
+def test_a_run_whose_driver_is_killed_resumes_from_s3_and_loses_nothing(ray_local: None, s3: str) -> None:
+    uri = f"{s3}/runs/killed"
+    killed_when(["run", str(JOBS / "digits_rnn.yaml"), "--storage", f"{s3}/runs", "--name", "killed",
+                 "--set", "train.epochs=8", "--set", "checkpoint.every_steps=3", "--no-progress"],
+                lambda: s3_rows(f"{uri}/metrics.parquet") >= 2)
+    assert s3_json(f"{uri}/summary.json")["status"] == "running"
+    resumed = skate("run", "--resume", uri, "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert s3_json(f"{uri}/summary.json")["status"] == "completed"  # the resumed run mirrored to the same URI
+    assert s3_rows(f"{uri}/metrics.parquet") == 8
+    verified = skate("verify", uri)
+    assert verified.returncode == 0, verified.stdout  # every epoch once, no restart back past a checkpoint
+
+
+def test_a_search_whose_driver_is_killed_resumes_from_s3(ray_local: None, s3: str) -> None:
+    uri = f"{s3}/searches/tune-killed"
+
+    def finished() -> list[str]:
+        filesystem, path = pafs.FileSystem.from_uri(f"{uri}/trials")
+        names = [info.base_name for info in filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))]
+        return [n for n in names if s3_json(f"{uri}/trials/{n}/summary.json").get("status") == "completed"]
+
+    overrides = ["train.epochs=2", "search.num_samples=2", "search.max_concurrent_trials=1",
+                 "search.scheduler={kind: fifo}", "checkpoint.every_epochs=1"]
+    killed_when(["tune", str(JOBS / "tune_digits_rnn.yaml"), "--storage", f"{s3}/searches", "--name", "tune-killed",
+                 "--no-progress", *[f"--set={o}" for o in overrides]], lambda: len(finished()) >= 1)
+    done_before = finished()
+    resumed = skate("tune", "--resume", uri, "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "search completed: 2 trials (2 completed)" in resumed.stdout, resumed.stdout
+    assert s3_json(f"{uri}/experiment.json")["status"] == "completed"
+    assert set(done_before) < set(finished()) and len(finished()) == 2
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    ("runs/nothing-here", "{uri}: nothing there (no such run directory, or an empty one)"),
+    ("loose", "{uri}: not a skate run or experiment directory (no spec.yaml there)"),
+])
+def test_a_uri_without_a_run_is_one_line_naming_it(s3: str, capsys: pytest.CaptureFixture[str], where: str,
+                                                    expected: str) -> None:
+    filesystem, path = pafs.FileSystem.from_uri(f"{s3}/loose/notes.txt")
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(b"not a run")
+    uri = f"{s3}/{where}"
+    assert main(["report", uri]) == 1
+    assert capsys.readouterr().err.strip() == f"skate: error: {expected.format(uri=uri)}"
+
+
+def test_an_endpoint_that_does_not_answer_is_one_line_naming_it(s3: str, capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    assert main(["verify", f"{s3}/runs/mirrored"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"skate: error: {s3}/runs/mirrored: cannot reach the storage endpoint ({endpoint}; ")
+    assert len(err.splitlines()) == 1
