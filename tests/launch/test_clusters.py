@@ -81,13 +81,13 @@ def test_kuberay_manifests_keep_token_auth_and_run_a_job_that_exists() -> None:
     pytest.param("local.yaml", "  head_ip: 192.168.0.10\n", "", "type: local",
                  "provider.head_ip: missing: the local provider needs an address", id="local-without-head-ip"),
     pytest.param("kuberay-cluster.yaml", "    - groupName: gpu\n      replicas: 0\n", "    - replicas: 0\n",
-                 "- replicas: 0", "spec.workerGroupSpecs.0.groupName: missing: expected the group's name",
+                 "- replicas: 0", "spec.workerGroupSpecs.0.groupName: missing (required)",
                  id="worker-group-without-name"),
     pytest.param("kuberay-cluster.yaml", "      minReplicas: 0\n      maxReplicas: 4\n",
                  "      minReplicas: 5\n      maxReplicas: 4\n", "minReplicas: 5",
                  "spec.workerGroupSpecs.0.minReplicas: 5 is more than maxReplicas (4)", id="min-above-max"),
     pytest.param("kuberay-cluster.yaml", "  enableInTreeAutoscaling: true", "  enableInTreeAutoscalling: true",
-                 "enableInTreeAutoscalling", "spec.enableInTreeAutoscalling: unknown key for a RayCluster spec "
+                 "enableInTreeAutoscalling", "spec.enableInTreeAutoscalling: unknown key "
                  "(did you mean 'enableInTreeAutoscaling'?)", id="unknown-cluster-spec-key"),
     pytest.param("kuberay-cluster.yaml", "      rayStartParams: {}\n      template:",
                  "      rayStartParams: {num-cpus: 0}\n      template:", "num-cpus",
@@ -97,9 +97,9 @@ def test_kuberay_manifests_keep_token_auth_and_run_a_job_that_exists() -> None:
                  "shutdownAfterJobFinishes: true",
                  "spec.entrypoint: missing: expected the command to run, e.g. skate run jobs/X.yaml",
                  id="rayjob-without-entrypoint"),
-    pytest.param("kuberay-job.yaml", "  shutdownAfterJobFinishes: true", "  shutdownAfterJobFinish: true",
-                 "shutdownAfterJobFinish: true", "spec.shutdownAfterJobFinish: unknown key for a RayJob spec "
-                 "(did you mean 'shutdownAfterJobFinishes'?)", id="rayjob-typo"),
+    pytest.param("kuberay-job.yaml", "  activeDeadlineSeconds: 7200", "  activeDeadlineSecond: 7200",
+                 "activeDeadlineSecond: 7200", "spec.activeDeadlineSecond: unknown key "
+                 "(did you mean 'activeDeadlineSeconds'?)", id="rayjob-typo"),
     pytest.param("kuberay-job.yaml",
                  "              - name: ray-worker\n                image: ghcr.io/your-org/skate:0.1.0\n",
                  "              - name: ray-worker\n", "- name: ray-worker",
@@ -119,7 +119,7 @@ def test_problems_of_a_later_document_point_at_its_own_lines(tmp_path: Path) -> 
     path.write_text(text)
     assert validate_cluster_file(path) == [
         f"{path}:{line_of(text, 'groupName: 7')}: spec.rayClusterSpec.workerGroupSpecs.0.groupName: "
-        "expected a non-empty string, got 7"]
+        "expected a string (quote it: \"7\"), got 7"]
 
 
 def test_what_only_ray_checks_is_reported_too(tmp_path: Path) -> None:

@@ -6,23 +6,33 @@ import argparse
 import sys
 from typing import Callable
 
+from skate.launch.kuberay_schema import DEFAULT_VERSION, SUPPORTED_VERSIONS, parse_version
+
 Handler = Callable[[argparse.Namespace], int]
 
 
 def cmd_cluster_validate(args: argparse.Namespace) -> int:
-    """Print ``FILE: ok`` for each valid file and the problems of the others; 1 if any is invalid."""
-    from skate.launch.clusters import validate_cluster_file
+    """Print ``FILE: ok`` for each valid file and the problems of the others, and the warnings of
+    all (on stderr); 1 if any is invalid."""
+    from skate.launch.clusters import check_cluster_file
 
     failed = 0
     for path in args.files:
-        problems = validate_cluster_file(path)
-        if problems:
+        check = check_cluster_file(path, kuberay_version=args.kuberay_version)
+        for line in check.problems + check.warnings:
+            print(line, file=sys.stderr)
+        if check.problems:
             failed += 1
-            for problem in problems:
-                print(problem, file=sys.stderr)
         else:
             print(f"{path}: ok")
     return 1 if failed else 0
+
+
+def _kuberay_version(text: str) -> str:
+    try:
+        return parse_version(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def cmd_cluster_up(args: argparse.Namespace) -> int:
@@ -63,8 +73,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         return p
 
     p = add("validate", cmd_cluster_validate, "check cluster definitions offline (exit 1 if any is invalid): "
-            "launcher configs against Ray's schema and checks, KubeRay manifests against what the operator needs")
+            "launcher configs against Ray's schema and checks, KubeRay manifests against KubeRay's CRD schemas "
+            "and the operator's rules")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--kuberay-version", type=_kuberay_version, default=DEFAULT_VERSION, metavar="X.Y",
+                   help=f"the KubeRay release that will run KubeRay manifests, whose CRD schemas they are checked "
+                        f"against: {', '.join(SUPPORTED_VERSIONS)} (default: {DEFAULT_VERSION}, the newest)")
 
     for name, handler, what in (("up", cmd_cluster_up, "start or update the cluster of a launcher config (ray up)"),
                                 ("down", cmd_cluster_down, "tear down the cluster of a launcher config (ray down)")):

@@ -3,19 +3,21 @@
 Two kinds of file, told apart by their content:
 
 * a KubeRay manifest: YAML documents (``---``-separated) of which at least one has an ``apiVersion``
-  under ``ray.io/`` (RayCluster, RayJob, RayService), checked (:mod:`skate.launch.kuberay`) for the structure the
-  KubeRay operator needs, since its CRDs cannot be downloaded offline;
+  under ``ray.io/`` (RayCluster, RayJob, RayService), checked (:mod:`skate.launch.kuberay`) against KubeRay's
+  own CRD schemas of a chosen release, shipped with skate, then by the KubeRay operator's rules;
 * a Ray cluster launcher config (one document, for ``ray up``): checked against the JSON Schema
   that ships inside the ray package, then by what Ray itself checks before launching anything,
   offline (``prepare_config`` and ``validate_config``: no cloud call, no credentials).
 
-Every problem is one line, ``FILE:LINE: dotted.path: what is wrong``.
+Every problem is one line, ``FILE:LINE: dotted.path: what is wrong``; a warning (something valid but
+unwise, such as a KubeRay cluster without authentication) is a line of the same form.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import io
 import json
@@ -32,21 +34,43 @@ from typing import Any
 from skate.config.loader import Path, suggest
 from skate.errors import SkateError, SpecError
 from skate.launch.clusterfile import ClusterFile, Document, Problems, read_cluster_file, show
-from skate.launch.kuberay import check_kuberay
+from skate.launch.kuberay import check_kuberay, kuberay_warnings
+from skate.launch.kuberay_schema import DEFAULT_VERSION
 
-def validate_cluster_file(path: str | FilePath) -> list[str]:
-    """The problems of one cluster definition, each ``FILE:LINE: dotted.path: what is wrong``.
 
-    An empty list means the file is valid. A missing file, malformed YAML or a document that is not
-    a mapping is a problem like any other, never an exception.
+@dataclasses.dataclass(frozen=True)
+class ClusterCheck:
+    """What checking a cluster definition found: problems make it invalid, warnings do not."""
+
+    problems: list[str]
+    warnings: list[str]
+
+
+def check_cluster_file(path: str | FilePath, *, kuberay_version: str = DEFAULT_VERSION) -> ClusterCheck:
+    """The problems and warnings of one cluster definition, each ``FILE:LINE: dotted.path: what``.
+
+    A missing file, malformed YAML or a document that is not a mapping is a problem like any other,
+    never an exception.
+
+    Args:
+        path: a Ray cluster launcher config or a KubeRay manifest.
+        kuberay_version: the KubeRay release whose CRD schemas a KubeRay manifest is checked against.
 
     Raises:
+        ValueError: for a KubeRay version skate has no schemas of.
         SkateError: only when this Python's ray lacks its cluster config schema.
     """
     try:
-        return _problems(read_cluster_file(path))
+        cluster = read_cluster_file(path)
     except SpecError as error:
-        return error.problems
+        return ClusterCheck(error.problems, [])
+    warnings = [line for document in cluster.documents for line in kuberay_warnings(document)]
+    return ClusterCheck(_problems(cluster, kuberay_version=kuberay_version), warnings)
+
+
+def validate_cluster_file(path: str | FilePath, *, kuberay_version: str = DEFAULT_VERSION) -> list[str]:
+    """The problems of one cluster definition (see :func:`check_cluster_file`); empty if it is valid."""
+    return check_cluster_file(path, kuberay_version=kuberay_version).problems
 
 
 def cluster_up(path: str | FilePath, *, yes: bool) -> int:
@@ -74,9 +98,10 @@ def cluster_down(path: str | FilePath, *, yes: bool) -> int:
     return _launch("down", path, yes=yes)
 
 
-def _problems(cluster: ClusterFile) -> list[str]:
+def _problems(cluster: ClusterFile, *, kuberay_version: str = DEFAULT_VERSION) -> list[str]:
     if cluster.kind == "kuberay":
-        return [problem for document in cluster.documents for problem in check_kuberay(document)]
+        return [problem for document in cluster.documents
+                for problem in check_kuberay(document, version=kuberay_version)]
     return _check_launcher(cluster.documents[0])
 
 
