@@ -179,8 +179,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from skate.launch import jobs
     from skate.launch.connect import jobs_client, resolve_address
 
-    submission = jobs.prepare(args.file, args.set, working_dir=args.working_dir, storage=_storage(args),
-                              wait_for_nodes_s=args.wait_for_nodes)
+    if (args.file is None) == (args.resume is None):
+        raise SkateError("give a job spec FILE, or --resume EXP_OR_RUN to continue a search or a run (not both)")
+    if args.resume is not None:
+        if args.set or args.storage:
+            raise SkateError("--set and --storage cannot change a resumed run or search: it goes on as it was, "
+                             "in its storage")
+        submission = jobs.prepare_resume(args.resume, working_dir=args.working_dir, wait_for_nodes_s=args.wait_for_nodes)
+    else:
+        submission = jobs.prepare(args.file, args.set, working_dir=args.working_dir, storage=_storage(args),
+                                  wait_for_nodes_s=args.wait_for_nodes)
     if args.dry_run:
         print(submission.describe(resolve_address(args.address)))
         print("(dry run: nothing was sent)")
@@ -345,7 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     address_help = ("the cluster's dashboard, http://HEAD:8265 (default: $RAY_ADDRESS, or cluster.address in "
                     "~/.config/skate/config.yaml)")
     p = add("submit", cmd_submit, "validate a job spec here, then run it on a Ray cluster as a Ray job")
-    p.add_argument("file", help="job spec (YAML), inside the working directory")
+    p.add_argument("file", nargs="?", help="job spec (YAML), inside the working directory; with a search: section, "
+                                           "the search runs there (skate tune)")
+    p.add_argument("--resume", metavar="EXP_OR_RUN", help="continue a search or a run on the cluster from its storage "
+                                                          "(its URI, as 'skate submit' printed it)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as 'skate run' would")
     p.add_argument("--address", help=address_help)
     p.add_argument("--working-dir", default=".", help="the folder sent with the job (default: the current one)")

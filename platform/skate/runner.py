@@ -29,7 +29,7 @@ from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.spec.job import CheckpointConfig
 from skate.trainer import Trainer, default_mode
-from skate.uri import is_uri
+from skate.uri import is_uri, join
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +60,7 @@ def run_job(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, progr
     if storage is not None and not is_uri(storage):
         root, storage = storage, None
     run = RunDir.create(root, name or spec.name, dump_spec(spec), exact=name is not None)
-    mirror = None if storage is None else RunMirror(run.path, f"{storage.rstrip('/')}/{run.name}")
+    mirror = None if storage is None else RunMirror(run.path, join(storage, run.name))
     return _mirrored(spec, run, resume=False, progress=progress, mirror=mirror)
 
 

@@ -12,6 +12,13 @@ def is_uri(location: str | Path) -> bool:
     return "://" in str(location)
 
 
+def join(location: str, *names: str) -> str:
+    """``location`` with ``names`` appended to its path; a URI's ``?query`` (``?endpoint_override=...``)
+    stays at the end."""
+    base, mark, query = str(location).partition("?")
+    return "/".join([base.rstrip("/"), *names]) + mark + query
+
+
 def open_location(location: str | Path) -> tuple[pafs.FileSystem, str]:
     """The filesystem and the path inside it of a local path or a URI."""
     if not is_uri(location):

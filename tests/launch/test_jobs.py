@@ -95,3 +95,26 @@ def test_the_jobs_table_shows_the_newest_first() -> None:
     table = jobs.jobs_table([info("old", 1_000_000), info("new", 2_000_000)])
     lines = table.splitlines()
     assert lines[2].startswith("new") and lines[3].startswith("old") and "5 s" in lines[2] and "…" in lines[2]
+
+
+@pytest.mark.parametrize(("files", "command"), [
+    ({"spec.yaml": "", "summary.json": "{}"}, "run"),
+    ({"spec.yaml": "", "experiment.json": "{}"}, "tune"),
+])
+def test_a_resumed_submission_continues_what_the_storage_holds(tmp_path: Path, files: dict[str, str],
+                                                               command: str) -> None:
+    stored = tmp_path / "stored" / "digits_rnn-20261205-101500"
+    stored.mkdir(parents=True)
+    for name, text in files.items():
+        (stored / name).write_text(text)
+    submission = jobs.prepare_resume(str(stored), working_dir=REPO, wait_for_nodes_s=60)
+    assert shlex.split(submission.entrypoint) == ["python", "-m", "skate", command, "--resume", str(stored),
+                                                  "--wait-for-nodes", "60"]
+    assert submission.location == str(stored) and submission.submission_id.startswith("skate-digits_rnn-20261205-101500-")
+    assert submission.kind == ("experiment" if command == "tune" else "run")
+
+
+def test_resuming_where_nothing_resumable_is_kept_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SkateError, match=r"no skate run or search to resume there \(neither experiment.json nor "
+                                         r"summary.json\)"):
+        jobs.prepare_resume(str(tmp_path), working_dir=REPO)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import posixpath
 import shlex
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 
 from skate.errors import SkateError
 from skate.runs.signing import key_env
+from skate.uri import join
 
 EXCLUDES = ["/runs/*/", ".venv/", "venv/", ".git/", "__pycache__/", "*.pyc", ".mypy_cache/", ".pytest_cache/",
             ".ruff_cache/", ".hypothesis/", "*.egg-info/", "mlruns/", "mlflow.db"]
@@ -85,7 +87,6 @@ def prepare(spec_file: str | Path, overrides: list[str], *, working_dir: str | P
         SkateError: the spec is not inside the working directory that is sent, or its search does
             not fit the job.
     """
-    import skate
     from skate.search.experiment import check_search
     from skate.spec import load_spec
 
@@ -105,19 +106,44 @@ def prepare(spec_file: str | Path, overrides: list[str], *, working_dir: str | P
         command += ["--set", override]
     if storage:
         command += ["--storage", storage]
+    where = join(storage, name) if storage else f"runs/{name} in the job's working directory on the cluster"
+    return _submission(command, folder, job=spec.name, stamp=stamp, kind="experiment" if search else "run",
+                       where=where, wait_for_nodes_s=wait_for_nodes_s,
+                       metadata={"skate_spec": path.relative_to(folder).as_posix()})
+
+
+def prepare_resume(location: str, *, working_dir: str | Path = ".", wait_for_nodes_s: float | None = None) -> Submission:
+    """The job that continues the run or search kept at ``location`` (a URI; or a path the cluster's
+    nodes see as this machine does) on the cluster: ``skate run --resume`` or ``skate tune --resume``,
+    whichever the directory holds. It goes on mirroring to ``location``.
+
+    Raises:
+        SkateError: nothing resumable there (one line naming the location).
+    """
+    from skate.runs.remote import stored_kind
+
+    kind = stored_kind(location)
+    command = ["python", "-m", "skate", "tune" if kind == "experiment" else "run", "--resume", location]
+    name = posixpath.basename(location.partition("?")[0].rstrip("/"))
+    return _submission(command, Path(working_dir).resolve(), job=name, stamp=dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
+                       kind=kind, where=location, wait_for_nodes_s=wait_for_nodes_s, metadata={"skate_resumed": location})
+
+
+def _submission(command: list[str], folder: Path, *, job: str, stamp: str, kind: str, where: str,
+                wait_for_nodes_s: float | None, metadata: dict[str, str]) -> Submission:
+    """The submission of ``command`` with ``folder`` as its working directory, and skate with it."""
+    import skate
+
     if wait_for_nodes_s is not None:
-        command += ["--wait-for-nodes", f"{wait_for_nodes_s:g}"]
+        command = [*command, "--wait-for-nodes", f"{wait_for_nodes_s:g}"]
     runtime_env: dict[str, Any] = {"working_dir": str(folder), "excludes": list(EXCLUDES),
                                    "py_modules": [str(Path(skate.__file__).parent)],
                                    "env_vars": key_env()}  # so RL checkpoints written there verify here
     if (folder / "requirements.txt").is_file():
         runtime_env["pip"] = str(folder / "requirements.txt")
-    where = f"{storage.rstrip('/')}/{name}" if storage else f"runs/{name} in the job's working directory on the cluster"
-    return Submission(submission_id=f"skate-{spec.name}-{stamp}-{time.time_ns() % 10**6:06d}",
+    return Submission(submission_id=f"skate-{job}-{stamp}-{time.time_ns() % 10**6:06d}",
                       entrypoint=shlex.join(command), runtime_env=runtime_env,
-                      metadata={"skate_job": spec.name, "skate_spec": path.relative_to(folder).as_posix(),
-                                "skate_dir": where},
-                      kind="experiment" if search else "run", location=where)
+                      metadata={"skate_job": job, "skate_dir": where, **metadata}, kind=kind, location=where)
 
 
 def submit(client: Any, submission: Submission) -> str:

@@ -68,6 +68,27 @@ def local_copy(location: str | Path) -> Path:
     return target
 
 
+def stored_kind(location: str | Path) -> str:
+    """``experiment`` (a search's directory) or ``run``: what the directory at ``location`` holds.
+
+    Raises:
+        SkateError: neither is there (one line naming the location).
+    """
+    from skate.search.experiment import STATE
+
+    filesystem, root = _open(str(location))
+    names = [posixpath.join(root, name) for name in (STATE, RunDir.SUMMARY, RunDir.SPEC)]
+    try:
+        found = [info.type == pafs.FileType.File for info in filesystem.get_file_info(names)]
+    except OSError as error:
+        raise SkateError(f"{location}: {storage_problem(error)}") from None
+    if found[0]:
+        return "experiment"
+    if found[1] and found[2]:
+        return "run"
+    raise SkateError(f"{location}: no skate run or search to resume there (neither {STATE} nor {RunDir.SUMMARY})")
+
+
 def resumed_mirror(local: Path, location: str) -> RunMirror:
     """The mirror that keeps ``location`` in step with ``local`` (a copy made by :func:`local_copy`),
     told what is there already so that only what changes is uploaded."""

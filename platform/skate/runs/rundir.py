@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from skate.errors import SkateError
 from skate.runs.atomic import write_text_atomic
+from skate.uri import join
 
 Status = Literal["running", "completed", "failed", "interrupted"]
 DEFAULT_ROOT = "runs"
@@ -85,7 +86,7 @@ class RunDir:
 
     def checkpoint_location(self, location: str | None) -> str:
         """Where the run's checkpoints go: ``checkpoints/`` here, or ``<location>/<run name>``."""
-        return str(self.checkpoint_dir) if location is None else f"{location.rstrip('/')}/{self.name}"
+        return str(self.checkpoint_dir) if location is None else join(location, self.name)
 
     def read_summary(self) -> dict[str, Any]:
         """The summary, or ``{}`` when the run has not written one yet."""

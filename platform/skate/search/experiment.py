@@ -29,7 +29,7 @@ from skate.runs.mirror import RunMirror, mirrored
 from skate.runs.remote import local_copy, resumed_mirror
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
-from skate.uri import is_uri
+from skate.uri import is_uri, join
 from skate.search.paths import explicit_data
 from skate.search.config import SearchConfig
 from skate.search.results import (BEST_SPEC, PLOT, TRIALS_TABLE, TrialRecord, best_record, trial_record,
@@ -95,7 +95,7 @@ def run_search(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, pr
     _save_state(run.path, {"name": spec.name, "status": "running", "started_at": now_iso(), "source": source})
     if storage is None:
         return _search(spec, run.path, restore=False, progress=progress)
-    with mirrored(RunMirror(run.path, f"{storage.rstrip('/')}/{run.name}")):
+    with mirrored(RunMirror(run.path, join(storage, run.name))):
         return _search(spec, run.path, restore=False, progress=progress)
 
 
