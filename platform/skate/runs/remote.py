@@ -124,7 +124,7 @@ def _listing(filesystem: pafs.FileSystem, root: str, uri: str) -> dict[str, tupl
 def storage_problem(error: OSError) -> str:
     """A storage error in one line that says which thing to fix, without the SDK's stack."""
     text = str(error)
-    if re.search(r"ACCESS_DENIED|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|credentials", text, re.I):
+    if re.search(r"ACCESS_DENIED|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|HTTP status 403|credentials", text, re.I):
         return f"the credentials were refused (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the SDK's profile): {_first(text)}"
     if re.search(r"NETWORK_CONNECTION|curlCode|Could not resolve|Connection refused|couldn't connect", text, re.I):
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "the default endpoint"
