@@ -45,9 +45,10 @@ def s3_rows(uri: str) -> int:
         return 0
 
 
-def killed_when(command: list[str], ready: Callable[[], bool], *, limit_s: float = 240) -> None:
-    """Start ``skate COMMAND``, and SIGKILL it (as a machine that dies would) once ``ready()``."""
-    proc = subprocess.Popen([sys.executable, "-m", "skate", *command], cwd=REPO, env=dict(os.environ),
+def killed_when(command: list[str], ready: Callable[[], bool], *, root: Path, limit_s: float = 240) -> None:
+    """Start ``skate COMMAND`` (its local directories under ``root``), and SIGKILL it (as a machine
+    that dies would) once ``ready()``."""
+    proc = subprocess.Popen([sys.executable, "-m", "skate", *command], cwd=REPO, env={**os.environ, "SKATE_ROOT": str(root)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + limit_s
@@ -63,7 +64,7 @@ def killed_when(command: list[str], ready: Callable[[], bool], *, limit_s: float
 
 def skate(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "skate", *argv], cwd=REPO, env=dict(os.environ), capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300)  # a resume works in the download cache
 
 
 def test_a_run_mirrored_to_s3_is_listed_reported_and_verified_from_there(
@@ -81,21 +82,23 @@ def test_a_run_mirrored_to_s3_is_listed_reported_and_verified_from_there(
     assert main(["verify", uri]) == 0 and "whole" in capsys.readouterr().out
 
 
-def test_a_run_whose_driver_is_killed_resumes_from_s3_and_loses_nothing(ray_local: None, s3: str) -> None:
+def test_a_run_whose_driver_is_killed_resumes_from_s3_and_loses_nothing(ray_local: None, s3: str, tmp_path: Path) -> None:
     uri = f"{s3}/runs/killed"
     killed_when(["run", str(JOBS / "digits_rnn.yaml"), "--storage", f"{s3}/runs", "--name", "killed",
                  "--set", "train.epochs=8", "--set", "checkpoint.every_steps=3", "--no-progress"],
-                lambda: s3_rows(f"{uri}/metrics.parquet") >= 2)
+                lambda: s3_rows(f"{uri}/metrics.parquet") >= 2, root=tmp_path)
     assert s3_json(f"{uri}/summary.json")["status"] == "running"
     resumed = skate("run", "--resume", uri, "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert s3_json(f"{uri}/summary.json")["status"] == "completed"  # the resumed run mirrored to the same URI
-    assert s3_rows(f"{uri}/metrics.parquet") == 8
+    epochs = pq.read_table(pafs.FileSystem.from_uri(f"{uri}/metrics.parquet")[1],
+                           filesystem=pafs.FileSystem.from_uri(uri)[0]).column("epoch").to_pylist()
+    assert epochs == list(range(1, 9)), (epochs, resumed.stderr[-2000:])
     verified = skate("verify", uri)
     assert verified.returncode == 0, verified.stdout  # every epoch once, no restart back past a checkpoint
 
 
-def test_a_search_whose_driver_is_killed_resumes_from_s3(ray_local: None, s3: str) -> None:
+def test_a_search_whose_driver_is_killed_resumes_from_s3(ray_local: None, s3: str, tmp_path: Path) -> None:
     uri = f"{s3}/searches/tune-killed"
 
     def finished() -> list[str]:
@@ -103,16 +106,25 @@ def test_a_search_whose_driver_is_killed_resumes_from_s3(ray_local: None, s3: st
         names = [info.base_name for info in filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))]
         return [n for n in names if s3_json(f"{uri}/trials/{n}/summary.json").get("status") == "completed"]
 
-    overrides = ["train.epochs=2", "search.num_samples=2", "search.max_concurrent_trials=1",
+    def saved_as_done(trial: str) -> bool:  # in the Tune state the mirror has copied, which a resume reads
+        filesystem, path = pafs.FileSystem.from_uri(f"{uri}/tune")
+        states = sorted(i.path for i in filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+                        if i.base_name.startswith("experiment_state"))
+        trials = s3_json(f"s3://{states[-1]}").get("trial_data", []) if states else []
+        return any(json.loads(state).get("trial_id") == trial and json.loads(state).get("status") == "TERMINATED"
+                   for state, *_ in trials)
+
+    overrides = ["train.epochs=2", "search.num_samples=3", "search.max_concurrent_trials=1",
                  "search.scheduler={kind: fifo}", "checkpoint.every_epochs=1"]
     killed_when(["tune", str(JOBS / "tune_digits_rnn.yaml"), "--storage", f"{s3}/searches", "--name", "tune-killed",
-                 "--no-progress", *[f"--set={o}" for o in overrides]], lambda: len(finished()) >= 1)
+                 "--no-progress", *[f"--set={o}" for o in overrides]],
+                lambda: any(saved_as_done(trial) for trial in finished()), root=tmp_path)
     done_before = finished()
     resumed = skate("tune", "--resume", uri, "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
-    assert "search completed: 2 trials (2 completed)" in resumed.stdout, resumed.stdout
+    assert "search completed: 3 trials (3 completed)" in resumed.stdout, resumed.stdout
     assert s3_json(f"{uri}/experiment.json")["status"] == "completed"
-    assert set(done_before) < set(finished()) and len(finished()) == 2
+    assert set(done_before) < set(finished()) and len(finished()) == 3
 
 
 @pytest.mark.parametrize(("where", "expected"), [

@@ -38,9 +38,14 @@ class RunMirror:
         self._sent[name] = stat
 
     def sync(self) -> None:
-        """Upload the files that are new or changed since the last sync; delete the ones gone."""
+        """Upload the files that are new or changed since the last sync; delete the ones gone.
+
+        The records go before the checkpoints, and a checkpoint folder's manifest last: a driver
+        killed halfway leaves the copy with rows past its last checkpoint (which a resume drops and
+        redoes), never a checkpoint past its rows (which would leave a gap)."""
         present = {}
-        for file in sorted(p for p in self.run_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        files = (p for p in self.run_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+        for file in sorted(files, key=lambda path: _upload_order(path.relative_to(self.run_dir))):
             name = file.relative_to(self.run_dir).as_posix()
             stat = file.stat()
             present[name] = (stat.st_size, stat.st_mtime_ns)
@@ -52,10 +57,21 @@ class RunMirror:
         self._sent = present
 
 
+CHECKPOINT_MANIFEST = "manifest.json"
+""":data:`skate.runs.checkpoint.MANIFEST`, not imported from there: that module loads torch."""
+
+
+def _upload_order(name: Path) -> tuple[int, str]:
+    in_checkpoints = RunDir.CHECKPOINTS in name.parts[:-1]
+    return (2 if in_checkpoints and name.name == CHECKPOINT_MANIFEST else 1 if in_checkpoints else 0, name.as_posix())
+
+
 @contextlib.contextmanager
-def mirrored(mirror: RunMirror, *, every_s: float = 10.0) -> Iterator[RunMirror]:
-    """The block with ``mirror`` synced every ``every_s`` seconds (by a thread) and once more at its
-    end: for a search, whose trials write into its folder from Tune's threads."""
+def mirrored(mirror: RunMirror, *, every_s: float = 2.0) -> Iterator[RunMirror]:
+    """The block with ``mirror`` synced at its start, every ``every_s`` seconds (by a thread; Tune
+    saves a search's state as often) and at its end: for a search, whose trials and Tune write into
+    its folder from threads of their own."""
+    mirror.sync()
     stop = threading.Event()
 
     def loop() -> None:

@@ -45,18 +45,29 @@ def local_copy(location: str | Path) -> Path:
     if not is_uri(location):
         return Path(location)
     uri = str(location).rstrip("/")
+    target = _cache_path(uri)
+    download(uri, target, needs=RunDir.SPEC)
+    return target
+
+
+def download(uri: str, target: Path, *, needs: str | None = None) -> None:
+    """Bring the folder at ``uri`` into ``target`` (only the files changed since the last download
+    there; files gone there go here too).
+
+    Raises:
+        SkateError: nothing there, the file ``needs`` missing, or the storage unreachable or refusing.
+    """
     filesystem, root = _open(uri)
     files = _listing(filesystem, root, uri)
-    if RunDir.SPEC not in files:
-        raise SkateError(f"{uri}: not a skate run or experiment directory (no {RunDir.SPEC} there)")
-    target = _cache_path(uri)
+    if needs is not None and needs not in files:
+        raise SkateError(f"{uri}: not a skate run or experiment directory (no {needs} there)")
     target.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(target)
     fetched: dict[str, dict[str, list[int]]] = {}
     for name, remote in sorted(files.items()):
         local = target / name
         known = manifest.get(name)
-        if known is None or known["remote"] != remote or not _unchanged(local, known["local"]):
+        if known is None or known["remote"] != list(remote) or not _unchanged(local, known["local"]):
             local.parent.mkdir(parents=True, exist_ok=True)
             with filesystem.open_input_stream(posixpath.join(root, name)) as stream:
                 local.write_bytes(stream.read())
@@ -65,7 +76,6 @@ def local_copy(location: str | Path) -> Path:
     for name in set(manifest) - set(files):  # gone there: gone here
         (target / name).unlink(missing_ok=True)
     (target / MANIFEST).write_text(json.dumps(fetched))
-    return target
 
 
 def stored_kind(location: str | Path) -> str:

@@ -26,7 +26,7 @@ from skate.objectives import BEST_METRIC
 from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
 from skate.runs.mirror import RunMirror, mirrored
-from skate.runs.remote import local_copy, resumed_mirror
+from skate.runs.remote import download, local_copy, resumed_mirror
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.uri import is_uri, join
@@ -95,8 +95,8 @@ def run_search(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, pr
     _save_state(run.path, {"name": spec.name, "status": "running", "started_at": now_iso(), "source": source})
     if storage is None:
         return _search(spec, run.path, restore=False, progress=progress)
-    with mirrored(RunMirror(run.path, join(storage, run.name))):
-        return _search(spec, run.path, restore=False, progress=progress)
+    with mirrored(RunMirror(run.path, join(storage, run.name))) as mirror:
+        return _search(spec, run.path, restore=False, progress=progress, storage=mirror.location)
 
 
 def resume_search(path: str | Path, *, progress: bool = True) -> SearchResult:
@@ -105,12 +105,12 @@ def resume_search(path: str | Path, *, progress: bool = True) -> SearchResult:
     :mod:`skate.runs.remote`), and the search goes on mirroring to it."""
     if is_uri(path):
         local = local_copy(path)
-        with mirrored(resumed_mirror(local, str(path).rstrip("/"))):
-            return _resume_search(local, progress=progress)
+        with mirrored(resumed_mirror(local, str(path).rstrip("/"))) as mirror:
+            return _resume_search(local, progress=progress, storage=mirror.location)
     return _resume_search(Path(path), progress=progress)
 
 
-def _resume_search(path: Path, *, progress: bool) -> SearchResult:
+def _resume_search(path: Path, *, progress: bool, storage: str | None = None) -> SearchResult:
     state = _read_state(path)
     if state.get("status") == "completed":
         raise SkateError(f"{path}: the search already completed; its best job is {path / BEST_SPEC}")
@@ -118,10 +118,14 @@ def _resume_search(path: Path, *, progress: bool) -> SearchResult:
         raise SkateError(f"{path}: no Ray Tune state to resume ({TUNE_DIR}/ is missing): the search never started")
     spec = load_spec(RunDir.open(path).spec_path)
     _save_state(path, {**state, "status": "running"})
-    return _search(spec, path, restore=True, progress=progress)
+    return _search(spec, path, restore=True, progress=progress, storage=storage)
 
 
-def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: bool) -> SearchResult:
+def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: bool,
+            storage: str | None = None) -> SearchResult:
+    """The search in ``path``; with ``storage`` (the experiment's URI) each trial mirrors its run
+    directory to ``<storage>/trials/<trial>`` from whichever node it runs on, and they are brought
+    back here before the trials' table is made."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own console output: off, with verbose=0
     warnings.filterwarnings("ignore", message="Consider boosting PBT performance")  # class trainables only
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # save the search's state often: a killed driver
@@ -135,7 +139,7 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     bundles = trial_bundles(first)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=base, experiment=str(path.resolve()), resources=search.resources_per_trial,
-                             metric=metric),
+                             metric=metric, storage=storage),
         functools.partial(trial_resources, base=base, resources=search.resources_per_trial))
     attr = time_attr(first)
     LiveTable.shown = progress
@@ -151,6 +155,8 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     except KeyboardInterrupt:
         _save_state(path, {**_read_state(path), "status": "interrupted", "ended_at": now_iso()})
         raise
+    if storage is not None:  # trials that ran on other nodes wrote their run directories there
+        download(join(storage, TRIALS), path / TRIALS)
     records = _records(grid, path, metric=metric, mode=mode, attr=attr)
     interrupted = any(r.state in ("pending", "interrupted") for r in records)
     best = best_record(records, mode)

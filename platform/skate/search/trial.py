@@ -20,10 +20,13 @@ from skate.errors import SkateError
 from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
 from skate.runs.checkpoint import BEST, MANIFEST, Checkpointer
+from skate.runs.mirror import RunMirror
+from skate.runs.remote import download
 from skate.runs.rundir import RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec_data
 from skate.search.config import TrialResources
 from skate.search.paths import with_values
+from skate.uri import join
 
 TRIALS = "trials"
 """The experiment's folder of trial run directories."""
@@ -82,9 +85,10 @@ def time_attr(spec: JobSpec | RLJobSpec) -> str:
 
 
 def run_trial(config: dict[str, Any], *, base: dict[str, Any], experiment: str, resources: TrialResources,
-              metric: str) -> None:
+              metric: str, storage: str | None = None) -> None:
     """Ray Tune's function trainable: run the job with the values in ``config``, reporting ``metric``
-    (the one ranking trials) in every result.
+    (the one ranking trials) in every result; with ``storage`` (the experiment's URI), its run
+    directory is copied to ``<storage>/trials/<trial>`` after every row and at the end.
 
     A trial restored by Tune (PBT taking another trial's weights, or a resumed search) continues
     from the checkpoint Tune hands it, in the same run directory.
@@ -93,7 +97,21 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], experiment: str, 
 
     spec = trial_spec(base, config, resources)
     checkpoint = tune.get_checkpoint()
-    run = _trial_run(Path(experiment) / TRIALS / tune.get_context().get_trial_id(), spec, fresh=checkpoint is None)
+    trial = tune.get_context().get_trial_id()
+    path = Path(experiment) / TRIALS / trial
+    if storage is not None and checkpoint is not None and not (path / RunDir.METRICS).exists():
+        download(join(storage, TRIALS, trial), path)  # continued on another node than it ran on so far
+    run = _trial_run(path, spec, fresh=checkpoint is None)
+    mirror = None if storage is None else RunMirror(run.path, join(storage, TRIALS, trial))
+    try:
+        _run_trial(spec, run, config, checkpoint=checkpoint, metric=metric, mirror=mirror)
+    finally:
+        if mirror is not None:
+            mirror.sync()
+
+
+def _run_trial(spec: JobSpec | RLJobSpec, run: RunDir, config: dict[str, Any], *, checkpoint: Any, metric: str,
+               mirror: RunMirror | None) -> None:
     carried: dict[str, Any] = {}
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -104,8 +122,14 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], experiment: str, 
     from skate.runner import execute
 
     reporter = _Reporter(spec, run, metric=metric, last=carried.get(metric))
+
+    def observe(row: dict[str, Any], saved: str | None) -> None:
+        if mirror is not None:  # before the report, at which Tune may stop the trial
+            mirror.sync()
+        reporter(row, saved)
+
     try:
-        result = execute(spec, run, resume=checkpoint is not None, progress=False, observer=reporter)
+        result = execute(spec, run, resume=checkpoint is not None, progress=False, observer=observe)
     except SystemExit:  # how Tune ends a trial its scheduler stops (or pauses, for PBT)
         run.update_summary(status="stopped", error=None, ended_at=now_iso())
         raise
