@@ -36,8 +36,9 @@ class SlowSetup(RuntimeEnvPlugin):
 
 
 @pytest.fixture(scope="module")
-def local_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHead]:
-    """A Ray head of its own, which knows a runtime-environment plugin that takes seconds to set up."""
+def local_head(tmp_path_factory: pytest.TempPathFactory, s3: str) -> Iterator[LocalHead]:
+    """A Ray head of its own, which knows a runtime-environment plugin that takes seconds to set up,
+    and whose jobs reach the tests' S3 server (started first: the head takes its environment)."""
     plugins = tmp_path_factory.mktemp("plugins")
     (plugins / "slow_setup.py").write_text(SLOW_SETUP)
     with LocalHead(env={"PYTHONPATH": str(plugins),
@@ -143,3 +144,35 @@ def test_an_address_where_nothing_listens_fails_fast(capsys: pytest.CaptureFixtu
     assert main(["jobs", "--address", f"http://127.0.0.1:{free_port()}"]) == 1
     assert time.monotonic() - started < 10
     assert "cannot reach the Ray dashboard at http://127.0.0.1:" in capsys.readouterr().err
+
+
+def test_a_run_stopped_on_the_cluster_continues_there_from_its_storage(
+        head: str, token: None, s3: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from skate.runs.remote import local_copy
+    from skate.runs.verify import run_problems
+
+    assert main(["submit", "jobs/digits_rnn.yaml", "--address", head, "--storage", f"{s3}/cluster",
+                 "--set", "train.epochs=12"]) == 0
+    out = capsys.readouterr().out
+    job_id = re.search(r"submitted (\S+) to", out).group(1)  # type: ignore[union-attr]
+    uri = re.search(r"run directory: (\S+)", out).group(1)  # type: ignore[union-attr]
+    deadline = time.monotonic() + 120
+    while "epoch" not in jobs_client(head).get_job_logs(job_id) or not _stored(f"{uri}/metrics.parquet"):
+        assert time.monotonic() < deadline, "the job recorded no epoch"
+        time.sleep(0.5)
+    assert main(["stop", job_id, "--address", head]) == 0
+    capsys.readouterr()
+
+    assert main(["submit", "--resume", uri, "--address", head, "--follow"]) == 0
+    out = capsys.readouterr().out
+    assert f"python -m skate run --resume {uri}" in jobs_client(head).get_job_info(
+        re.search(r"submitted (\S+) to", out).group(1)).entrypoint  # type: ignore[union-attr]
+    copy = local_copy(uri)
+    assert json.loads((copy / "summary.json").read_text())["status"] == "completed" and run_problems(copy) == []
+
+
+def _stored(uri: str) -> bool:
+    import pyarrow.fs as pafs
+
+    filesystem, path = pafs.FileSystem.from_uri(uri)
+    return filesystem.get_file_info(path).type == pafs.FileType.File
