@@ -122,6 +122,8 @@ def test_a_job_survives_the_loss_of_a_whole_node_with_a_whole_record(cluster: Cl
         assert outcome.recovery_s[0] is not None
         (run_dir,) = tmp_path.iterdir()
         later = [e for e in read_events(run_dir / "events.jsonl") if e["kind"] == "placed" and e["time"] > kill["time"]]
+        # The engines place replacements and say where; RLlib restarts its env runners itself, unrecorded.
+        assert kind == "rl" or later, "no placement recorded after the kill"
         assert all(kill["node"] not in e["nodes"].values() for e in later), later  # replacements on live nodes
     finally:
         replace_dead_nodes(cluster)
