@@ -263,6 +263,8 @@ class ParameterServerEngine(Engine):
             took = time.perf_counter() - started
             self.recovery_s += took
             self._record("worker_replaced", f"worker {rank}", f"rejoined after {took:.1f} s", recovery_s=took)
+        if self._lost:
+            self._events.append(self._placed(waited_s=0.0))
         self._lost = []
         if self.config.compiles and self._graph is None:
             self._graph = CompiledSteps(self.workers, self.shards)
