@@ -24,7 +24,7 @@ from skate.runs.events import EventLog
 from skate.runs.loggers import open_loggers
 from skate.runs.metrics import MetricsLog, Observer
 from skate.runs.mirror import RunMirror
-from skate.runs.remote import local_copy, resumed_mirror
+from skate.runs.remote import resumable_copy, resumed_mirror
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.spec.job import CheckpointConfig
@@ -67,7 +67,7 @@ def run_job(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, progr
 def resume_job(run_dir: str | Path, *, progress: bool = True) -> RunResult:
     """Continue an interrupted or failed run from its last checkpoint, in the same directory. A URI
     is downloaded first (see :mod:`skate.runs.remote`), and the run goes on mirroring to it."""
-    local = local_copy(run_dir)
+    local = resumable_copy(run_dir)
     run = RunDir.open(local)
     status = run.read_summary().get("status")
     if status == "completed":

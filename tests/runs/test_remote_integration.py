@@ -17,6 +17,7 @@ from typing import Callable
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from skate.cli import main
 from skate.launch.localhead import free_port
@@ -148,4 +149,66 @@ def test_an_endpoint_that_does_not_answer_is_one_line_naming_it(s3: str, capsys:
     assert main(["verify", f"{s3}/runs/mirrored"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"skate: error: {s3}/runs/mirrored: cannot reach the storage endpoint ({endpoint}; ")
+    assert len(err.splitlines()) == 1
+
+
+def stored_run(s3: str, local: Path, name: str) -> str:
+    """A run directory with three supervised checkpoints and three RL ones (the newest of each
+    altered in storage after it was written), mirrored to ``<s3>/runs/<name>``."""
+    from skate.rl.checkpoints import seal
+    from skate.runs.checkpoint import Checkpointer
+    from skate.runs.mirror import RunMirror
+
+    local.mkdir()
+    (local / "spec.yaml").write_text("name: stored\n")
+    (local / "summary.json").write_text('{"status": "failed"}')
+    checkpoints = Checkpointer(local / "checkpoints", keep_last=3)
+    for step in (3, 6, 9):
+        checkpoints.save(step, {"model": {"w": torch.full((4,), float(step))}})
+    for iteration in (1, 2, 3):
+        folder = local / "trials" / "t1" / "checkpoints" / f"iter-{iteration}"
+        folder.mkdir(parents=True)
+        (folder / "state.pkl").write_bytes(bytes([iteration]) * 64)
+        seal(folder, {"training_iteration": iteration})
+    uri = f"{s3}/runs/{name}"
+    RunMirror(local, uri).sync()
+    filesystem, path = pafs.FileSystem.from_uri(uri)
+    for altered in ("checkpoints/ckpt-000000009.pt", "trials/t1/checkpoints/iter-3/state.pkl"):
+        with filesystem.open_output_stream(f"{path}/{altered}") as stream:
+            stream.write(b"altered")
+    return uri
+
+
+def test_a_resume_fetches_the_records_and_only_the_newest_checkpoint_that_passes(s3: str, tmp_path: Path) -> None:
+    from skate.runs.remote import resumable_copy
+
+    uri = stored_run(s3, tmp_path / "run", "partial")
+    copy = resumable_copy(uri)
+    fetched = {p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    assert {"spec.yaml", "summary.json", "checkpoints/manifest.json"} <= fetched
+    # The newest of each failed its checks, so the one before it was fetched too; the oldest was not.
+    assert {name for name in fetched if "ckpt-" in name} == {"checkpoints/ckpt-000000009.pt", "checkpoints/ckpt-000000006.pt"}
+    assert {name.split("/")[3] for name in fetched if "/iter-" in name} == {"iter-3", "iter-2"}
+    filesystem, path = pafs.FileSystem.from_uri(uri)  # storage keeps every checkpoint
+    assert filesystem.get_file_info(f"{path}/checkpoints/ckpt-000000003.pt").type == pafs.FileType.File
+
+
+@pytest.mark.parametrize("wrong", ["key id", "secret"])
+def test_credentials_the_server_refuses_are_one_line_naming_them(s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str], wrong: str) -> None:
+    import boto3
+    from moto import settings
+
+    stored_run(s3, tmp_path / "run", f"guarded-{wrong[0]}")
+    iam = boto3.client("iam", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    iam.create_user(UserName=f"skate-{wrong[0]}")
+    key = iam.create_access_key(UserName=f"skate-{wrong[0]}")
+    known = key["AccessKey"]["AccessKeyId"]  # a key id moto knows, for the wrong secret
+    monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # moto checks keys and signatures from now on
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0" if wrong == "key id" else known)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    uri = f"{s3}/runs/guarded-{wrong[0]}"
+    assert main(["verify", uri]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"skate: error: {uri}: the credentials were refused (AWS_ACCESS_KEY_ID"), err
     assert len(err.splitlines()) == 1

@@ -4,7 +4,9 @@ Every command that reads a run directory (``report``, ``verify``, ``generate``, 
 ``run --resume``, ``tune --resume``) takes a URI as well as a path: :func:`local_copy` brings the
 directory into a local cache (``$SKATE_CACHE``, default ``~/.cache/skate``; files unchanged since
 the last download are not fetched again), the command works on the copy, and a resumed run or
-search goes on mirroring to the same URI (:func:`resumed_mirror`). Credentials and the endpoint
+search goes on mirroring to the same URI (:func:`resumed_mirror`). A resume fetches only what it
+needs (:func:`resumable_copy`): the spec, the records, and the newest checkpoint that passes its
+checks. Credentials and the endpoint
 come as the cloud SDKs read them (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...) or in the
 URI's query (``?endpoint_override=...``).
 """
@@ -57,25 +59,100 @@ def download(uri: str, target: Path, *, needs: str | None = None) -> None:
     Raises:
         SkateError: nothing there, the file ``needs`` missing, or the storage unreachable or refusing.
     """
-    filesystem, root = _open(uri)
-    files = _listing(filesystem, root, uri)
-    if needs is not None and needs not in files:
-        raise SkateError(f"{uri}: not a skate run or experiment directory (no {needs} there)")
-    target.mkdir(parents=True, exist_ok=True)
-    manifest = _read_manifest(target)
-    fetched: dict[str, dict[str, list[int]]] = {}
-    for name, remote in sorted(files.items()):
-        local = target / name
-        known = manifest.get(name)
-        if known is None or known["remote"] != list(remote) or not _unchanged(local, known["local"]):
-            local.parent.mkdir(parents=True, exist_ok=True)
-            with filesystem.open_input_stream(posixpath.join(root, name)) as stream:
-                local.write_bytes(stream.read())
-        stat = local.stat()
-        fetched[name] = {"remote": list(remote), "local": [stat.st_size, stat.st_mtime_ns]}
-    for name in set(manifest) - set(files):  # gone there: gone here
-        (target / name).unlink(missing_ok=True)
-    (target / MANIFEST).write_text(json.dumps(fetched))
+    fetch = _Fetch(uri, target, needs=needs)
+    fetch.files(fetch.listing)
+    fetch.finish()
+
+
+def resumable_copy(location: str | Path) -> Path:
+    """Like :func:`local_copy`, with only what a resume needs: the spec and the records, and of each
+    ``checkpoints/`` folder its manifest, ``best.pt`` and the newest checkpoint that passes its checks
+    (an older one is fetched only when every newer one fails). The older checkpoints stay in storage
+    untouched."""
+    if not is_uri(location):
+        return Path(location)
+    uri = str(location).rstrip("/")
+    fetch = _Fetch(uri, _cache_path(uri), needs=RunDir.SPEC)
+    units = _checkpoint_units(fetch.listing)
+    in_units = {name for folder in units.values() for unit in folder for name in unit[1]}
+    fetch.files({name: stat for name, stat in fetch.listing.items() if name not in in_units})
+    for folder, found in units.items():
+        for unit, names in sorted(found, key=lambda unit: _step(unit[0]), reverse=True):
+            fetch.files({name: fetch.listing[name] for name in names})
+            if _passes(fetch.target / folder, unit):
+                break
+    fetch.finish()
+    return fetch.target
+
+
+class _Fetch:
+    """One download into ``target``: the listing at ``uri``, the files fetched so far, and the
+    manifest of what the local copy holds (written by :meth:`finish`, which also drops from the copy
+    whatever this download did not fetch)."""
+
+    def __init__(self, uri: str, target: Path, *, needs: str | None) -> None:
+        self.uri, self.target = uri, target
+        self.filesystem, self.root = _open(uri)
+        self.listing = _listing(self.filesystem, self.root, uri)
+        if needs is not None and needs not in self.listing:
+            raise SkateError(f"{uri}: not a skate run or experiment directory (no {needs} there)")
+        target.mkdir(parents=True, exist_ok=True)
+        self.known = _read_manifest(target)
+        self.fetched: dict[str, dict[str, list[int]]] = {}
+
+    def files(self, files: dict[str, tuple[int, int]]) -> None:
+        for name, remote in sorted(files.items()):
+            local = self.target / name
+            known = self.known.get(name)
+            if known is None or known["remote"] != list(remote) or not _unchanged(local, known["local"]):
+                local.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with self.filesystem.open_input_stream(posixpath.join(self.root, name)) as stream:
+                        local.write_bytes(stream.read())
+                except OSError as error:
+                    raise SkateError(f"{self.uri}: {storage_problem(error)}") from None
+            stat = local.stat()
+            self.fetched[name] = {"remote": list(remote), "local": [stat.st_size, stat.st_mtime_ns]}
+
+    def finish(self) -> None:
+        for name in set(self.known) - set(self.fetched):  # gone there, or not wanted: gone here
+            (self.target / name).unlink(missing_ok=True)
+        (self.target / MANIFEST).write_text(json.dumps(self.fetched))
+
+
+_UNIT = re.compile(r"^(?P<folder>(?:.*/)?checkpoints)/(?P<unit>ckpt-\d+\.pt|iter-\d+)(?:/.*)?$")
+"""A resumable checkpoint: ``ckpt-<step>.pt`` (supervised) or ``iter-<n>/`` (RL), in a ``checkpoints/``
+folder (the run's own, or a trial's inside an experiment)."""
+
+
+def _checkpoint_units(files: dict[str, tuple[int, int]]) -> dict[str, list[tuple[str, list[str]]]]:
+    """Each checkpoints folder's resumable checkpoints, as (name, the files it is made of)."""
+    units: dict[str, dict[str, list[str]]] = {}
+    for name in files:
+        match = _UNIT.match(name)
+        if match:
+            units.setdefault(match["folder"], {}).setdefault(match["unit"], []).append(name)
+    return {folder: list(found.items()) for folder, found in units.items()}
+
+
+def _step(unit: str) -> int:
+    return int(re.sub(r"\D", "", unit))
+
+
+def _passes(folder: Path, unit: str) -> bool:
+    """Whether the checkpoint ``unit`` in the local ``folder`` passes the checks a resume makes."""
+    from skate.runs.checkpoint import Checkpointer, CorruptCheckpoint
+
+    try:
+        if unit.startswith("iter-"):
+            from skate.rl.checkpoints import verify
+
+            verify(folder / unit)
+        else:
+            Checkpointer(folder).read(unit)
+    except CorruptCheckpoint:
+        return False
+    return True
 
 
 def stored_kind(location: str | Path) -> str:
@@ -134,7 +211,7 @@ def _listing(filesystem: pafs.FileSystem, root: str, uri: str) -> dict[str, tupl
 def storage_problem(error: OSError) -> str:
     """A storage error in one line that says which thing to fix, without the SDK's stack."""
     text = str(error)
-    if re.search(r"ACCESS_DENIED|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|HTTP status 403|credentials", text, re.I):
+    if re.search(r"ACCESS_DENIED|INVALID_ACCESS_KEY_ID|SIGNATURE_DOES_NOT_MATCH|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|HTTP status 403|credentials", text, re.I):
         return f"the credentials were refused (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the SDK's profile): {_first(text)}"
     if re.search(r"NETWORK_CONNECTION|curlCode|Could not resolve|Connection refused|couldn't connect", text, re.I):
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "the default endpoint"

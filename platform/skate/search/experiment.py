@@ -26,7 +26,7 @@ from skate.objectives import BEST_METRIC
 from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
 from skate.runs.mirror import RunMirror, mirrored
-from skate.runs.remote import download, local_copy, resumed_mirror
+from skate.runs.remote import download, resumable_copy, resumed_mirror
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.uri import is_uri, join
@@ -104,7 +104,7 @@ def resume_search(path: str | Path, *, progress: bool = True) -> SearchResult:
     checkpoint, and the search algorithm's state is restored. A URI is downloaded first (see
     :mod:`skate.runs.remote`), and the search goes on mirroring to it."""
     if is_uri(path):
-        local = local_copy(path)
+        local = resumable_copy(path)
         with mirrored(resumed_mirror(local, str(path).rstrip("/"))) as mirror:
             return _resume_search(local, progress=progress, storage=mirror.location)
     return _resume_search(Path(path), progress=progress)
