@@ -6,10 +6,12 @@ one cannot hold them, and every kind of job survives the loss of a whole node.""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Iterator
 
+import pyarrow.fs as pafs
 import pytest
 import ray
 import torch
@@ -36,8 +38,16 @@ SEED, BATCH = 5, 32
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with simulated_cluster(head_cpus=0, node_cpus=(2, 2)) as cluster:
+def disks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A local cache of each worker node's own (``SKATE_CACHE`` of its Ray): the disks they do not share."""
+    return tmp_path_factory.mktemp("node-a"), tmp_path_factory.mktemp("node-b")
+
+
+@pytest.fixture(scope="module")
+def cluster(s3: str, disks: tuple[Path, Path]) -> Iterator[Cluster]:
+    """Started in the storage's environment (``AWS_ENDPOINT_URL``...), as a cluster's nodes would be."""
+    with simulated_cluster(head_cpus=0, node_cpus=(2, 2),
+                           node_env=tuple({"SKATE_CACHE": str(disk)} for disk in disks)) as cluster:
         yield cluster
 
 
@@ -148,3 +158,27 @@ def test_rl_env_runners_more_than_a_node_holds_spread_over_the_nodes(cluster: Cl
     (placed,) = [e for e in read_events(result.run_dir / "events.jsonl") if e["kind"] == "placed"]
     runners = {name: node for name, node in placed["nodes"].items() if name.startswith("env runner")}
     assert len(runners) == 3 and len(set(runners.values())) == 2, placed["nodes"]
+
+
+def test_a_search_with_storage_keeps_each_trial_on_its_nodes_disk_and_the_driver_reads_them_from_storage(
+        cluster: Cluster, s3: str, disks: tuple[Path, Path], tmp_path: Path) -> None:
+    spec = load_spec(JOBS / "tune_digits_rnn.yaml", ["train.epochs=2", "search.num_samples=2", "checkpoint.every_epochs=1",
+                                                   "search.scheduler={kind: fifo}", "search.resources_per_trial={cpus: 2}"])
+    result = run_search(spec, root=tmp_path, progress=False, storage=f"{s3}/searches")
+    assert result.status == "completed" and [t.state for t in result.trials] == ["completed", "completed"]
+    disk_of = {node.node_id: Path(node._ray_params.env_vars["SKATE_CACHE"]) for node in cluster.worker_nodes}
+    used = set()
+    for trial in result.trials:
+        (placed,) = [e for e in read_events(trial.run_dir / "events.jsonl") if e["kind"] == "placed"]
+        (node,) = set(placed["nodes"].values())
+        own = disk_of[node] / "trials" / result.path.name / trial.trial
+        elsewhere = [disk / "trials" / result.path.name / trial.trial for disk in disks if disk != disk_of[node]]
+        # The trial wrote on its node's disk alone; the driver's copy of it came from storage.
+        assert (own / "metrics.parquet").is_file() and not any(path.exists() for path in elsewhere)
+        downloaded = json.loads((result.path / "trials" / ".skate-downloaded.json").read_text())
+        assert f"{trial.trial}/metrics.parquet" in downloaded and trial.final["test/accuracy"] > 0
+        used.add(node)
+    assert len(used) == 2  # one trial per node: neither node could hold both
+    filesystem, path = pafs.FileSystem.from_uri(f"{s3}/searches/{result.path.name}/tune/tuner.pkl")
+    assert filesystem.get_file_info(path).type == pafs.FileType.File  # Tune's state: in storage, reached from every node
+    assert not (result.path / "tune").exists()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import pytest
 
 from skate.errors import SkateError
@@ -76,5 +77,6 @@ def test_saved_states_read_the_newest_experiment_state(tmp_path: Path) -> None:
     new.write_text(json.dumps({"trial_data": [[json.dumps({"trial_id": "a", "status": "RUNNING"}), "{}"],
                                               [json.dumps({"trial_id": "b", "status": "TERMINATED"}), "{}"]]}))
     os.utime(old, (1, 1))
-    assert saved_states(tmp_path) == {"a": "RUNNING", "b": "TERMINATED"}
-    assert saved_states(tmp_path / "none") == {}
+    local = pafs.LocalFileSystem()
+    assert saved_states(local, str(tmp_path)) == {"a": "RUNNING", "b": "TERMINATED"}
+    assert saved_states(local, str(tmp_path / "none")) == {}

@@ -12,16 +12,18 @@ import ray
 
 
 @contextlib.contextmanager
-def simulated_cluster(*, head_cpus: int = 2, node_cpus: tuple[int, ...] = (1,)) -> Iterator[Any]:
-    """A head and worker nodes of ``node_cpus`` CPUs each, this process a driver of it for the block.
+def simulated_cluster(*, head_cpus: int = 2, node_cpus: tuple[int, ...] = (1,),
+                      node_env: tuple[dict[str, str], ...] = ()) -> Iterator[Any]:
+    """A head and worker nodes of ``node_cpus`` CPUs each, this process a driver of it for the block;
+    ``node_env``: environment variables of each worker node's Ray (its processes inherit them).
     A dead node is noticed in about 2 s (Ray's default health check takes about 15 s)."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": head_cpus, "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4}})
     try:
-        for cpus in node_cpus:
-            cluster.add_node(num_cpus=cpus)
+        for i, cpus in enumerate(node_cpus):
+            cluster.add_node(num_cpus=cpus, env_vars=node_env[i] if i < len(node_env) else None)
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, logging_level=logging.ERROR, log_to_driver=False)
         try:
@@ -37,8 +39,8 @@ def replace_dead_nodes(cluster: Any) -> int:
     alive = {node["NodeID"] for node in ray.nodes() if node.get("Alive")}
     dead = [node for node in list(cluster.worker_nodes) if node.node_id not in alive]
     for node in dead:
-        cpus = node._ray_params.num_cpus
+        cpus, env = node._ray_params.num_cpus, node._ray_params.env_vars
         cluster.remove_node(node, allow_graceful=False)
-        cluster.add_node(num_cpus=cpus)
+        cluster.add_node(num_cpus=cpus, env_vars=env)
     cluster.wait_for_nodes()
     return len(dead)

@@ -26,9 +26,11 @@ from skate.uri import is_uri, open_location
 class RunMirror:
     """Copies one run directory to ``location`` file by file, each file when it has changed."""
 
-    def __init__(self, run_dir: Path, location: str) -> None:
+    def __init__(self, run_dir: Path, location: str, *, skip: tuple[str, ...] = ()) -> None:
         self.run_dir = Path(run_dir)
         self.location = location.rstrip("/")
+        self.skip = skip
+        """Top-level files and folders left out (the trials of a search, which mirror themselves)."""
         self.fs, self.path = open_location(self.location)
         self._sent: dict[str, tuple[int, int]] = {}
 
@@ -37,6 +39,11 @@ class RunMirror:
         mtime in ns) is ``stat``: it is there already (a run resumed from a download)."""
         self._sent[name] = stat
 
+    def clear(self) -> None:
+        """Delete everything at the location (a run starting afresh where an earlier attempt left a copy)."""
+        self.fs.delete_dir_contents(self.path, missing_dir_ok=True)
+        self._sent = {}
+
     def sync(self) -> None:
         """Upload the files that are new or changed since the last sync; delete the ones gone.
 
@@ -44,7 +51,8 @@ class RunMirror:
         killed halfway leaves the copy with rows past its last checkpoint (which a resume drops and
         redoes), never a checkpoint past its rows (which would leave a gap)."""
         present = {}
-        files = (p for p in self.run_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files = (p for p in self.run_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
+                 and p.relative_to(self.run_dir).parts[0] not in self.skip)
         for file in sorted(files, key=lambda path: _upload_order(path.relative_to(self.run_dir))):
             name = file.relative_to(self.run_dir).as_posix()
             stat = file.stat()

@@ -64,18 +64,19 @@ def download(uri: str, target: Path, *, needs: str | None = None) -> None:
     fetch.finish()
 
 
-def resumable_copy(location: str | Path) -> Path:
+def resumable_copy(location: str | Path, *, leave: tuple[str, ...] = ()) -> Path:
     """Like :func:`local_copy`, with only what a resume needs: the spec and the records, and of each
     ``checkpoints/`` folder its manifest, ``best.pt`` and the newest checkpoint that passes its checks
     (an older one is fetched only when every newer one fails). The older checkpoints stay in storage
-    untouched."""
+    untouched, as do the top-level folders in ``leave`` (what the resume reads in storage itself)."""
     if not is_uri(location):
         return Path(location)
     uri = str(location).rstrip("/")
     fetch = _Fetch(uri, _cache_path(uri), needs=RunDir.SPEC)
-    units = _checkpoint_units(fetch.listing)
+    listing = {name: stat for name, stat in fetch.listing.items() if name.split("/")[0] not in leave}
+    units = _checkpoint_units(listing)
     in_units = {name for folder in units.values() for unit in folder for name in unit[1]}
-    fetch.files({name: stat for name, stat in fetch.listing.items() if name not in in_units})
+    fetch.files({name: stat for name, stat in listing.items() if name not in in_units})
     for folder, found in units.items():
         for unit, names in sorted(found, key=lambda unit: _step(unit[0]), reverse=True):
             fetch.files({name: fetch.listing[name] for name in names})
@@ -176,10 +177,11 @@ def stored_kind(location: str | Path) -> str:
     raise SkateError(f"{location}: no skate run or search to resume there (neither {STATE} nor {RunDir.SUMMARY})")
 
 
-def resumed_mirror(local: Path, location: str) -> RunMirror:
+def resumed_mirror(local: Path, location: str, *, skip: tuple[str, ...] = ()) -> RunMirror:
     """The mirror that keeps ``location`` in step with ``local`` (a copy made by :func:`local_copy`),
-    told what is there already so that only what changes is uploaded."""
-    mirror = RunMirror(local, location)
+    told what is there already so that only what changes is uploaded (``skip``: as
+    :class:`RunMirror`'s)."""
+    mirror = RunMirror(local, location, skip=skip)
     for name, entry in _read_manifest(local).items():
         mirror.sent(name, tuple(entry["local"]))  # type: ignore[arg-type]
     return mirror

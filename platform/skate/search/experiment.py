@@ -13,11 +13,14 @@ import functools
 import json
 import math
 import os
+import posixpath
+import re
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import ray
 
 from skate.capacity import room_for
@@ -29,7 +32,7 @@ from skate.runs.mirror import RunMirror, mirrored
 from skate.runs.remote import download, resumable_copy, resumed_mirror
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
-from skate.uri import is_uri, join
+from skate.uri import is_uri, join, open_location
 from skate.search.paths import explicit_data
 from skate.search.config import SearchConfig
 from skate.search.results import (BEST_SPEC, PLOT, TRIALS_TABLE, TrialRecord, best_record, trial_record,
@@ -38,6 +41,8 @@ from skate.search.trial import TRIALS, run_trial, time_attr, trial_bundles, tria
 
 STATE = "experiment.json"
 TUNE_DIR = "tune"
+TUNER_STATE = "tuner.pkl"
+"""What Tune restores a search from, in :data:`TUNE_DIR`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +100,7 @@ def run_search(spec: JobSpec | RLJobSpec, *, root: str | Path = DEFAULT_ROOT, pr
     _save_state(run.path, {"name": spec.name, "status": "running", "started_at": now_iso(), "source": source})
     if storage is None:
         return _search(spec, run.path, restore=False, progress=progress)
-    with mirrored(RunMirror(run.path, join(storage, run.name))) as mirror:
+    with mirrored(RunMirror(run.path, join(storage, run.name), skip=(TRIALS,))) as mirror:
         return _search(spec, run.path, restore=False, progress=progress, storage=mirror.location)
 
 
@@ -104,8 +109,8 @@ def resume_search(path: str | Path, *, progress: bool = True) -> SearchResult:
     checkpoint, and the search algorithm's state is restored. A URI is downloaded first (see
     :mod:`skate.runs.remote`), and the search goes on mirroring to it."""
     if is_uri(path):
-        local = resumable_copy(path)
-        with mirrored(resumed_mirror(local, str(path).rstrip("/"))) as mirror:
+        local = resumable_copy(path, leave=(TUNE_DIR, TRIALS))  # read in storage, by Tune and by the trials
+        with mirrored(resumed_mirror(local, str(path).rstrip("/"), skip=(TRIALS,))) as mirror:
             return _resume_search(local, progress=progress, storage=mirror.location)
     return _resume_search(Path(path), progress=progress)
 
@@ -114,8 +119,10 @@ def _resume_search(path: Path, *, progress: bool, storage: str | None = None) ->
     state = _read_state(path)
     if state.get("status") == "completed":
         raise SkateError(f"{path}: the search already completed; its best job is {path / BEST_SPEC}")
-    if not (path / TUNE_DIR).is_dir():
-        raise SkateError(f"{path}: no Ray Tune state to resume ({TUNE_DIR}/ is missing): the search never started")
+    filesystem, tune_dir = _tune_location(path, storage)
+    if filesystem.get_file_info(posixpath.join(tune_dir, TUNER_STATE)).type != pafs.FileType.File:
+        raise SkateError(f"{storage or path}: no Ray Tune state to resume ({TUNE_DIR}/{TUNER_STATE} is missing): "
+                         f"the search never started")
     spec = load_spec(RunDir.open(path).spec_path)
     _save_state(path, {**state, "status": "running"})
     return _search(spec, path, restore=True, progress=progress, storage=storage)
@@ -150,14 +157,14 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     try:
         with room_for([one for one in bundles if one], what="search: a trial") as room:
             room.remove()
-            grid = _fit(trainable, spec, path, restore=restore, first=first, metric=metric, mode=mode, attr=attr,
-                        table=table)
+            grid = _fit(trainable, spec, _tune_location(path, storage), restore=restore, first=first, metric=metric,
+                        mode=mode, attr=attr, table=table)
     except KeyboardInterrupt:
         _save_state(path, {**_read_state(path), "status": "interrupted", "ended_at": now_iso()})
         raise
-    if storage is not None:  # trials that ran on other nodes wrote their run directories there
+    if storage is not None:  # the trials wrote their run directories there, from the nodes they ran on
         download(join(storage, TRIALS), path / TRIALS)
-    records = _records(grid, path, metric=metric, mode=mode, attr=attr)
+    records = _records(grid, path, metric=metric, mode=mode, attr=attr, tune_at=_tune_location(path, storage))
     interrupted = any(r.state in ("pending", "interrupted") for r in records)
     best = best_record(records, mode)
     write_trials_table(records, path / TRIALS_TABLE, metric=metric)
@@ -174,21 +181,30 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
     return SearchResult(path, status, records, best, best_spec)
 
 
-def _fit(trainable: Any, spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, first: JobSpec | RLJobSpec,
-         metric: str, mode: str, attr: str, table: Any) -> Any:
-    """Tune's run of the search: a new one, or the one saved in ``path`` continued."""
+def _tune_location(path: Path, storage: str | None) -> tuple[pafs.FileSystem, str]:
+    """Where Tune keeps the search's state and the trials' Tune checkpoints: ``<experiment>/tune``, in
+    storage when the search has some (then every node reaches it: Ray refuses a trial's checkpoint
+    on a node that cannot see the folder)."""
+    filesystem, root = open_location(storage if storage is not None else path)
+    return filesystem, posixpath.join(root, TUNE_DIR)
+
+
+def _fit(trainable: Any, spec: JobSpec | RLJobSpec, tune_at: tuple[pafs.FileSystem, str], *, restore: bool,
+         first: JobSpec | RLJobSpec, metric: str, mode: str, attr: str, table: Any) -> Any:
+    """Tune's run of the search: a new one, or the one saved at ``tune_at`` continued."""
     from ray import tune
 
     search = spec.search
     assert search is not None
+    filesystem, tune_dir = tune_at
     if restore:
-        tuner = tune.Tuner.restore(str((path / TUNE_DIR).resolve()), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=True)
+        tuner = tune.Tuner.restore(tune_dir, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                   storage_filesystem=filesystem)
     else:
         tuner = tune.Tuner(trainable, param_space={p: d.to_tune() for p, d in search.space.items()},
                            tune_config=_tune_config(search, first, metric=metric, mode=mode, attr=attr),
-                           run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(path.resolve()), verbose=0,
-                                                     callbacks=[table],
+                           run_config=tune.RunConfig(name=TUNE_DIR, storage_path=posixpath.dirname(tune_dir),
+                                                     storage_filesystem=filesystem, verbose=0, callbacks=[table],
                                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
     return tuner.fit()
 
@@ -302,10 +318,11 @@ def check_schedule(search: SearchConfig, spec: JobSpec | RLJobSpec) -> None:
                          f"set {field} to {interval} or a divisor of it")
 
 
-def _records(grid: Any, path: Path, *, metric: str, mode: str, attr: str) -> list[TrialRecord]:
+def _records(grid: Any, path: Path, *, metric: str, mode: str, attr: str,
+             tune_at: tuple[pafs.FileSystem, str]) -> list[TrialRecord]:
     """Every trial's record, its state as the search's saved state has it: after Ctrl-C, Tune ends the
     trials in flight but saves them as unfinished, for ``--resume``."""
-    saved = saved_states(path / TUNE_DIR)
+    saved = saved_states(*tune_at)
     records = []
     for trial in grid._experiment_analysis.trials:  # ResultGrid offers no trial states of its own
         error = None
@@ -317,13 +334,17 @@ def _records(grid: Any, path: Path, *, metric: str, mode: str, attr: str) -> lis
     return sorted(records, key=lambda r: r.trial)
 
 
-def saved_states(tune_dir: Path) -> dict[str, str]:
+def saved_states(filesystem: pafs.FileSystem, tune_dir: str) -> dict[str, str]:
     """Each trial's status in the newest experiment state Tune saved (``TERMINATED``, ``RUNNING``...)."""
-    found = sorted(tune_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    infos = filesystem.get_file_info(pafs.FileSelector(tune_dir, allow_not_found=True))
+    found = sorted((info for info in infos if re.fullmatch(r"experiment_state-.*\.json", info.base_name)),
+                   key=lambda info: info.mtime_ns or 0)
     if not found:
         return {}
     states = {}
-    for entry in json.loads(found[-1].read_text()).get("trial_data", []):
+    with filesystem.open_input_stream(found[-1].path) as stream:
+        saved = json.loads(stream.read())
+    for entry in saved.get("trial_data", []):
         trial = json.loads(entry[0] if isinstance(entry, list) else entry)
         states[trial["trial_id"]] = trial["status"]
     return states

@@ -1,5 +1,7 @@
 """One trial of a search: the job with the trial's values, run by skate in its own run directory
 (``<experiment>/trials/<trial id>/``), reporting each epoch (RL: iteration) and checkpoint to Ray Tune.
+A search with storage (a URI) shares no disk with its trials: each works in a folder of its own
+node (:func:`scratch`) and mirrors it to ``<storage>/trials/<trial id>``.
 
 A trial's placement group holds one bundle per actor of its job (see :func:`trial_resources`), so
 trials never wait on each other's half-placed actors; the job's actors land in it by themselves
@@ -21,7 +23,7 @@ from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
 from skate.runs.checkpoint import BEST, MANIFEST, Checkpointer
 from skate.runs.mirror import RunMirror
-from skate.runs.remote import download
+from skate.runs.remote import cache_root, download, resumed_mirror
 from skate.runs.rundir import RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec_data
 from skate.search.config import TrialResources
@@ -98,16 +100,28 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], experiment: str, 
     spec = trial_spec(base, config, resources)
     checkpoint = tune.get_checkpoint()
     trial = tune.get_context().get_trial_id()
-    path = Path(experiment) / TRIALS / trial
-    if storage is not None and checkpoint is not None and not (path / RunDir.METRICS).exists():
-        download(join(storage, TRIALS, trial), path)  # continued on another node than it ran on so far
+    path = Path(experiment) / TRIALS / trial if storage is None else scratch(Path(experiment).name, trial)
+    mirror = None
+    if storage is not None and checkpoint is not None:
+        # Its copy in storage is the whole trial: it may have run on other nodes since it was here.
+        download(join(storage, TRIALS, trial), path)
+        mirror = resumed_mirror(path, join(storage, TRIALS, trial))
+    elif storage is not None:
+        mirror = RunMirror(path, join(storage, TRIALS, trial))
+        mirror.clear()  # a fresh start: what an earlier attempt left there goes, as it goes here
     run = _trial_run(path, spec, fresh=checkpoint is None)
-    mirror = None if storage is None else RunMirror(run.path, join(storage, TRIALS, trial))
     try:
         _run_trial(spec, run, config, checkpoint=checkpoint, metric=metric, mirror=mirror)
     finally:
         if mirror is not None:
             mirror.sync()
+
+
+def scratch(experiment: str, trial: str) -> Path:
+    """Where a trial of a search with storage keeps its run directory on the node it runs on:
+    ``<cache>/trials/<experiment>/<trial>`` (the cache is ``$SKATE_CACHE`` of the node's Ray, default
+    ``~/.cache/skate``), never the driver's folder, which another node does not have."""
+    return cache_root() / TRIALS / experiment / trial
 
 
 def _run_trial(spec: JobSpec | RLJobSpec, run: RunDir, config: dict[str, Any], *, checkpoint: Any, metric: str,
