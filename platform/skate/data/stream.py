@@ -1,0 +1,275 @@
+"""Parquet data sets read as streams: what a job learns of one from the files' footers alone, the
+split that needs no global shuffle, and the disjoint shards the workers read.
+
+Nothing here reads the examples whole. :func:`survey` opens each file's footer (row counts, schema,
+column statistics); :class:`SplitRule` sends row ``i`` of file ``f`` to train, validation or test by
+a seeded hash of ``(f, i)``, so the split is the same on every engine, worker count and machine, and
+its counts come from row counts alone; :func:`shards` deals the files to the workers so that each
+reads its own files and every training row is read once an epoch; :func:`batches` reads one
+worker's shard in a seeded order of files with a bounded shuffle buffer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import posixpath
+import zlib
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from skate.data.base import DatasetInfo
+from skate.uri import open_location
+
+SPLITS = ("train", "validation", "test")
+NUM_CLASSES_KEY = b"skate.num_classes"
+"""Schema metadata that states the class count (else it comes from the target column's statistics)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParquetPart:
+    """One file of a data set: its path in the filesystem, its name under the data set's root (what
+    the split hashes), and its rows."""
+
+    path: str
+    name: str
+    num_rows: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Survey:
+    """A Parquet data set as its footers describe it."""
+
+    location: str
+    parts: tuple[ParquetPart, ...]
+    info: DatasetInfo
+    filesystem: pafs.FileSystem
+
+    @property
+    def num_rows(self) -> int:
+        return sum(part.num_rows for part in self.parts)
+
+
+def survey(location: str, *, x_columns: Sequence[str], y_column: str, x_shape: Sequence[int] | None,
+           task: str = "classification") -> Survey:
+    """The files of the data set at ``location`` (a file, a folder or a URI) and what a model needs
+    to know of them, from their footers.
+
+    Raises:
+        ValueError: one line naming the location or the file: no Parquet files, a column missing,
+            schemas that disagree, features that do not fill ``x_shape``, no class count to be had.
+    """
+    filesystem, root = open_location(location)
+    parts = _parts(filesystem, root, location)
+    wanted = [*x_columns, y_column]
+    first: pa.Schema | None = None
+    classes = 0
+    for part in parts:
+        metadata = pq.ParquetFile(part.path, filesystem=filesystem).metadata
+        schema = metadata.schema.to_arrow_schema()
+        for column in wanted:
+            if column not in schema.names:
+                raise ValueError(f"{location}: {part.name}: no column '{column}' (columns: {', '.join(schema.names)})")
+        if first is None:
+            first = schema
+        for column in wanted:
+            if schema.field(column).type != first.field(column).type:
+                raise ValueError(f"{location}: {part.name}: column '{column}' is {schema.field(column).type}, "
+                                 f"but {parts[0].name} has {first.field(column).type}")
+        if task == "classification":
+            classes = max(classes, _num_classes(metadata, schema, y_column, f"{location}: {part.name}"))
+    assert first is not None
+    features = sum(_width(first.field(column).type, column, location) for column in x_columns)
+    shape = tuple(x_shape) if x_shape is not None else (features,)
+    if int(np.prod(shape)) != features:
+        raise ValueError(f"{location}: x_shape {list(shape)} holds {int(np.prod(shape))} values, but an example "
+                         f"has {features} features")
+    info = DatasetInfo(x_shape=shape, y_shape=(), num_classes=classes if task == "classification" else None)
+    return Survey(location=location, parts=parts, info=info, filesystem=filesystem)
+
+
+def _parts(filesystem: pafs.FileSystem, root: str, location: str) -> tuple[ParquetPart, ...]:
+    found = filesystem.get_file_info(root)
+    if found.type == pafs.FileType.File:
+        infos = [found]
+    elif found.type == pafs.FileType.Directory:
+        infos = [info for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
+                 if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")]
+    else:
+        raise ValueError(f"{location}: no such file or folder")
+    if not infos:
+        raise ValueError(f"{location}: no Parquet files (*.parquet) there")
+    parts = []
+    for info in sorted(infos, key=lambda info: info.path):
+        name = posixpath.relpath(info.path, root) if found.type == pafs.FileType.Directory else info.base_name
+        try:
+            rows = pq.ParquetFile(info.path, filesystem=filesystem).metadata.num_rows
+        except (pa.ArrowInvalid, OSError) as error:
+            raise ValueError(f"{location}: {name}: not a readable Parquet file ({error})") from None
+        parts.append(ParquetPart(path=info.path, name=name, num_rows=rows))
+    return tuple(parts)
+
+
+def _width(kind: pa.DataType, column: str, location: str) -> int:
+    if pa.types.is_fixed_size_list(kind):
+        return int(kind.list_size)
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        return 1
+    raise ValueError(f"{location}: column '{column}' is {kind}; expected numbers or fixed-size lists of numbers")
+
+
+def _num_classes(metadata: pq.FileMetaData, schema: pa.Schema, y_column: str, where: str) -> int:
+    """The class count a file states in its schema metadata, else 1 + the largest label its
+    row groups' statistics hold."""
+    stated = (schema.metadata or {}).get(NUM_CLASSES_KEY)
+    if stated is not None:
+        return int(json.loads(stated))
+    index = metadata.schema.names.index(y_column) if y_column in metadata.schema.names else -1
+    largest = -1
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(index).statistics if index >= 0 else None
+        if stats is None or not stats.has_min_max:
+            raise ValueError(f"{where}: no statistics for column '{y_column}' in row group {group}, and no "
+                             f"'{NUM_CLASSES_KEY.decode()}' in the schema's metadata: the class count cannot be "
+                             "had without reading every label (write the files with statistics, or state it)")
+        if not isinstance(stats.min, (int, np.integer)) or stats.min < 0:
+            raise ValueError(f"{where}: column '{y_column}' must hold integer labels 0..k-1 for classification "
+                             f"(row group {group} starts at {stats.min!r})")
+        largest = max(largest, int(stats.max))
+    return largest + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitRule:
+    """Row ``i`` of the file named ``f`` goes to test when ``u < test_fraction``, to validation when
+    ``u < test_fraction + validation_fraction``, else to train, where ``u`` in [0, 1) is a seeded
+    hash (SplitMix64) of the seed, the file's name and ``i``."""
+
+    seed: int
+    validation_fraction: float
+    test_fraction: float
+
+    def assign(self, name: str, num_rows: int) -> np.ndarray:
+        """The split of each row of a file, as indexes into :data:`SPLITS`."""
+        u = _uniform(self.seed, zlib.crc32(name.encode()), num_rows)
+        splits = np.zeros(num_rows, dtype=np.int8)
+        splits[u < self.test_fraction + self.validation_fraction] = SPLITS.index("validation")
+        splits[u < self.test_fraction] = SPLITS.index("test")
+        return splits
+
+    def counts(self, parts: Sequence[ParquetPart]) -> dict[str, dict[str, int]]:
+        """Rows per split of each file (by name)."""
+        counts = {}
+        for part in parts:
+            found = np.bincount(self.assign(part.name, part.num_rows), minlength=len(SPLITS))
+            counts[part.name] = {split: int(n) for split, n in zip(SPLITS, found)}
+        return counts
+
+    def record(self, parts: Sequence[ParquetPart]) -> dict[str, Any]:
+        """The split as a run keeps it: the rule, its parameters and the rows per split."""
+        per_file = self.counts(parts)
+        totals = {split: sum(counts[split] for counts in per_file.values()) for split in SPLITS}
+        return {"rule": "splitmix64(seed, crc32(file name), row) / 2**64 against the fractions",
+                "seed": self.seed, "validation_fraction": self.validation_fraction,
+                "test_fraction": self.test_fraction, "rows": totals, "files": per_file}
+
+
+def _uniform(seed: int, key: int, num_rows: int) -> np.ndarray:
+    """SplitMix64 of ``(seed, key, row)`` for each row, as floats in [0, 1)."""
+    with np.errstate(over="ignore"):
+        z = (np.arange(num_rows, dtype=np.uint64) + np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+             + np.uint64(seed) * np.uint64(0xD1B54A32D192ED03))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def shards(counts: dict[str, dict[str, int]], split: str, num_workers: int) -> list[list[str]]:
+    """The files of ``split`` dealt to ``num_workers`` workers, each file to one, the largest first
+    to the worker with the fewest rows so far: disjoint shards that cover the split once.
+
+    Raises:
+        ValueError: fewer files with rows of the split than workers (a worker would get nothing).
+    """
+    files = sorted((name for name in counts if counts[name][split]), key=lambda name: (-counts[name][split], name))
+    if len(files) < num_workers:
+        raise ValueError(f"{len(files)} file(s) hold {split} rows, fewer than the {num_workers} workers that read "
+                         "disjoint shards: write the data set in more files")
+    dealt: list[list[str]] = [[] for _ in range(num_workers)]
+    rows = [0] * num_workers
+    for name in files:
+        worker = rows.index(min(rows))
+        dealt[worker].append(name)
+        rows[worker] += counts[name][split]
+    return [sorted(shard) for shard in dealt]
+
+
+def batches(found: Survey, rule: SplitRule, shard: Sequence[str], *, split: str, columns: Sequence[str],
+            batch_size: int, epoch: int, seed: int, shuffle_rows: int) -> Iterator[dict[str, np.ndarray]]:
+    """One worker's batches of ``split`` for an epoch: its files in an order seeded by ``(seed,
+    epoch)``, each read a row group at a time, the rows of ``split`` kept, passed through a shuffle
+    buffer of ``shuffle_rows`` rows (0: in file order) and cut into batches of ``batch_size`` (the
+    last may be short). The same arguments give the same batches."""
+    parts = {part.name: part for part in found.parts}
+    rng = np.random.default_rng((seed, epoch))
+    order = [shard[i] for i in rng.permutation(len(shard))] if shuffle_rows else list(shard)
+    buffer = _ShuffleBuffer(shuffle_rows, rng)
+    want = SPLITS.index(split)
+    for name in order:
+        part = parts[name]
+        keep = rule.assign(name, part.num_rows) == want
+        file = pq.ParquetFile(part.path, filesystem=found.filesystem)
+        first = 0
+        for group in range(file.metadata.num_row_groups):
+            table = file.read_row_group(group, columns=list(columns))
+            mask = keep[first : first + table.num_rows]
+            first += table.num_rows
+            if mask.any():
+                yield from buffer.add(table.filter(pa.array(mask)), batch_size)
+    yield from buffer.drain(batch_size)
+
+
+class _ShuffleBuffer:
+    """Mixes rows within a window of ``rows`` rows: once it holds that many (and a batch), it puts
+    them in a random order and hands out batches from the front until half are left, which mix with
+    the rows that come next. With ``rows`` 0, batches in the order the rows came."""
+
+    def __init__(self, rows: int, rng: np.random.Generator) -> None:
+        self.rows, self.rng = rows, rng
+        self.pool: pa.Table | None = None
+
+    @property
+    def count(self) -> int:
+        return 0 if self.pool is None else self.pool.num_rows
+
+    def add(self, table: pa.Table, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+        self.pool = table if self.pool is None else pa.concat_tables([self.pool, table])
+        if self.count < max(self.rows, batch_size):
+            return
+        if self.rows:
+            self.pool = self.pool.take(pa.array(self.rng.permutation(self.count)))
+        while self.count >= batch_size and self.count > self.rows // 2:
+            yield self._take(batch_size)
+
+    def drain(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+        if self.rows and self.count:
+            self.pool = self.pool.take(pa.array(self.rng.permutation(self.count)))  # type: ignore[union-attr]
+        while self.count:
+            yield self._take(min(batch_size, self.count))
+
+    def _take(self, n: int) -> dict[str, np.ndarray]:
+        assert self.pool is not None
+        batch, self.pool = self.pool.slice(0, n), self.pool.slice(n)
+        return {name: _numpy(batch.column(name)) for name in batch.column_names}
+
+
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+    array = column.combine_chunks()
+    if pa.types.is_fixed_size_list(array.type):
+        return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), -1)
+    return array.to_numpy(zero_copy_only=False)
