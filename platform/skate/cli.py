@@ -1,4 +1,4 @@
-"""The ``skate`` command: run, tune, validate, schema, plugins, runs, report, generate, evaluate; submit,
+"""The ``skate`` command: run, tune, validate, schema, plugins, runs, report, generate, make-data, evaluate; submit,
 status, logs, stop, jobs and cluster for Ray clusters."""
 
 from __future__ import annotations
@@ -282,6 +282,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_make_data(args: argparse.Namespace) -> int:
+    from skate.data.synthetic import write_mnist_like
+
+    try:
+        made = write_mnist_like(args.location, rows=args.rows, num_files=args.files, seed=args.seed,
+                                progress=not args.no_progress)
+    except ValueError as error:
+        raise SkateError(str(error)) from error
+    print(f"wrote {made.rows} rows ({made.bytes_in_memory / 1e6:.1f} MB in memory) in {len(made.files)} files "
+          f"to {made.location}")
+    print(f"data: {{source: parquet, path: {made.location}, x_columns: [x], y_column: y, x_shape: [28, 28]}}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from skate.runs.remote import local_copy
     from skate.rl.evaluate import evaluate
@@ -393,6 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, default=60, help="samples to draw from a vae (default 60)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
     p.add_argument("--out", help="folder for the values and the PNG (default: the run directory)")
+
+    p = add("make-data", cmd_make_data, "write a large synthetic Parquet data set shaped like MNIST sequences "
+                                        "(28x28 floats and a label 0..9), to try skate on big data")
+    p.add_argument("location", metavar="LOCATION", help="an empty or new folder: a path, or a URI (s3://bucket/data)")
+    p.add_argument("--rows", type=int, required=True, help="rows in all")
+    p.add_argument("--files", type=int, required=True, help="Parquet files to spread them over")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="print no progress")
 
     p = add("evaluate", cmd_evaluate, "play an RL run's greedy policy (last checkpoint): mean, std, min, max return")
     p.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)

@@ -28,6 +28,7 @@ from skate.launch.simcluster import replace_dead_nodes, simulated_cluster
 from skate.models.rnn import RnnClassifierConfig
 from skate.runner import run_job
 from skate.runs.events import read_events
+from skate.runs.metrics import read_metrics
 from skate.search.experiment import run_search
 from skate.spec import load_spec
 
@@ -182,3 +183,22 @@ def test_a_search_with_storage_keeps_each_trial_on_its_nodes_disk_and_the_driver
     filesystem, path = pafs.FileSystem.from_uri(f"{s3}/searches/{result.path.name}/tune/tuner.pkl")
     assert filesystem.get_file_info(path).type == pafs.FileType.File  # Tune's state: in storage, reached from every node
     assert not (result.path / "tune").exists()
+
+
+def test_pbt_with_storage_exploits_through_storage_with_trials_on_their_nodes_disks(
+        cluster: Cluster, s3: str, disks: tuple[Path, Path], tmp_path: Path) -> None:
+    # An exploit hands a trial its donor's Tune checkpoint from S3, and its own run directory from there.
+    spec = load_spec(JOBS / "tune_cartpole_ppo.yaml", [
+        "search.num_samples=2", "search.scheduler.perturbation_interval=2", "search.scheduler.quantile_fraction=0.5",
+        "search.scheduler.synch=true", "checkpoint.every_iterations=1", "rl.stop.iterations=3", "rl.train_batch_size=400",
+        "rl.minibatch_size=100", "rl.num_epochs=2", "rl.num_envs_per_env_runner=2"])
+    result = run_search(spec, root=tmp_path, progress=False, storage=f"{s3}/searches")
+    assert result.status == "completed" and all(r.error is None and r.state == "completed" for r in result.trials)
+    for record in result.trials:  # an exploit may jump a trial ahead to its donor's iteration, never past the stop
+        rows = read_metrics(record.run_dir / "metrics.parquet").column("iteration").to_pylist()
+        assert rows == sorted(set(rows)) and rows[0] == 1 and rows[-1] == record.iterations <= 3, rows
+    restores = [json.loads((r.run_dir / "summary.json").read_text()).get("restores", []) for r in result.trials]
+    filesystem, path = pafs.FileSystem.from_uri(f"{s3}/searches/{result.path.name}/tune/pbt_global.txt")
+    assert sum(map(len, restores)) >= 1 and filesystem.get_file_info(path).is_file  # PBT exploited
+    assert all(any((disk / "trials" / result.path.name / r.trial / "metrics.parquet").is_file() for disk in disks)
+               for r in result.trials)

@@ -123,3 +123,12 @@ def test_an_epochs_batches_are_the_same_for_the_same_seed_and_epoch_and_shuffled
 
     assert order(1) == order(1) and order(1) != order(2) and order(1) != order(1, seed=1)
     assert order(1, shuffle_rows=0) == sorted(order(1, shuffle_rows=0))  # no shuffle: the files' own order
+
+
+def test_a_made_data_set_streams_with_its_stated_classes_and_shape(tmp_path: Path) -> None:
+    from skate.data.synthetic import write_mnist_like
+
+    write_mnist_like(tmp_path / "big", rows=300, num_files=3, rows_per_group=64)
+    result = survey(str(tmp_path / "big"), x_columns=["x"], y_column="y", x_shape=[28, 28])
+    assert result.num_rows == 300 and len(result.parts) == 3
+    assert result.info.num_classes == 10 and result.info.x_shape == (28, 28)
