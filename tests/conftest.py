@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import ray
 
@@ -72,3 +75,17 @@ def tensorboard_run(run_dir: Path) -> tuple[dict[str, list[tuple[int, float]]], 
     content = accumulator.PluginTagToContent("hparams")
     start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
     return scalars, set(start.hparams)
+
+
+def write_id_rows(folder: Path, rows: tuple[int, ...] = (40, 25, 31, 12), **options: object) -> Path:
+    """Files of examples with an ``id`` column (0, 1, ... over all files), 6 features and labels 0..4,
+    in row groups of 7 rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    first = 0
+    for i, n in enumerate(rows):
+        ids = np.arange(first, first + n)
+        first += n
+        x = np.repeat(ids[:, None], 6, axis=1).astype(np.float32)
+        table = pa.table({"id": ids, "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 6), "y": ids % 5})
+        pq.write_table(table, folder / f"part-{i}.parquet", row_group_size=7, **options)
+    return folder

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,12 +15,13 @@ import ray
 
 from skate.capacity import check_possible
 from skate.data import info_of, split_record, split_rows
+from skate.data.stream import STREAM_SPLIT, StreamSource
 from skate.engines.base import Workload
 from skate.errors import SkateError, describe_error
 from skate.objectives import BEST_METRIC
 from skate.progress import Progress
 from skate.rl.spec import RLJobSpec
-from skate.runs.atomic import atomic_path
+from skate.runs.atomic import atomic_path, write_text_atomic
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.events import EventLog
 from skate.runs.loggers import open_loggers
@@ -182,6 +185,12 @@ def _interrupt(trainer: Trainer, display: Progress) -> None:
 
 def _workload(spec: JobSpec, run: RunDir) -> Workload:
     try:
+        stream = spec.data.streamed()
+    except (ImportError, OSError, ValueError) as error:
+        raise SkateError(f"data source '{spec.data.source}': cannot stream: {error}") from error
+    if stream is not None:
+        return _streamed_workload(spec, run, stream)
+    try:
         table = spec.data.load()
     except (ImportError, OSError, ValueError) as error:
         raise SkateError(f"data source '{spec.data.source}': cannot load: {error}") from error
@@ -194,8 +203,25 @@ def _workload(spec: JobSpec, run: RunDir) -> Workload:
         spec.model.build(info_of(tables["train"]))
     except ValueError as error:
         raise SkateError(f"model '{spec.model.kind}' does not fit data '{spec.data.source}': {error}") from error
-    refs = {name: ray.put(t) for name, t in tables.items()}
+    return _job_workload(spec, tables={name: ray.put(t) for name, t in tables.items()})
+
+
+def _streamed_workload(spec: JobSpec, run: RunDir, stream: StreamSource) -> Workload:
+    """The workload of a job whose data the workers stream; the split's rule and counts are recorded
+    in the run directory (``split.json``) as the in-memory split's rows are (``split.parquet``)."""
+    if spec.train.strategy.kind == "allreduce":
+        raise SkateError("data.loading: stream: the allreduce engine reads its data in memory so far; use "
+                         "train.strategy.kind single or parameter_server, or data.loading: memory")
+    write_text_atomic(run.path / STREAM_SPLIT, json.dumps(stream.rule.record_counts(stream.counts), indent=1))
+    try:
+        spec.model.build(stream.info)
+    except ValueError as error:
+        raise SkateError(f"model '{spec.model.kind}' does not fit data '{spec.data.source}': {error}") from error
+    return _job_workload(spec, tables={}, stream=stream)
+
+
+def _job_workload(spec: JobSpec, *, tables: dict[str, Any], stream: StreamSource | None = None) -> Workload:
     return Workload(model=spec.model, optimizer=spec.train.optimizer, batch_size=spec.train.batch_size,
-                    seed=spec.seed, tables=refs, clip_norm=spec.train.clip_norm, clip_value=spec.train.clip_value,
-                    epochs=spec.train.epochs, precision=spec.train.precision,
+                    seed=spec.seed, tables=tables, stream=stream, clip_norm=spec.train.clip_norm,
+                    clip_value=spec.train.clip_value, epochs=spec.train.epochs, precision=spec.train.precision,
                     refuse_grad_norm=spec.train.refuse_grad_norm)

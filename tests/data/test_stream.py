@@ -12,22 +12,10 @@ import pytest
 
 from skate.data.stream import SPLITS, SplitRule, batches, shards, survey
 
-ROWS = (40, 25, 31, 12)
+from conftest import write_id_rows as write
+
+ROWS = (40, 25, 31, 12)  # write_id_rows' files
 RULE = SplitRule(seed=3, validation_fraction=0.2, test_fraction=0.1)
-
-
-def write(folder: Path, rows: tuple[int, ...] = ROWS, **options: object) -> Path:
-    """Files of examples with an ``id`` column (0, 1, ... over all files), 6 features and labels 0..4,
-    in row groups of 7 rows."""
-    folder.mkdir(parents=True, exist_ok=True)
-    first = 0
-    for i, n in enumerate(rows):
-        ids = np.arange(first, first + n)
-        first += n
-        x = np.repeat(ids[:, None], 6, axis=1).astype(np.float32)
-        table = pa.table({"id": ids, "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 6), "y": ids % 5})
-        pq.write_table(table, folder / f"part-{i}.parquet", row_group_size=7, **options)
-    return folder
 
 
 def found(folder: Path):

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
 from skate.config.fields import Variants, param
+
+if TYPE_CHECKING:
+    from skate.data.stream import StreamSource
 
 _X_SHAPE = b"skate.x_shape"
 _Y_SHAPE = b"skate.y_shape"
@@ -52,6 +55,11 @@ class DataConfig:
     def load(self) -> pa.Table:
         """All examples of the source as one table (see :func:`make_table`)."""
         raise NotImplementedError
+
+    def streamed(self) -> StreamSource | None:
+        """The source as a stream each worker reads its own shard of, when it is to be read so
+        (see :mod:`skate.data.stream`); ``None``: it is loaded whole with :meth:`load`."""
+        return None
 
 
 DataConfig.variants = Variants("data source", key="source")

@@ -11,7 +11,12 @@ import pyarrow as pa
 
 from skate.config.fields import param
 from skate.data.base import DATA_SOURCES, DataConfig, make_table
+from skate.data.stream import SplitRule, StreamSource
 from skate.uri import open_location
+
+
+STREAM_ABOVE_BYTES = 1 << 30
+"""``loading: auto`` streams a data set whose examples take more than this in memory (float32 features)."""
 
 
 @DATA_SOURCES.register
@@ -30,10 +35,30 @@ class ParquetConfig(DataConfig):
         None, doc="an integer column of each sequence's true number of steps (1..x_shape[0]), the rest "
                   "being padding (default: every sequence is whole)")
 
+    loading: Literal["memory", "stream", "auto"] = param(
+        "auto", doc="memory: load it whole and split it in the driver; stream: each worker reads its own shard "
+                    "of the files as it trains (a seeded split by file and row, see skate.data.stream); auto: "
+                    "stream when the examples take more than 1 GiB in memory")
+    shuffle_rows: int = param(10_000, doc="a stream's shuffle buffer, in rows (0: each file's rows in order; "
+                                          "the files' order is shuffled each epoch either way)", ge=0)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.x_columns:
             raise ValueError("x_columns: name at least one feature column")
+        if self.loading == "stream" and self.length_column is not None:
+            raise ValueError("loading: stream does not read length_column yet; use loading: memory")
+
+    def streamed(self) -> StreamSource | None:
+        if self.loading == "memory" or (self.loading == "auto" and self.length_column is not None):
+            return None
+        source = StreamSource.open(self.path, x_columns=self.x_columns, y_column=self.y_column, x_shape=self.x_shape,
+                                   task=self.task, shuffle_rows=self.shuffle_rows,
+                                   rule=SplitRule(seed=self.split_seed, validation_fraction=self.validation_fraction,
+                                                  test_fraction=self.test_fraction))
+        if self.loading == "auto" and source.memory_bytes() <= STREAM_ABOVE_BYTES:
+            return None
+        return source
 
     def load(self) -> pa.Table:
         import pyarrow.dataset as ds

@@ -12,6 +12,7 @@ worker's shard in a seeded order of files with a bounded shuffle buffer.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import posixpath
 import zlib
@@ -26,6 +27,8 @@ from skate.data.base import DatasetInfo
 from skate.uri import open_location
 
 SPLITS = ("train", "validation", "test")
+STREAM_SPLIT = "split.json"
+"""In a run directory: the rule and counts of a streamed data set's split (:meth:`SplitRule.record`)."""
 NUM_CLASSES_KEY = b"skate.num_classes"
 """Schema metadata that states the class count (else it comes from the target column's statistics)."""
 
@@ -171,7 +174,10 @@ class SplitRule:
 
     def record(self, parts: Sequence[ParquetPart]) -> dict[str, Any]:
         """The split as a run keeps it: the rule, its parameters and the rows per split."""
-        per_file = self.counts(parts)
+        return self.record_counts(self.counts(parts))
+
+    def record_counts(self, per_file: dict[str, dict[str, int]]) -> dict[str, Any]:
+        """:meth:`record` from counts already made."""
         totals = {split: sum(counts[split] for counts in per_file.values()) for split in SPLITS}
         return {"rule": "splitmix64(seed, crc32(file name), row) / 2**64 against the fractions",
                 "seed": self.seed, "validation_fraction": self.validation_fraction,
@@ -273,3 +279,78 @@ def _numpy(column: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_fixed_size_list(array.type):
         return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), -1)
     return array.to_numpy(zero_copy_only=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSource:
+    """A Parquet data set that the workers read as streams, each its own shard: what an engine's
+    workload carries in place of tables (small: names, counts and settings; the filesystem is
+    opened again where it is read).
+
+    Args:
+        location: the data set (a file, a folder or a URI).
+        x_columns, y_column: the feature columns, in order, and the target.
+        rule: the train/validation/test split.
+        shuffle_rows: the shuffle buffer's size in rows (0: each file's rows in order).
+        info: shapes and class count (from :func:`survey`).
+        counts: rows per split of each file (from :meth:`SplitRule.counts`).
+    """
+
+    location: str
+    x_columns: tuple[str, ...]
+    y_column: str
+    rule: SplitRule
+    shuffle_rows: int
+    info: DatasetInfo
+    counts: dict[str, dict[str, int]]
+
+    @classmethod
+    def open(cls, location: str, *, x_columns: Sequence[str], y_column: str, x_shape: Sequence[int] | None,
+             task: str, rule: SplitRule, shuffle_rows: int) -> "StreamSource":
+        """Survey the data set at ``location`` (footers only) and count its split (see :func:`survey`)."""
+        found = survey(location, x_columns=x_columns, y_column=y_column, x_shape=x_shape, task=task)
+        return cls(location=location, x_columns=tuple(x_columns), y_column=y_column, rule=rule,
+                   shuffle_rows=shuffle_rows, info=found.info, counts=rule.counts(found.parts))
+
+    @functools.cached_property
+    def _found(self) -> Survey:
+        """The files as seen where they are read (surveyed once there; not sent along)."""
+        return survey(self.location, x_columns=self.x_columns, y_column=self.y_column, x_shape=self.info.x_shape,
+                      task="classification" if self.info.num_classes is not None else "regression")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: value for name, value in self.__dict__.items() if name != "_found"}
+
+    def memory_bytes(self) -> int:
+        """What the examples would take in memory: float32 features and an 8-byte target each."""
+        return sum(sum(counts.values()) for counts in self.counts.values()) * (int(np.prod(self.info.x_shape)) * 4 + 8)
+
+    def rows(self, split: str) -> int:
+        return sum(counts[split] for counts in self.counts.values())
+
+    def shard(self, split: str, rank: int, num_replicas: int) -> list[str]:
+        """Replica ``rank``'s files of ``split`` (all of them for one replica)."""
+        if num_replicas == 1:
+            return sorted(name for name in self.counts if self.counts[name][split])
+        return shards(self.counts, split, num_replicas)[rank]
+
+    def steps_per_epoch(self, batch_size: int, num_replicas: int = 1) -> int:
+        """Steps in an epoch: enough for the replica with the most training rows (the others' batches
+        run out first and they wait, so synchronous steps line up)."""
+        most = max(sum(self.counts[name]["train"] for name in self.shard("train", rank, num_replicas))
+                   for rank in range(num_replicas))
+        return -(-most // batch_size)
+
+    def batches(self, split: str, shard: Sequence[str], *, batch_size: int, epoch: int, seed: int,
+                shuffle: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(x, y)`` batches of ``shard``'s rows of ``split``, ``x`` shaped ``(n, *x_shape)``; in file
+        order without the shuffle buffer when not ``shuffle`` (evaluation)."""
+        found = self._found
+        columns = list(dict.fromkeys([*self.x_columns, self.y_column]))
+        for batch in batches(found, self.rule, shard, split=split, columns=columns, batch_size=batch_size,
+                             epoch=epoch, seed=seed, shuffle_rows=self.shuffle_rows if shuffle else 0):
+            n = len(batch[self.y_column])
+            x = np.concatenate([batch[c].reshape(n, -1) for c in self.x_columns], axis=1).astype(np.float32)
+            y = batch[self.y_column]
+            y = y.astype(np.int64) if self.info.num_classes is not None else y.astype(np.float32)
+            yield x.reshape(n, *self.info.x_shape), y

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import ray
 from ray import ObjectRef
 
+from skate.data.base import DatasetInfo, info_of
+from skate.data.stream import StreamSource
 from skate.engines.faults import EngineLost
 from skate.engines.optim import OptimizerConfig
 from skate.engines.precision import Precision
@@ -33,7 +35,9 @@ class Workload:
         optimizer: the update rule.
         batch_size: examples per gradient step (per worker for data-parallel engines).
         seed: seeds model initialisation and the order of examples.
-        tables: ``train``, ``validation`` and ``test`` tables, as object references.
+        tables: ``train``, ``validation`` and ``test`` tables, as object references (none when the
+            data stream).
+        stream: a Parquet data set each replica reads its own shard of (see :mod:`skate.data.stream`).
         objective: the loss and metrics; default: the one the model names, looked up here in the driver
             (so an objective registered in this process, even in a notebook, travels to the workers).
         clip_norm, clip_value: gradient clipping of every step (see :func:`skate.engines.replica.clip`).
@@ -48,6 +52,7 @@ class Workload:
     seed: int
     tables: dict[str, ObjectRef]
     objective: Objective | None = None
+    stream: StreamSource | None = None
     clip_norm: float | None = None
     clip_value: float | None = None
     epochs: int = 1
@@ -63,8 +68,14 @@ class Workload:
         :meth:`ModelConfig.phase_starts`): the optimizer state starts afresh there."""
         return start == 0 and epoch in self.model.phase_starts()
 
+    def info(self) -> DatasetInfo:
+        """The shapes and class count of the examples."""
+        return self.stream.info if self.stream is not None else info_of(ray.get(self.tables["train"]))
+
     def steps_per_epoch(self, num_replicas: int = 1) -> int:
         """Gradient steps in an epoch when ``num_replicas`` replicas each take ``batch_size`` examples a step."""
+        if self.stream is not None:
+            return self.stream.steps_per_epoch(self.batch_size, num_replicas)
         num_train = ray.get(self.tables["train"]).num_rows
         return -(-num_train // (self.batch_size * num_replicas))
 

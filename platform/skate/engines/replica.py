@@ -61,9 +61,11 @@ class Replica:
 
     def __init__(self, workload: Workload, *, rank: int = 0, num_replicas: int = 1, device: str = "cpu") -> None:
         tables = {name: ray.get(ref) for name, ref in workload.tables.items()}
+        self.stream = workload.stream
         torch.manual_seed(workload.seed)
         self.device = torch.device(device)
-        self.model = workload.model.build(info_of(tables["train"])).to(self.device)
+        info = self.stream.info if self.stream is not None else info_of(tables["train"])
+        self.model = workload.model.build(info).to(self.device)
         assert workload.objective is not None
         self.objective = workload.objective
         self.batch_size = workload.batch_size
@@ -81,12 +83,20 @@ class Replica:
 
     @property
     def num_train(self) -> int:
+        if self.stream is not None:  # this replica's shard
+            return sum(self.stream.counts[name]["train"] for name in self._shard("train"))
         return len(self.data["train"][0])
 
     def steps_per_epoch(self) -> int:
         """Gradient steps in an epoch; the same for every replica, so synchronous steps line up."""
+        if self.stream is not None:
+            return self.stream.steps_per_epoch(self.batch_size, self.num_replicas)
         window = self.batch_size * self.num_replicas
         return -(-self.num_train // window)
+
+    def _shard(self, split: str) -> list[str]:
+        assert self.stream is not None
+        return self.stream.shard(split, self.rank, self.num_replicas)
 
     def batches(self, epoch: int, start: int = 0, stop: int | None = None) -> Iterator[Batch]:
         """This replica's batches of steps ``start`` to ``stop - 1`` of an epoch (default: all), in order.
@@ -100,6 +110,9 @@ class Replica:
         """
         if hasattr(self.model, "set_epoch"):
             self.model.set_epoch(epoch)
+        if self.stream is not None:
+            yield from self._streamed(epoch, start, self.steps_per_epoch() if stop is None else stop)
+            return
         order = np.random.default_rng((self.seed, epoch)).permutation(self.num_train)
         order = torch.from_numpy(order).to(self.device)
         window = self.batch_size * self.num_replicas
@@ -108,6 +121,23 @@ class Replica:
         for step in range(start, stop):
             index = order[step * window : (step + 1) * window][self.rank :: self.num_replicas]
             yield tuple(a[index] for a in arrays)
+
+    def _streamed(self, epoch: int, start: int, stop: int) -> Iterator[Batch]:
+        """The batches of steps ``start`` to ``stop - 1`` of this replica's shard of the stream. A
+        stream has no random access: the steps before ``start`` are read again and dropped. Once the
+        shard runs out (a smaller shard than another replica's), its batches are empty."""
+        assert self.stream is not None
+        read = self.stream.batches("train", self._shard("train"), batch_size=self.batch_size, epoch=epoch,
+                                   seed=self.seed)
+        for step in range(stop):
+            arrays = next(read, None)
+            if step < start:
+                continue
+            if arrays is None:
+                x_shape = self.stream.info.x_shape
+                arrays = (np.zeros((0, *x_shape), np.float32),
+                          np.zeros(0, np.int64 if self.stream.info.num_classes is not None else np.float32))
+            yield tuple(torch.from_numpy(a).to(self.device) for a in arrays)
 
     def loss(self, batch: Batch, sums: dict[str, float], *, divisor: float | None = None) -> torch.Tensor:
         """The loss of a batch to call backward on: its mean, or its sum over ``divisor``.
@@ -164,9 +194,14 @@ class Replica:
         """Per-example means of the objective's metrics over a whole split, in evaluation mode."""
         self.model.eval()
         sums: dict[str, float] = {}
-        arrays = self.data[split]
-        for start in range(0, len(arrays[0]), 1024):
-            self._measure(self.model, tuple(a[start : start + 1024] for a in arrays), sums)
+        if self.stream is not None:
+            every = sorted(name for name in self.stream.counts if self.stream.counts[name][split])
+            for arrays in self.stream.batches(split, every, batch_size=1024, epoch=0, seed=self.seed, shuffle=False):
+                self._measure(self.model, tuple(torch.from_numpy(a).to(self.device) for a in arrays), sums)
+        else:
+            arrays = self.data[split]
+            for start in range(0, len(arrays[0]), 1024):
+                self._measure(self.model, tuple(a[start : start + 1024] for a in arrays), sums)
         self.model.train()
         return means(sums)
 

@@ -15,7 +15,6 @@ import torch
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from skate import phases
-from skate.data.base import info_of
 from skate.engines.base import Engine, Metrics, Workload
 from skate.engines.faults import actor_died, EngineLost, spent
 from skate.engines.placement import JobPlacement, actor_nodes, placed_event
@@ -63,7 +62,7 @@ class ParameterServerEngine(Engine):
         self.workload = workload
         self.steps_per_epoch = workload.steps_per_epoch(config.num_workers)
         torch.manual_seed(workload.seed)  # the same initial weights as every replica and as `single`
-        model = workload.model.build(info_of(ray.get(workload.tables["train"])))
+        model = workload.model.build(workload.info())
         self.layout = Layout.of(model, config.num_shards)
         self._snapshot: dict[str, Any] | None = None
         self._token = new_token()  # what workers present to the shards' sockets
