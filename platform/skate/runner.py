@@ -209,9 +209,6 @@ def _workload(spec: JobSpec, run: RunDir) -> Workload:
 def _streamed_workload(spec: JobSpec, run: RunDir, stream: StreamSource) -> Workload:
     """The workload of a job whose data the workers stream; the split's rule and counts are recorded
     in the run directory (``split.json``) as the in-memory split's rows are (``split.parquet``)."""
-    if spec.train.strategy.kind == "allreduce":
-        raise SkateError("data.loading: stream: the allreduce engine reads its data in memory so far; use "
-                         "train.strategy.kind single or parameter_server, or data.loading: memory")
     write_text_atomic(run.path / STREAM_SPLIT, json.dumps(stream.rule.record_counts(stream.counts), indent=1))
     try:
         spec.model.build(stream.info)

@@ -1,6 +1,6 @@
 """Jobs whose workers stream a Parquet data set (local, and on moto's S3 server): they train on the
-single and parameter-server engines with the split recorded, whole by ``skate verify``'s checks; the
-allreduce engine refuses a stream in one line."""
+single, parameter-server and allreduce engines with the split recorded, whole by ``skate verify``'s
+checks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 import ray
 
 from skate.data.synthetic import write_mnist_like
-from skate.errors import SkateError
 from skate.runner import run_job
 from skate.runs.metrics import read_metrics
 from skate.runs.verify import run_problems
@@ -42,15 +41,19 @@ def job(path: str, strategy: dict) -> dict:
 
 @pytest.mark.parametrize("strategy", [{"kind": "single"},
                                       {"kind": "parameter_server", "num_workers": 2, "num_shards": 1, "mode": "sync"},
-                                      {"kind": "parameter_server", "num_workers": 2, "num_shards": 1, "mode": "async"}],
-                         ids=["single", "ps_sync", "ps_async"])
+                                      {"kind": "parameter_server", "num_workers": 2, "num_shards": 1, "mode": "async"},
+                                      {"kind": "allreduce", "num_workers": 2}],
+                         ids=["single", "ps_sync", "ps_async", "allreduce"])
 def test_a_streamed_job_trains_whole_with_its_split_recorded(ray_with_s3: str, tmp_path: Path, strategy: dict) -> None:
     made = write_mnist_like(tmp_path / "data", rows=800, num_files=4, rows_per_group=100)
     result = run_job(load_spec_data(job(made.location, strategy)), root=tmp_path / "runs", progress=False)
     assert result.status == "completed" and 0 <= result.metrics["test/accuracy"] <= 1, result.metrics
     split = json.loads((result.run_dir / "split.json").read_text())
     assert sum(split["rows"].values()) == 800 and set(split["files"]) == {f"part-0000{i}.parquet" for i in range(4)}
-    assert read_metrics(result.run_dir / "metrics.parquet").column("epoch").to_pylist() == [1, 2]
+    metrics = read_metrics(result.run_dir / "metrics.parquet")
+    assert metrics.column("epoch").to_pylist() == [1, 2]
+    # Every training row once an epoch, over the workers' disjoint shards.
+    assert metrics.column("perf/epoch_samples").to_pylist() == [split["rows"]["train"]] * 2
     assert run_problems(result.run_dir) == []
 
 
@@ -59,10 +62,3 @@ def test_a_job_streams_its_data_from_s3(ray_with_s3: str, tmp_path: Path) -> Non
     spec = job(made.location, {"kind": "single"})
     result = run_job(load_spec_data({**spec, "train": {**spec["train"], "epochs": 1}}), root=tmp_path, progress=False)
     assert result.status == "completed" and 0 <= result.metrics["test/accuracy"] <= 1, result.metrics
-
-
-def test_allreduce_refuses_a_stream_in_one_line(ray_with_s3: str, tmp_path: Path) -> None:
-    made = write_mnist_like(tmp_path / "data", rows=200, num_files=2)
-    with pytest.raises(SkateError, match=r"^data.loading: stream: the allreduce engine reads its data in memory"):
-        run_job(load_spec_data(job(made.location, {"kind": "allreduce", "num_workers": 2})), root=tmp_path / "runs",
-                progress=False)

@@ -107,10 +107,9 @@ def _serve_commands(config: dict[str, Any]) -> None:
             optimizer = workload.optimizer.build(replica.model.parameters())
         clock = EpochClock()
         sums: dict[str, float] = {}
-        window = replica.batch_size * world
         for step, batch in enumerate(replica.batches(epoch, start, stop), start=start):
-            step_total = min(window, replica.num_train - step * window)
-            if step_total < world:  # a rank would have no example; every rank skips this step alike
+            step_total = replica.step_examples(step)
+            if not replica.step_runs(step):  # every rank skips this step alike
                 continue
             optimizer.zero_grad(set_to_none=True)
             # DDP averages gradients over ranks: a sum over world/step_total makes the step's

@@ -78,13 +78,16 @@ class Replica:
         """Gradients refused by the guard since :meth:`take_refused` last asked."""
         self.seed = workload.seed
         self.rank, self.num_replicas = rank, num_replicas
+        self._shard_rows = [] if self.stream is None else [  # each replica's training rows in a stream
+            sum(self.stream.counts[name]["train"] for name in self.stream.shard("train", r, num_replicas))
+            for r in range(num_replicas)]
         self.train_model: torch.nn.Module = self.model  # what training steps call (an engine may wrap it, e.g. DDP)
         self.data = {name: tuple(torch.from_numpy(np.require(a, requirements="W")).to(self.device) for a in to_numpy(t)) for name, t in tables.items()}
 
     @property
     def num_train(self) -> int:
         if self.stream is not None:  # this replica's shard
-            return sum(self.stream.counts[name]["train"] for name in self._shard("train"))
+            return self._shard_rows[self.rank]
         return len(self.data["train"][0])
 
     def steps_per_epoch(self) -> int:
@@ -93,6 +96,19 @@ class Replica:
             return self.stream.steps_per_epoch(self.batch_size, self.num_replicas)
         window = self.batch_size * self.num_replicas
         return -(-self.num_train // window)
+
+    def step_examples(self, step: int) -> int:
+        """The examples all replicas together train on at ``step`` of an epoch."""
+        if self.stream is not None:
+            return sum(min(self.batch_size, max(0, n - step * self.batch_size)) for n in self._shard_rows)
+        window = self.batch_size * self.num_replicas
+        return min(window, self.num_train - step * window)
+
+    def step_runs(self, step: int) -> bool:
+        """Whether ``step`` trains at all. In memory, a step whose window leaves some replica without
+        an example is skipped by all; a stream's replica whose shard ran out trains on an empty batch
+        (a zero gradient) beside the others."""
+        return self.step_examples(step) >= (1 if self.stream is not None else self.num_replicas)
 
     def _shard(self, split: str) -> list[str]:
         assert self.stream is not None
