@@ -54,6 +54,9 @@ def test_a_streamed_job_trains_whole_with_its_split_recorded(ray_with_s3: str, t
     assert metrics.column("epoch").to_pylist() == [1, 2]
     # Every training row once an epoch, over the workers' disjoint shards.
     assert metrics.column("perf/epoch_samples").to_pylist() == [split["rows"]["train"]] * 2
+    assert metrics.column("data/rows").to_pylist() == [split["rows"]["train"]] * 2  # the rows the stream gave
+    assert all(w > 0 for w in metrics.column("data/wait_s").to_pylist())
+    assert all(r > 0 for r in metrics.column("data/rows_per_s").to_pylist())
     assert run_problems(result.run_dir) == []
 
 

@@ -123,7 +123,12 @@ def _serve_commands(config: dict[str, Any]) -> None:
         if world > 1:
             dist.all_reduce(totals)
         merged = dict(zip(names, totals.tolist()))
-        return {**{f"train/{n}": v for n, v in means(merged).items()}, **replica.take_refused(),
+        counters = replica.take_refused()
+        if world > 1 and "data/rows" in counters:  # a stream: each rank's wait, on average; the rows, in all
+            shared = torch.tensor([counters["data/wait_s"], counters["data/rows"]], dtype=torch.float64)
+            dist.all_reduce(shared)
+            counters.update({"data/wait_s": float(shared[0]) / world, "data/rows": float(shared[1])})
+        return {**{f"train/{n}": v for n, v in means(merged).items()}, **counters,
                 **clock.metrics(merged.get("count", 0.0))}
 
     while True:

@@ -177,7 +177,8 @@ StrategyConfig.variants = Variants("strategy", default="single")
 STRATEGIES = StrategyConfig.variants
 
 
-SUMMED = ("perf/epoch_s", "perf/epoch_samples", "ps/dropped_gradients", "guard/refused_gradients")
+SUMMED = ("perf/epoch_s", "perf/epoch_samples", "ps/dropped_gradients", "guard/refused_gradients", "data/wait_s",
+          "data/rows")
 """Metrics that are totals over a segment; an epoch's is the sum over its segments."""
 
 
@@ -186,7 +187,7 @@ def combine(parts: list[Metrics]) -> Metrics:
     (``faults/*``) keep their last value, throughput is recomputed, and every other metric (a
     per-example or per-step mean) is weighted by its segment's examples."""
     if len(parts) == 1:
-        return dict(parts[0])
+        return _rates(dict(parts[0]))
     weights = [part.get("perf/epoch_samples", 0.0) for part in parts]
     total = sum(weights)
     merged: Metrics = {}
@@ -201,4 +202,11 @@ def combine(parts: list[Metrics]) -> Metrics:
             merged[name] = sum(v * w for v, w in values) / weight if weight else values[-1][0]
     if "perf/samples_per_s" in merged:
         merged["perf/samples_per_s"] = total / max(merged.get("perf/epoch_s", 0.0), 1e-9)
-    return merged
+    return _rates(merged)
+
+
+def _rates(metrics: Metrics) -> Metrics:
+    """``data/rows_per_s``: the rows a stream gave the workers over the epoch's time (where it streamed)."""
+    if "data/rows" in metrics:
+        metrics["data/rows_per_s"] = metrics["data/rows"] / max(metrics.get("perf/epoch_s", 0.0), 1e-9)
+    return metrics

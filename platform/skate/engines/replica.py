@@ -76,6 +76,7 @@ class Replica:
         self.refuse_grad_norm = workload.refuse_grad_norm
         self.refused = 0
         """Gradients refused by the guard since :meth:`take_refused` last asked."""
+        self._data = {"data/wait_s": 0.0, "data/rows": 0.0}
         self.seed = workload.seed
         self.rank, self.num_replicas = rank, num_replicas
         self._shard_rows = [] if self.stream is None else [  # each replica's training rows in a stream
@@ -146,9 +147,12 @@ class Replica:
         read = self.stream.batches("train", self._shard("train"), batch_size=self.batch_size, epoch=epoch,
                                    seed=self.seed)
         for step in range(stop):
+            began = time.perf_counter()
             arrays = next(read, None)
+            self._data["data/wait_s"] += time.perf_counter() - began  # the reread of earlier steps too
             if step < start:
                 continue
+            self._data["data/rows"] += 0 if arrays is None else len(arrays[1])
             if arrays is None:
                 x_shape = self.stream.info.x_shape
                 arrays = (np.zeros((0, *x_shape), np.float32),
@@ -181,9 +185,11 @@ class Replica:
         return healthy
 
     def take_refused(self) -> dict[str, float]:
-        """The ``guard/refused_gradients`` metric since the last call."""
+        """The ``guard/refused_gradients`` metric since the last call, and with a stream, the time this
+        replica waited for its batches (``data/wait_s``) and the rows they held (``data/rows``)."""
         refused, self.refused = self.refused, 0
-        return {"guard/refused_gradients": float(refused)}
+        data, self._data = self._data, {"data/wait_s": 0.0, "data/rows": 0.0}
+        return {"guard/refused_gradients": float(refused), **(data if self.stream is not None else {})}
 
     def schedule(self, optimizer: torch.optim.Optimizer, epoch: int, step: int) -> None:
         """Give ``optimizer`` the scheduled learning rate of step ``step`` of ``epoch`` (from 1)."""

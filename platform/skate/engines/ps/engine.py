@@ -322,10 +322,13 @@ class ParameterServerEngine(Engine):
         sums: dict[str, float] = {}
         for result in results:
             for name, value in result.items():
-                if not name.startswith(("perf/", "guard/")) and name != "wire_bytes_per_step":
+                if not name.startswith(("perf/", "guard/", "data/")) and name != "wire_bytes_per_step":
                     sums[name] = sums.get(name, 0.0) + value
         metrics = {f"train/{name}": value for name, value in means(sums).items()}
         metrics["perf/wire_bytes_per_worker_step"] = sum(r["wire_bytes_per_step"] for r in results) / len(results)
+        if any("data/rows" in r for r in results):  # a stream: each worker's wait, on average; the rows, in all
+            metrics["data/wait_s"] = sum(r.get("data/wait_s", 0.0) for r in results) / len(results)
+            metrics["data/rows"] = sum(r.get("data/rows", 0.0) for r in results)
         stats = ray.get([shard.stats.remote() for shard in self.shards])
         applied = sum(s["applied"] for s in stats)
         metrics["ps/dropped_gradients"] = float(sum(s["dropped"] for s in stats))
