@@ -5,13 +5,18 @@ checks."""
 from __future__ import annotations
 
 import json
+import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import ray
 
+from skate.chaos import PhaseKill, run_under_chaos
 from skate.data.synthetic import write_mnist_like
+from skate.errors import describe_error
 from skate.runner import run_job
 from skate.runs.metrics import read_metrics
 from skate.runs.verify import run_problems
@@ -65,3 +70,40 @@ def test_a_job_streams_its_data_from_s3(ray_with_s3: str, tmp_path: Path) -> Non
     spec = job(made.location, {"kind": "single"})
     result = run_job(load_spec_data({**spec, "train": {**spec["train"], "epochs": 1}}), root=tmp_path, progress=False)
     assert result.status == "completed" and 0 <= result.metrics["test/accuracy"] <= 1, result.metrics
+
+
+@pytest.mark.parametrize("target", ["PSWorker", "ParameterShard"])
+def test_a_streamed_parameter_server_job_comes_through_a_kill_whole(ray_with_s3: str, tmp_path: Path,
+                                                                     target: str) -> None:
+    # A replacement worker reads its rank's shard again from the segment's start; a rollback rereads every shard.
+    made = write_mnist_like(tmp_path / "data", rows=800, num_files=4, rows_per_group=100)
+    spec = load_spec_data(job(made.location, {"kind": "parameter_server", "num_workers": 2, "num_shards": 1}))
+    outcome = run_under_chaos(spec, [PhaseKill(phase="segment", target=target, occurrence=3)], seed=0,
+                              root=tmp_path / "runs", metric="val/accuracy", at_least=0.0)
+    assert outcome.survived, outcome.problems
+    assert [k["pid"] is not None for k in outcome.kills] == [True] and outcome.recovery_s[0] is not None
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    rows = read_metrics(run_dir / "metrics.parquet").column("data/rows").to_pylist()
+    assert len(rows) == 2 and all(n > 0 for n in rows)
+
+
+def test_data_that_disappears_mid_run_fails_the_run_in_one_line_with_its_epochs_whole(ray_with_s3: str,
+                                                                                     tmp_path: Path) -> None:
+    made = write_mnist_like(tmp_path / "data", rows=800, num_files=4, rows_per_group=100)
+    spec = job(made.location, {"kind": "parameter_server", "num_workers": 2, "num_shards": 1})
+    root = tmp_path / "runs"
+
+    def remove_after_the_first_epoch() -> None:
+        while not list(root.glob("*/metrics.parquet")):
+            time.sleep(0.05)
+        shutil.rmtree(tmp_path / "data")
+
+    remover = threading.Thread(target=remove_after_the_first_epoch, daemon=True)
+    remover.start()
+    with pytest.raises(Exception) as error:
+        run_job(load_spec_data({**spec, "train": {**spec["train"], "epochs": 20}}), root=root, progress=False)
+    remover.join(timeout=5)
+    assert "part-0000" in describe_error(error.value) and "\n" not in describe_error(error.value)
+    (run_dir,) = root.iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    assert run_problems(run_dir) == []  # the epochs recorded are whole; the one cut short is not recorded
