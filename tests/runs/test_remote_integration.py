@@ -23,6 +23,7 @@ from skate.cli import main
 from skate.launch.localhead import free_port
 from skate.runner import run_job
 from skate.spec import load_spec
+from skate.uri import join, open_location
 
 from conftest import JOBS, REPO
 
@@ -80,6 +81,17 @@ def test_a_run_mirrored_to_s3_is_listed_reported_and_verified_from_there(
     report = capsys.readouterr().out
     final = s3_json(f"{uri}/summary.json")["final"]
     assert f"test/accuracy  {final['test/accuracy']:.4g}" in report and "learning curves: " in report
+    assert main(["verify", uri]) == 0 and "whole" in capsys.readouterr().out
+
+
+def test_a_run_mirrored_to_gcs_is_listed_reported_and_verified_from_there(
+        ray_local: None, gcs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = load_spec(JOBS / "digits_rnn.yaml", ["train.epochs=2"])
+    assert run_job(spec, root=tmp_path, progress=False, storage=join(gcs, "runs"), name="mirrored").status == "completed"
+    uri = join(gcs, "runs", "mirrored")
+    assert main(["runs", "--storage", join(gcs, "runs")]) == 0
+    assert "mirrored" in (listing := capsys.readouterr().out) and "completed" in listing
+    assert main(["report", uri]) == 0 and "test/accuracy  " in capsys.readouterr().out
     assert main(["verify", uri]) == 0 and "whole" in capsys.readouterr().out
 
 
@@ -170,27 +182,29 @@ def stored_run(s3: str, local: Path, name: str) -> str:
         folder.mkdir(parents=True)
         (folder / "state.pkl").write_bytes(bytes([iteration]) * 64)
         seal(folder, {"training_iteration": iteration})
-    uri = f"{s3}/runs/{name}"
+    uri = join(s3, "runs", name)
     RunMirror(local, uri).sync()
-    filesystem, path = pafs.FileSystem.from_uri(uri)
     for altered in ("checkpoints/ckpt-000000009.pt", "trials/t1/checkpoints/iter-3/state.pkl"):
-        with filesystem.open_output_stream(f"{path}/{altered}") as stream:
+        filesystem, path = open_location(join(uri, altered))
+        with filesystem.open_output_stream(path) as stream:
             stream.write(b"altered")
     return uri
 
 
-def test_a_resume_fetches_the_records_and_only_the_newest_checkpoint_that_passes(s3: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("api", ["s3", "gcs"])
+def test_a_resume_fetches_the_records_and_only_the_newest_checkpoint_that_passes(api: str, tmp_path: Path,
+                                                                                 request: pytest.FixtureRequest) -> None:
     from skate.runs.remote import resumable_copy
 
-    uri = stored_run(s3, tmp_path / "run", "partial")
+    uri = stored_run(request.getfixturevalue(api), tmp_path / "run", "partial")
     copy = resumable_copy(uri)
     fetched = {p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file() and not p.name.startswith(".")}
     assert {"spec.yaml", "summary.json", "checkpoints/manifest.json"} <= fetched
     # The newest of each failed its checks, so the one before it was fetched too; the oldest was not.
     assert {name for name in fetched if "ckpt-" in name} == {"checkpoints/ckpt-000000009.pt", "checkpoints/ckpt-000000006.pt"}
     assert {name.split("/")[3] for name in fetched if "/iter-" in name} == {"iter-3", "iter-2"}
-    filesystem, path = pafs.FileSystem.from_uri(uri)  # storage keeps every checkpoint
-    assert filesystem.get_file_info(f"{path}/checkpoints/ckpt-000000003.pt").type == pafs.FileType.File
+    filesystem, path = open_location(join(uri, "checkpoints/ckpt-000000003.pt"))  # storage keeps every checkpoint
+    assert filesystem.get_file_info(path).type == pafs.FileType.File
 
 
 @pytest.mark.parametrize("wrong", ["key id", "secret"])
