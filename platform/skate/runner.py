@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import ray
 
 from skate.capacity import check_possible
-from skate.data import info_of, split_record, split_rows
+from skate.data import info_of, split_record
 from skate.data.stream import STREAM_SPLIT, StreamSource
 from skate.engines.base import Workload
 from skate.errors import SkateError, describe_error
@@ -194,8 +194,7 @@ def _workload(spec: JobSpec, run: RunDir) -> Workload:
         table = spec.data.load()
     except (ImportError, OSError, ValueError) as error:
         raise SkateError(f"data source '{spec.data.source}': cannot load: {error}") from error
-    rows = split_rows(table.num_rows, validation_fraction=spec.data.validation_fraction,
-                      test_fraction=spec.data.test_fraction, seed=spec.data.split_seed)
+    rows = spec.data.split(table)
     with atomic_path(run.split_path) as tmp:
         pq.write_table(split_record(rows), tmp)
     tables = {name: table.take(pa.array(index)) for name, index in rows.items()}

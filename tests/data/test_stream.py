@@ -120,3 +120,21 @@ def test_a_made_data_set_streams_with_its_stated_classes_and_shape(tmp_path: Pat
     result = survey(str(tmp_path / "big"), x_columns=["x"], y_column="y", x_shape=[28, 28])
     assert result.num_rows == 300 and len(result.parts) == 3
     assert result.info.num_classes == 10 and result.info.x_shape == (28, 28)
+
+
+def test_a_data_set_loaded_whole_splits_into_the_same_examples_as_its_stream(tmp_path: Path) -> None:
+    from skate.data import to_numpy
+    from skate.data.parquet import ParquetConfig
+
+    folder = write(tmp_path / "d")
+    config = ParquetConfig(path=str(folder), x_columns=("x",), y_column="y", split_seed=3, validation_fraction=0.2,
+                           test_fraction=0.1, loading="stream")
+    table = config.load()
+    whole = {split: set(to_numpy(table.take(pa.array(rows)))[0][:, 0].astype(int).tolist())
+             for split, rows in config.split(table).items()}
+    stream = config.streamed()
+    assert stream is not None
+    for split in SPLITS:
+        every = stream.shard(split, 0, 1)
+        streamed = [int(i) for x, _ in stream.batches(split, every, batch_size=10, epoch=1, seed=0) for i in x[:, 0]]
+        assert sorted(streamed) == sorted(whole[split]) and len(streamed) == len(whole[split]) > 0, split

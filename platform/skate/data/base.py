@@ -56,6 +56,12 @@ class DataConfig:
         """All examples of the source as one table (see :func:`make_table`)."""
         raise NotImplementedError
 
+    def split(self, table: pa.Table) -> dict[str, np.ndarray]:
+        """The row numbers of ``table`` (what :meth:`load` gave) in ``train``, ``validation`` and ``test``:
+        a seeded shuffle cut by the fractions (see :func:`split_rows`)."""
+        return split_rows(table.num_rows, validation_fraction=self.validation_fraction,
+                          test_fraction=self.test_fraction, seed=self.split_seed)
+
     def streamed(self) -> StreamSource | None:
         """The source as a stream each worker reads its own shard of, when it is to be read so
         (see :mod:`skate.data.stream`); ``None``: it is loaded whole with :meth:`load`."""

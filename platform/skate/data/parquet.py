@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from skate.config.fields import param
 from skate.data.base import DATA_SOURCES, DataConfig, make_table
-from skate.data.stream import SplitRule, StreamSource
+from skate.data.stream import SPLITS, SplitRule, StreamSource, parquet_parts
 from skate.uri import open_location
 
 
+_PARTS = b"skate.parts"
+"""A loaded table's schema metadata: each file's name and rows, in the table's order (for :meth:`ParquetConfig.split`)."""
 STREAM_ABOVE_BYTES = 1 << 30
 """``loading: auto`` streams a data set whose examples take more than this in memory (float32 features)."""
 
@@ -39,8 +43,9 @@ class ParquetConfig(DataConfig):
         "auto", doc="memory: load it whole and split it in the driver; stream: each worker reads its own shard "
                     "of the files as it trains (a seeded split by file and row, see skate.data.stream); auto: "
                     "stream when the examples take more than 1 GiB in memory")
-    shuffle_rows: int = param(10_000, doc="a stream's shuffle buffer, in rows (0: each file's rows in order; "
-                                          "the files' order is shuffled each epoch either way)", ge=0)
+    shuffle_rows: int = param(10_000, doc="a stream's shuffle buffer, in rows; its files are read in a new "
+                                          "order each epoch (0: no shuffling, the files and their rows in order)",
+                              ge=0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -53,29 +58,37 @@ class ParquetConfig(DataConfig):
         if self.loading == "memory" or (self.loading == "auto" and self.length_column is not None):
             return None
         source = StreamSource.open(self.path, x_columns=self.x_columns, y_column=self.y_column, x_shape=self.x_shape,
-                                   task=self.task, shuffle_rows=self.shuffle_rows,
-                                   rule=SplitRule(seed=self.split_seed, validation_fraction=self.validation_fraction,
-                                                  test_fraction=self.test_fraction))
+                                   task=self.task, shuffle_rows=self.shuffle_rows, rule=self._rule())
         if self.loading == "auto" and source.memory_bytes() <= STREAM_ABOVE_BYTES:
             return None
         return source
 
-    def load(self) -> pa.Table:
-        import pyarrow.dataset as ds
+    def split(self, table: pa.Table) -> dict[str, np.ndarray]:
+        """The same split as a stream's (:class:`SplitRule`, by file and row), so that a data set
+        loaded whole and streamed train, validate and test on the same examples."""
+        assignment = np.concatenate([self._rule().assign(name, rows) for name, rows in json.loads(
+            (table.schema.metadata or {})[_PARTS])] or [np.zeros(0, np.int8)])
+        return {split: np.flatnonzero(assignment == i) for i, split in enumerate(SPLITS)}
 
-        filesystem, path = open_location(self.path)
+    def _rule(self) -> SplitRule:
+        return SplitRule(seed=self.split_seed, validation_fraction=self.validation_fraction,
+                         test_fraction=self.test_fraction)
+
+    def load(self) -> pa.Table:
+        filesystem, root = open_location(self.path)
         try:
-            dataset = ds.dataset(path, filesystem=filesystem, format="parquet")
-        except FileNotFoundError as error:
-            raise ValueError(f"data.path: {self.path}: no such file or folder") from error
-        names = dataset.schema.names
+            parts = parquet_parts(filesystem, root, self.path)
+        except ValueError as error:
+            raise ValueError(f"data.path: {error}") from None
+        names = pq.ParquetFile(parts[0].path, filesystem=filesystem).schema_arrow.names
         wanted = [*(("x_columns", c) for c in self.x_columns), ("y_column", self.y_column)]
         if self.length_column is not None:
             wanted.append(("length_column", self.length_column))
         for field, column in wanted:
             if column not in names:
                 raise ValueError(f"data.{field}: no column '{column}' in {self.path} (columns: {', '.join(names)})")
-        table = dataset.to_table(columns=list(dict.fromkeys(column for _, column in wanted)))
+        columns = list(dict.fromkeys(column for _, column in wanted))
+        table = pa.concat_tables([pq.read_table(part.path, filesystem=filesystem, columns=columns) for part in parts])
         x = np.concatenate([_numbers(table, c, "x_columns") for c in self.x_columns], axis=1)
         if self.x_shape is not None:
             if math.prod(self.x_shape) != x.shape[1]:
@@ -84,14 +97,15 @@ class ParquetConfig(DataConfig):
             x = x.reshape(len(x), *self.x_shape)
         lengths = None if self.length_column is None else self._lengths(table, x)
         y = _numbers(table, self.y_column, "y_column")
+        record = {_PARTS: json.dumps([[part.name, part.num_rows] for part in parts])}
         if self.task == "regression":
-            return make_table(x, y[:, 0] if y.shape[1] == 1 else y, num_classes=None, lengths=lengths)
+            return _with(make_table(x, y[:, 0] if y.shape[1] == 1 else y, num_classes=None, lengths=lengths), record)
         labels = y[:, 0]
         if y.shape[1] != 1 or not np.all(labels == np.round(labels)) or labels.min(initial=0) < 0:
             raise ValueError(f"data.y_column: '{self.y_column}' must hold integer labels 0..k-1 for classification "
                              "(set data.task: regression for numbers)")
         labels = labels.astype(np.int64)
-        return make_table(x, labels, num_classes=int(labels.max(initial=0)) + 1, lengths=lengths)
+        return _with(make_table(x, labels, num_classes=int(labels.max(initial=0)) + 1, lengths=lengths), record)
 
     def _lengths(self, table: pa.Table, x: np.ndarray) -> np.ndarray:
         """The length column, checked: integers from 1 to the padded number of steps, ``x_shape[0]``."""
@@ -111,6 +125,10 @@ class ParquetConfig(DataConfig):
             raise ValueError(f"data.length_column: '{name}' must hold lengths 1..{steps} (the padded steps, "
                              f"data.x_shape[0]); found {lengths.min()}..{lengths.max()}")
         return lengths
+
+
+def _with(table: pa.Table, metadata: dict[bytes, str]) -> pa.Table:
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
 
 
 def _numbers(table: pa.Table, name: str, field: str) -> np.ndarray:

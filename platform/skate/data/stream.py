@@ -67,7 +67,7 @@ def survey(location: str, *, x_columns: Sequence[str], y_column: str, x_shape: S
             schemas that disagree, features that do not fill ``x_shape``, no class count to be had.
     """
     filesystem, root = open_location(location)
-    parts = _parts(filesystem, root, location)
+    parts = parquet_parts(filesystem, root, location)
     wanted = [*x_columns, y_column]
     first: pa.Schema | None = None
     classes = 0
@@ -95,7 +95,13 @@ def survey(location: str, *, x_columns: Sequence[str], y_column: str, x_shape: S
     return Survey(location=location, parts=parts, info=info, filesystem=filesystem)
 
 
-def _parts(filesystem: pafs.FileSystem, root: str, location: str) -> tuple[ParquetPart, ...]:
+def parquet_parts(filesystem: pafs.FileSystem, root: str, location: str) -> tuple[ParquetPart, ...]:
+    """The Parquet files at ``root`` (a file, or every ``*.parquet`` under a folder), sorted by path,
+    with their rows from their footers.
+
+    Raises:
+        ValueError: nothing there, no Parquet files, or a file that is not Parquet (naming it).
+    """
     found = filesystem.get_file_info(root)
     if found.type == pafs.FileType.File:
         infos = [found]
