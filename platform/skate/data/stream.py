@@ -15,8 +15,10 @@ import dataclasses
 import functools
 import json
 import posixpath
+import queue
+import threading
 import zlib
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +29,9 @@ from skate.data.base import DatasetInfo
 from skate.uri import open_location
 
 SPLITS = ("train", "validation", "test")
+PREFETCH_BATCHES = 8
+"""How many batches a worker's reading thread keeps ready ahead of training."""
+T = TypeVar("T")
 STREAM_SPLIT = "split.json"
 """In a run directory: the rule and counts of a streamed data set's split (:meth:`SplitRule.record`)."""
 NUM_CLASSES_KEY = b"skate.num_classes"
@@ -246,38 +251,104 @@ def batches(found: Survey, rule: SplitRule, shard: Sequence[str], *, split: str,
     yield from buffer.drain(batch_size)
 
 
+def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
+    """``items``, made up to ``depth`` ahead by a thread of their own: Parquet's decoding releases
+    the GIL, so reading overlaps training. An error in the thread is raised here; closing this
+    generator stops the thread."""
+    ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fill() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as error:  # handed to the reader, which raises it
+            put(("error", error))
+
+    thread = threading.Thread(target=fill, daemon=True, name="skate-prefetch")
+    thread.start()
+    try:
+        while True:
+            kind, value = ahead.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+
+
 class _ShuffleBuffer:
-    """Mixes rows within a window of ``rows`` rows: once it holds that many (and a batch), it puts
-    them in a random order and hands out batches from the front until half are left, which mix with
-    the rows that come next. With ``rows`` 0, batches in the order the rows came."""
+    """A shuffle buffer of ``rows`` rows: each row that comes in takes the place of one drawn at random
+    from the buffer, which goes out; at the end the buffer goes out in a random order. With ``rows``
+    0, rows go out in the order they came. Rows are held as numpy arrays, one per column, and each
+    row is copied once into the buffer and once out."""
 
     def __init__(self, rows: int, rng: np.random.Generator) -> None:
         self.rows, self.rng = rows, rng
-        self.pool: pa.Table | None = None
-
-    @property
-    def count(self) -> int:
-        return 0 if self.pool is None else self.pool.num_rows
+        self.pool: dict[str, np.ndarray] = {}
+        self.held = 0
+        self.out: list[dict[str, np.ndarray]] = []
+        self.ready = 0
 
     def add(self, table: pa.Table, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-        self.pool = table if self.pool is None else pa.concat_tables([self.pool, table])
-        if self.count < max(self.rows, batch_size):
-            return
-        if self.rows:
-            self.pool = self.pool.take(pa.array(self.rng.permutation(self.count)))
-        while self.count >= batch_size and self.count > self.rows // 2:
-            yield self._take(batch_size)
+        chunk = {name: _numpy(table.column(name)) for name in table.column_names}
+        if not self.rows:
+            self._send(chunk)
+        else:
+            if not self.pool:
+                self.pool = {name: np.empty((self.rows, *column.shape[1:]), column.dtype) for name, column in chunk.items()}
+            fill = min(table.num_rows, self.rows - self.held)
+            for name, column in chunk.items():
+                self.pool[name][self.held : self.held + fill] = column[:fill]
+            self.held += fill
+            for start in range(fill, table.num_rows, self.rows):  # the buffer is full: swap rows in for rows out
+                stop = min(start + self.rows, table.num_rows)
+                slots = self.rng.choice(self.rows, stop - start, replace=False)
+                self._send({name: column[slots] for name, column in self.pool.items()})
+                for name, column in chunk.items():
+                    self.pool[name][slots] = column[start:stop]
+        yield from self._batches(batch_size, last=False)
 
     def drain(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-        if self.rows and self.count:
-            self.pool = self.pool.take(pa.array(self.rng.permutation(self.count)))  # type: ignore[union-attr]
-        while self.count:
-            yield self._take(min(batch_size, self.count))
+        if self.held:
+            order = self.rng.permutation(self.held)
+            self._send({name: column[: self.held][order] for name, column in self.pool.items()})
+            self.held = 0
+        yield from self._batches(batch_size, last=True)
 
-    def _take(self, n: int) -> dict[str, np.ndarray]:
-        assert self.pool is not None
-        batch, self.pool = self.pool.slice(0, n), self.pool.slice(n)
-        return {name: _numpy(batch.column(name)) for name in batch.column_names}
+    def _send(self, rows: dict[str, np.ndarray]) -> None:
+        self.out.append(rows)
+        self.ready += len(next(iter(rows.values())))
+
+    def _batches(self, batch_size: int, *, last: bool) -> Iterator[dict[str, np.ndarray]]:
+        while self.ready >= batch_size or (last and self.ready):
+            n = min(batch_size, self.ready)
+            parts, taken = [], 0
+            while taken < n:
+                head = self.out[0]
+                size = len(next(iter(head.values())))
+                use = min(size, n - taken)
+                parts.append({name: column[:use] for name, column in head.items()})
+                if use == size:
+                    self.out.pop(0)
+                else:
+                    self.out[0] = {name: column[use:] for name, column in head.items()}
+                taken += use
+            self.ready -= n
+            yield parts[0] if len(parts) == 1 else {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def _numpy(column: pa.ChunkedArray) -> np.ndarray:
@@ -353,10 +424,12 @@ class StreamSource:
         order without the shuffle buffer when not ``shuffle`` (evaluation)."""
         found = self._found
         columns = list(dict.fromkeys([*self.x_columns, self.y_column]))
-        for batch in batches(found, self.rule, shard, split=split, columns=columns, batch_size=batch_size,
-                             epoch=epoch, seed=seed, shuffle_rows=self.shuffle_rows if shuffle else 0):
+        read = batches(found, self.rule, shard, split=split, columns=columns, batch_size=batch_size, epoch=epoch,
+                       seed=seed, shuffle_rows=self.shuffle_rows if shuffle else 0)
+        for batch in prefetched(read, PREFETCH_BATCHES):
             n = len(batch[self.y_column])
-            x = np.concatenate([batch[c].reshape(n, -1) for c in self.x_columns], axis=1).astype(np.float32)
+            features = [batch[c].reshape(n, -1) for c in self.x_columns]
+            x = (features[0] if len(features) == 1 else np.concatenate(features, axis=1)).astype(np.float32)
             y = batch[self.y_column]
             y = y.astype(np.int64) if self.info.num_classes is not None else y.astype(np.float32)
             yield x.reshape(n, *self.info.x_shape), y
