@@ -15,6 +15,7 @@ import pytest
 import ray
 
 from skate.chaos import PhaseKill, run_under_chaos
+from skate.cli import main
 from skate.data.synthetic import write_mnist_like
 from skate.errors import describe_error
 from skate.runner import run_job
@@ -107,3 +108,13 @@ def test_data_that_disappears_mid_run_fails_the_run_in_one_line_with_its_epochs_
     (run_dir,) = root.iterdir()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
     assert run_problems(run_dir) == []  # the epochs recorded are whole; the one cut short is not recorded
+
+
+def test_a_streamed_autoencoders_report_draws_reconstructions_from_the_first_test_examples(
+        ray_with_s3: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    made = write_mnist_like(tmp_path / "data", rows=400, num_files=2, rows_per_group=100)
+    spec = job(made.location, {"kind": "single"})
+    spec = {**spec, "model": {"kind": "stacked_ae", "units": [32, 8]}, "train": {**spec["train"], "epochs": 1}}
+    result = run_job(load_spec_data(spec), root=tmp_path / "runs", progress=False)
+    assert main(["report", str(result.run_dir)]) == 0
+    assert (result.run_dir / "reconstructions.png").is_file() and "reconstructions" in capsys.readouterr().out

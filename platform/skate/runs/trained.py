@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from torch import nn
 
-from skate.data.base import info_of
+from skate.data.base import DatasetInfo, info_of, make_table
+from skate.data.stream import STREAM_SPLIT
 from skate.errors import SkateError
 from skate.runs.checkpoint import Checkpointer
 from skate.runs.rundir import RunDir
 from skate.spec import JobSpec, load_spec
+
+
+STREAMED_SAMPLE = 1024
+"""The test examples a streamed run's reports read (the first, in file order)."""
 
 
 @dataclasses.dataclass
@@ -23,7 +29,8 @@ class TrainedModel:
     Attributes:
         spec: the run's job spec.
         model: the module.
-        tables: ``train``, ``validation`` and ``test`` tables, split as the run recorded.
+        tables: ``train``, ``validation`` and ``test`` tables, split as the run recorded (a streamed
+            run's: the first :data:`STREAMED_SAMPLE` examples of ``test``).
         source: which checkpoint the weights came from.
     """
 
@@ -45,15 +52,32 @@ def load_trained(run: RunDir) -> TrainedModel:
     latest = None if best is not None else checkpointer.latest()
     if best is None and latest is None:
         raise SkateError(f"{run.path}: no checkpoint yet (no best.pt or ckpt-*.pt)")
-    if not run.split_path.exists():
+    if (run.path / STREAM_SPLIT).exists():
+        info, tables = _streamed_tables(spec)
+    elif run.split_path.exists():
+        tables = _split_tables(spec.data.load(), pq.read_table(run.split_path))
+        info = info_of(tables["train"])
+    else:
         raise SkateError(f"{run.path}: the run recorded no data split ({RunDir.SPLIT} is missing)")
-    tables = _split_tables(spec.data.load(), pq.read_table(run.split_path))
-    model = spec.model.build(info_of(tables["train"]))
+    model = spec.model.build(info)
     weights = (best if best is not None else latest)["model"]  # type: ignore[index]
     model.load_state_dict(weights)
     model.eval()
     source = f"best.pt (epoch {best['epoch']})" if best is not None else f"ckpt at step {latest['step']}"  # type: ignore[index]
     return TrainedModel(spec=spec, model=model, tables=tables, source=source)
+
+
+def _streamed_tables(spec: JobSpec) -> tuple[DatasetInfo, dict[str, pa.Table]]:
+    """A streamed run's data: the first :data:`STREAMED_SAMPLE` test examples, in file order (the data
+    set may not fit in memory)."""
+    stream = spec.data.streamed()
+    if stream is None:
+        raise SkateError(f"data source '{spec.data.source}': the run streamed its data, which now loads whole "
+                         "(data.loading or the data set changed)")
+    sample = itertools.islice(stream.batches("test", stream.shard("test", 0, 1), batch_size=STREAMED_SAMPLE, epoch=0,
+                                             seed=spec.seed, shuffle=False), 1)
+    x, y = next(sample, (np.zeros((0, *stream.info.x_shape), np.float32), np.zeros(0, np.int64)))
+    return stream.info, {"test": make_table(x, y, num_classes=stream.info.num_classes)}
 
 
 def _split_tables(table: pa.Table, record: pa.Table) -> dict[str, pa.Table]:
