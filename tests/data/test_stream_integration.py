@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import pyarrow as pa
 import pytest
 import ray
+import torch
 
 from skate.chaos import PhaseKill, run_under_chaos
 from skate.cli import main
@@ -118,3 +120,38 @@ def test_a_streamed_autoencoders_report_draws_reconstructions_from_the_first_tes
     result = run_job(load_spec_data(spec), root=tmp_path / "runs", progress=False)
     assert main(["report", str(result.run_dir)]) == 0
     assert (result.run_dir / "reconstructions.png").is_file() and "reconstructions" in capsys.readouterr().out
+
+
+def test_a_stream_without_shuffling_trains_single_to_the_weights_of_a_plain_loop_over_the_loaded_split(
+        ray_with_s3: str, tmp_path: Path) -> None:
+    from skate.data import to_numpy
+    from skate.data.parquet import ParquetConfig
+    from skate.engines.base import Workload
+    from skate.engines.optim import OptimizerConfig
+    from skate.engines.single import SingleStrategyConfig
+    from skate.models.rnn import RnnClassifierConfig
+
+    made = write_mnist_like(tmp_path / "data", rows=600, num_files=3, rows_per_group=64)
+    config = ParquetConfig(path=made.location, x_columns=("x",), y_column="y", x_shape=(28, 28), loading="stream",
+                           shuffle_rows=0)
+    model, optimizer = RnnClassifierConfig(num_units=8), OptimizerConfig(name="sgd", lr=0.05)
+    stream = config.streamed()
+    engine = SingleStrategyConfig().create(Workload(model=model, optimizer=optimizer, batch_size=32, seed=7, tables={},
+                                                    stream=stream))
+    try:
+        engine.train_epoch(1)
+        streamed = engine.state()["model"]
+    finally:
+        engine.shutdown()
+    # The reference: the data set loaded whole, its training rows in file order, 32 at a time.
+    table = config.load()
+    x, y = (torch.from_numpy(a) for a in to_numpy(table.take(pa.array(config.split(table)["train"]))))
+    torch.manual_seed(7)
+    reference = model.build(stream.info)
+    step = optimizer.build(reference.parameters())
+    for start in range(0, len(y), 32):
+        step.zero_grad()
+        torch.nn.functional.cross_entropy(reference(x[start : start + 32]), y[start : start + 32]).backward()
+        step.step()
+    worst = max(float((streamed[name] - value).abs().max()) for name, value in reference.state_dict().items())
+    assert worst <= 1e-6, worst
