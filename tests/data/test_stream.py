@@ -138,3 +138,14 @@ def test_a_data_set_loaded_whole_splits_into_the_same_examples_as_its_stream(tmp
         every = stream.shard(split, 0, 1)
         streamed = [int(i) for x, _ in stream.batches(split, every, batch_size=10, epoch=1, seed=0) for i in x[:, 0]]
         assert sorted(streamed) == sorted(whole[split]) and len(streamed) == len(whole[split]) > 0, split
+
+
+def test_a_glob_names_the_files_it_matches_and_a_glob_that_matches_none_is_refused(tmp_path: Path) -> None:
+    folder = write(tmp_path / "d")
+    result = survey(str(folder / "part-[12].parquet"), x_columns=["x"], y_column="y", x_shape=None)
+    assert [(p.name, p.num_rows) for p in result.parts] == [("part-1.parquet", 25), ("part-2.parquet", 31)]
+    # A file named on its own splits as it does in its folder.
+    alone = survey(str(folder / "part-1.parquet"), x_columns=["x"], y_column="y", x_shape=None).parts
+    assert RULE.counts(alone) == {"part-1.parquet": RULE.counts(result.parts)["part-1.parquet"]}
+    with pytest.raises(ValueError, match=r"part-9\*\.parquet: no Parquet files match$"):
+        survey(str(folder / "part-9*.parquet"), x_columns=["x"], y_column="y", x_shape=None)

@@ -29,7 +29,8 @@ class ParquetConfig(DataConfig):
     """Your own examples: feature columns and a target column of a Parquet data set."""
 
     source: str = "parquet"
-    path: str = param(doc="a Parquet file or a folder of them: a local path or a URI (s3://bucket/data, gs://...)")
+    path: str = param(doc="a Parquet file, a folder of them or a glob (data/part-*.parquet): a local path or a URI "
+                          "(s3://bucket/data, gs://...)")
     x_columns: tuple[str, ...] = param(doc="feature columns, in order: numbers, or fixed-size lists of numbers")
     y_column: str = param(doc="the target column")
     x_shape: tuple[int, ...] | None = param(None, doc="shape of one example's features, e.g. [28, 28] (default: flat)")

@@ -12,6 +12,7 @@ worker's shard in a seeded order of files with a bounded shuffle buffer.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import functools
 import json
 import posixpath
@@ -101,25 +102,31 @@ def survey(location: str, *, x_columns: Sequence[str], y_column: str, x_shape: S
 
 
 def parquet_parts(filesystem: pafs.FileSystem, root: str, location: str) -> tuple[ParquetPart, ...]:
-    """The Parquet files at ``root`` (a file, or every ``*.parquet`` under a folder), sorted by path,
-    with their rows from their footers.
+    """The Parquet files at ``root`` (a file, every ``*.parquet`` under a folder, or the files a glob
+    such as ``data/part-*.parquet`` matches), sorted by path, with their rows from their footers.
+    A file's name (what the split hashes) is its path under the folder, or under the glob's folder.
 
     Raises:
         ValueError: nothing there, no Parquet files, or a file that is not Parquet (naming it).
     """
-    found = filesystem.get_file_info(root)
-    if found.type == pafs.FileType.File:
-        infos = [found]
+    wild = [root.index(c) for c in "*?[" if c in root]
+    base = posixpath.dirname(root[: min(wild)]) if wild else root
+    found = filesystem.get_file_info(base)
+    if wild and found.type == pafs.FileType.Directory:
+        infos = [info for info in filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+                 if info.type == pafs.FileType.File and fnmatch.fnmatchcase(info.path, root)]
+    elif found.type == pafs.FileType.File:
+        infos, base = [found], posixpath.dirname(root)
     elif found.type == pafs.FileType.Directory:
         infos = [info for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
                  if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")]
     else:
         raise ValueError(f"{location}: no such file or folder")
     if not infos:
-        raise ValueError(f"{location}: no Parquet files (*.parquet) there")
+        raise ValueError(f"{location}: no Parquet files {'match' if wild else '(*.parquet) there'}")
     parts = []
     for info in sorted(infos, key=lambda info: info.path):
-        name = posixpath.relpath(info.path, root) if found.type == pafs.FileType.Directory else info.base_name
+        name = posixpath.relpath(info.path, base)
         try:
             rows = pq.ParquetFile(info.path, filesystem=filesystem).metadata.num_rows
         except (pa.ArrowInvalid, OSError) as error:
