@@ -104,3 +104,26 @@ def test_no_search_trains_the_spec_without_its_search_section() -> None:
     args = build_parser().parse_args(["run", path, "--no-search"])
     once = _without_search(spec, args)
     assert spec.search is not None and once.search is None and once.train == spec.train
+
+
+def test_show_prints_the_spec_with_every_default_as_yaml_that_loads_back_the_same(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from skate.spec import load_spec
+    from skate.spec.io import spec_to_data
+
+    job = JOBS / "digits_rnn.yaml"
+    assert main(["show", str(job), "--set", "train.epochs=3"]) == 0
+    shown = capsys.readouterr().out
+    assert "clip_norm:" in shown and "clip_norm" not in job.read_text()  # a default the file leaves out
+    copy = tmp_path / "shown.yaml"
+    copy.write_text(shown)
+    assert load_spec(copy) == load_spec(job, ["train.epochs=3"])
+    assert main(["show", str(job), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == spec_to_data(load_spec(job))
+
+
+def test_show_of_a_bad_spec_names_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((JOBS / "digits_rnn.yaml").read_text().replace("epochs: 100", "epochz: 100"))
+    assert main(["show", str(bad)]) == 1
+    assert "train.epochz: unknown key (did you mean 'epochs'?)" in capsys.readouterr().err

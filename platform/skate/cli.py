@@ -1,4 +1,4 @@
-"""The ``skate`` command: run, tune, validate, schema, plugins, runs, report, generate, make-data, evaluate; submit,
+"""The ``skate`` command: run, tune, validate, show, schema, plugins, runs, report, generate, make-data, evaluate; submit,
 status, logs, stop, jobs and cluster for Ray clusters."""
 
 from __future__ import annotations
@@ -150,6 +150,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             print(f"{path}: ok")
     return 1 if failed else 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from skate.spec import dump_spec, load_spec
+    from skate.spec.io import spec_to_data
+
+    spec = load_spec(args.file, args.set)
+    if args.json:
+        print(json.dumps(spec_to_data(spec), indent=2))
+    else:
+        sys.stdout.write(dump_spec(spec))
+    return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -354,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("validate", cmd_validate, "check job specs without running them (exit 1 if any is invalid)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as 'skate run' would")
+
+    p = add("show", cmd_show, "print a job spec with every default filled in, as YAML that 'skate run' accepts")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as 'skate run' would")
+    p.add_argument("--json", action="store_true", help="as JSON")
 
     add("schema", cmd_schema, "print the JSON Schema of job specs (for editors)")
 
