@@ -127,3 +127,23 @@ def test_show_of_a_bad_spec_names_the_problem(tmp_path: Path, capsys: pytest.Cap
     bad.write_text((JOBS / "digits_rnn.yaml").read_text().replace("epochs: 100", "epochz: 100"))
     assert main(["show", str(bad)]) == 1
     assert "train.epochz: unknown key (did you mean 'epochs'?)" in capsys.readouterr().err
+
+
+def test_version_names_the_package(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"skate {version('skate')}"
+
+
+def test_json_of_validate_plugins_and_runs_parses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n")
+    assert main(["validate", str(JOBS / "digits_rnn.yaml"), str(bad), "--json"]) == 1
+    checked = json.loads(capsys.readouterr().out)
+    assert [(c["file"], c["ok"]) for c in checked] == [(str(JOBS / "digits_rnn.yaml"), True), (str(bad), False)]
+    assert checked[1]["problems"] and all(isinstance(p, str) for p in checked[1]["problems"])
+    assert main(["plugins", "--json"]) == 0
+    assert {"kind": "model", "name": "rnn_classifier", "from": "skate"} in json.loads(capsys.readouterr().out)
+    assert main(["runs", "--root", str(tmp_path / "none"), "--json"]) == 0 and json.loads(capsys.readouterr().out) == []

@@ -132,7 +132,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from skate.plugins import registered
     from skate.table import format_table
 
-    print(format_table(["kind", "name", "from"], [[r.family, r.name, r.origin] for r in registered()]))
+    rows = [[r.family, r.name, r.origin] for r in registered()]
+    if args.json:
+        print(json.dumps([dict(zip(("kind", "name", "from"), row)) for row in rows], indent=2))
+    else:
+        print(format_table(["kind", "name", "from"], rows))
     return 0
 
 
@@ -140,15 +144,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from skate.spec import load_spec
 
     failed = 0
+    results = []
     for path in args.files:
         try:
             load_spec(path, args.set)
         except SpecError as error:
             failed += 1
-            for problem in error.problems:
-                print(problem, file=sys.stderr)
+            results.append({"file": path, "ok": False, "problems": list(error.problems)})
+            if not args.json:
+                for problem in error.problems:
+                    print(problem, file=sys.stderr)
         else:
-            print(f"{path}: ok")
+            results.append({"file": path, "ok": True, "problems": []})
+            if not args.json:
+                print(f"{path}: ok")
+    if args.json:
+        print(json.dumps(results, indent=2))
     return 1 if failed else 0
 
 
@@ -180,10 +191,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
         runs = stored_runs(where)
     except (OSError, ValueError) as error:
         raise SkateError(f"cannot list runs in {where}: {error}") from error
-    if not runs:
+    if args.json:
+        print(json.dumps([{"name": run.name, **run.read_summary()} for run in runs], indent=2, default=str))
+    elif not runs:
         print(f"no runs in {where}")
-        return 0
-    print(runs_table(runs))
+    else:
+        print(runs_table(runs))
     return 0
 
 
@@ -220,7 +233,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from skate.launch import jobs
     from skate.launch.connect import jobs_client
 
-    print(jobs.describe_job(jobs_client(args.address).get_job_info(args.job_id)))
+    info = jobs_client(args.address).get_job_info(args.job_id)
+    print(json.dumps(jobs.job_record(info), indent=2) if args.json else jobs.describe_job(info))
     return 0
 
 
@@ -252,7 +266,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from skate.launch.connect import jobs_client
 
     infos = jobs_client(args.address).list_jobs()
-    print(jobs.jobs_table(infos, limit=args.limit) if infos else "no jobs on this cluster")
+    if args.json:
+        print(json.dumps([jobs.job_record(info) for info in jobs.recent(infos, limit=args.limit)], indent=2))
+    else:
+        print(jobs.jobs_table(infos, limit=args.limit) if infos else "no jobs on this cluster")
     return 0
 
 
@@ -321,9 +338,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text, for scripts")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("skate")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skate", description="Distributed training on Ray from one YAML job spec.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"skate {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
@@ -366,20 +397,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("validate", cmd_validate, "check job specs without running them (exit 1 if any is invalid)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as 'skate run' would")
+    _json_flag(p)
 
     p = add("show", cmd_show, "print a job spec with every default filled in, as YAML that 'skate run' accepts")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as 'skate run' would")
-    p.add_argument("--json", action="store_true", help="as JSON")
+    _json_flag(p)
 
     add("schema", cmd_schema, "print the JSON Schema of job specs (for editors)")
 
-    add("plugins", cmd_plugins, "list the models, data sources, environments and objectives a spec can name, "
-                                "and where each comes from")
+    p = add("plugins", cmd_plugins, "list the models, data sources, environments and objectives a spec can name, "
+                                    "and where each comes from")
+    _json_flag(p)
 
     p = add("runs", cmd_runs, "list runs")
     p.add_argument("--root", help=f"folder of run directories (default: ${ROOT_ENV} or runs)")
     p.add_argument("--storage", help="list the runs kept in this folder or URI (s3://bucket/skate) instead")
+    _json_flag(p)
 
     address_help = ("the cluster's dashboard, http://HEAD:8265 (default: $RAY_ADDRESS, or cluster.address in "
                     "~/.config/skate/config.yaml)")
@@ -407,9 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--follow", action="store_true", help="follow the logs to the end of the job")
         if name == "stop":
             p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for it to stop (default 30)")
+        if name == "status":
+            _json_flag(p)
     p = add("jobs", cmd_jobs, "list the cluster's recent jobs")
     p.add_argument("--address", help=address_help)
     p.add_argument("--limit", type=int, default=20, help="jobs shown, newest first (default 20)")
+    _json_flag(p)
 
     p = add("report", cmd_report, "summarise a run and write its PNGs (learning curves; reconstructions for autoencoders)")
     p.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)

@@ -72,6 +72,11 @@ def test_submit_follows_the_job_to_succeeded_and_its_run_is_in_storage(
     assert main(["runs", "--storage", str(storage)]) == 0 and run.name in capsys.readouterr().out
     assert main(["status", job_id, "--address", head]) == 0 and "SUCCEEDED" in capsys.readouterr().out
     assert main(["jobs", "--address", head]) == 0 and job_id in capsys.readouterr().out
+    assert main(["status", job_id, "--address", head, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["job"] == job_id and record["status"] == "SUCCEEDED" and "runtime_env" not in record
+    assert main(["jobs", "--address", head, "--json"]) == 0
+    assert job_id in [job["job"] for job in json.loads(capsys.readouterr().out)]
     assert main(["logs", job_id, "--address", head]) == 0 and "learning curves: " in capsys.readouterr().out
 
 

@@ -210,15 +210,26 @@ def describe_job(info: Any) -> str:
     return "\n".join(lines)
 
 
+def job_record(info: Any) -> dict[str, Any]:
+    """One job's details for ``--json`` (never its runtime environment, which may hold secrets)."""
+    return {"job": info.submission_id or info.job_id, "status": info.status.value, "message": info.message or "",
+            "entrypoint": info.entrypoint, "start_time_ms": info.start_time, "end_time_ms": info.end_time}
+
+
+def recent(infos: list[Any], *, limit: int) -> list[Any]:
+    """The ``limit`` most recent jobs, newest first."""
+    return sorted(infos, key=lambda info: info.start_time or 0, reverse=True)[:limit]
+
+
 def jobs_table(infos: list[Any], *, limit: int = 20) -> str:
     """The most recent jobs, newest first: id, status, start, duration, entrypoint."""
     from skate.table import format_table
 
-    recent = sorted(infos, key=lambda info: info.start_time or 0, reverse=True)[:limit]
+    recent_jobs = recent(infos, limit=limit)
     now_ms = time.time() * 1000
     rows = [[info.submission_id or info.job_id, info.status.value, _when(info.start_time),
              f"{((info.end_time or now_ms) - info.start_time) / 1000:.0f} s" if info.start_time else "",
-             _short(info.entrypoint)] for info in recent]
+             _short(info.entrypoint)] for info in recent_jobs]
     return format_table(["job", "status", "started", "duration", "entrypoint"], rows)
 
 
