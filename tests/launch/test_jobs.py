@@ -88,6 +88,27 @@ def test_following_prints_every_line_to_the_last_and_returns_the_status() -> Non
     assert out.getvalue() == "epoch 1\nepoch 2\nTraceback: boom\n"
 
 
+class StreamingClient(FakeClient):
+    """A job whose logs stream in chunks (the websocket closes as it ends); reading them whole fails."""
+
+    async def tail_job_logs(self, job_id: str):
+        for chunk in self.chunks:
+            yield chunk
+        self.reads = len(self.chunks)  # ended
+
+    def get_job_status(self, job_id: str) -> SimpleNamespace:
+        return SimpleNamespace(value="SUCCEEDED" if self.reads >= len(self.chunks) else "RUNNING")
+
+    def get_job_logs(self, job_id: str) -> str:
+        raise AssertionError("the logs were downloaded again instead of streamed")
+
+
+def test_following_streams_the_logs_when_the_cluster_offers_it() -> None:
+    out = io.StringIO()
+    assert jobs.follow(StreamingClient(["epoch 1\n", "epoch 2\nTraceb", "ack: boom"]), "j", out=out) == "SUCCEEDED"
+    assert out.getvalue() == "epoch 1\nepoch 2\nTraceback: boom\n"
+
+
 def test_the_jobs_table_shows_the_newest_first() -> None:
     def info(name: str, start: int) -> SimpleNamespace:
         return SimpleNamespace(submission_id=name, job_id=None, status=SimpleNamespace(value="SUCCEEDED"),

@@ -71,3 +71,14 @@ def test_off_a_terminal_each_trial_that_ends_gets_a_plain_line(monkeypatch: pyte
         "trial a_00001 ended at epoch 9: best val/accuracy 0.95 (optimizer.lr=0.01, model.cell=lstm)",
         "trial a_00002 failed: best val/accuracy - (optimizer.lr=0.1, model.cell=gru)"]
     assert "\x1b" not in out.getvalue()
+
+
+@pytest.mark.parametrize("width", [60, 40, 12])
+def test_on_a_narrow_terminal_no_line_is_wider_than_it(width: int) -> None:
+    live = table()
+    trials = [trial("a_00000", "RUNNING", {"train.optimizer.lr": 0.00123456, "model.cell": "gru"}, {"epoch": 3})]
+    live.on_trial_result(0, trials, trials[0], {"val/accuracy": 0.9})
+    lines = live.text(trials, width=width).splitlines()
+    assert all(len(line) < width for line in lines) and len(lines) == 4
+    assert width > 50 or "not shown" in lines[-1] or lines[-1].endswith("…")
+    assert "model.cell" not in lines[0] or width > 60  # a searched value's column goes before any line is cut

@@ -8,6 +8,7 @@ cluster runs the skate you have), and ``requirements.txt`` when the folder has o
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import posixpath
@@ -158,23 +159,55 @@ def status_of(client: Any, job_id: str) -> str:
 
 
 def follow(client: Any, job_id: str, *, out: TextIO | None = None, poll_s: float = 1.0) -> str:
-    """Print the job's logs as they grow, to the end (the last line too), and return its final status.
-
-    The status is read before the logs each round, so once it is final the logs read after it are whole.
-    """
+    """Print the job's logs as the driver writes them, to the end (the last line too), and return its
+    final status. The logs stream over the dashboard's websocket (``tail_job_logs``), which closes
+    when the job ends; where it cannot be had, they are read again every ``poll_s`` and the new part
+    printed."""
     out = out or sys.stdout
-    shown = 0
+    written = _Written(out)
+    if hasattr(client, "tail_job_logs"):
+        try:
+            asyncio.run(_tail(client, job_id, written))
+        except (RuntimeError, OSError):  # no websocket through a proxy, or it broke: read the logs instead
+            pass
+        else:
+            while (status := status_of(client, job_id)) not in TERMINAL:  # the stream ends as the job does
+                time.sleep(0.2)
+            return written.finish(status)
     while True:
-        status = status_of(client, job_id)
-        logs = client.get_job_logs(job_id)
-        out.write(logs[shown:])
-        out.flush()
-        shown = len(logs)
+        status = status_of(client, job_id)  # before the logs: once it is final, the logs read after it are whole
+        written.upto(client.get_job_logs(job_id))
         if status in TERMINAL:
-            if logs and not logs.endswith("\n"):
-                out.write("\n")
-            return status
+            return written.finish(status)
         time.sleep(poll_s)
+
+
+async def _tail(client: Any, job_id: str, written: "_Written") -> None:
+    async for chunk in client.tail_job_logs(job_id):
+        written.add(chunk)
+
+
+class _Written:
+    """What :func:`follow` has printed: the new part of the logs each time, and a last newline."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out, self.shown, self.last = out, 0, "\n"
+
+    def add(self, chunk: str) -> None:
+        if chunk:
+            self.out.write(chunk)
+            self.out.flush()
+            self.shown += len(chunk)
+            self.last = chunk[-1]
+
+    def upto(self, logs: str) -> None:
+        """Print what ``logs`` (the whole log so far) holds past what was printed."""
+        self.add(logs[self.shown :])
+
+    def finish(self, status: str) -> str:
+        if self.last != "\n":
+            self.out.write("\n")
+        return status
 
 
 def stop(client: Any, job_id: str, *, timeout_s: float = 30.0) -> str:

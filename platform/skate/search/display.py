@@ -4,6 +4,7 @@ output) it is printed now and then, and each trial that ends gets a plain line o
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any, ClassVar
@@ -88,9 +89,29 @@ class LiveTable(Callback):
                          self._best.get(trial.trial_id), result.get(self.time_attr)])
         return rows
 
-    def text(self, trials: list[Any]) -> str:
-        """The table, with a line counting trials by state and naming the best so far."""
-        headers = ["trial", "state", *(short_path(p) for p in self.paths), f"best {self.metric}", self.time_attr]
+    def text(self, trials: list[Any], *, width: int | None = None) -> str:
+        """The table, with a line counting trials by state and naming the best so far; within ``width``
+        columns when given (the searched values' columns dropped from the right as needed, and said so;
+        then each line cut), so that a terminal never wraps a line and the redraw stays in place."""
+        values = list(self.paths)
+        while True:
+            table = self._table(trials, values)
+            if width is None or max(map(len, table.splitlines())) < width or not values:
+                break
+            values.pop()
+        line = self._summary(trials) + (f"; {len(self.paths) - len(values)} searched value(s) not shown: widen the "
+                                         "terminal" if len(values) < len(self.paths) else "")
+        text = f"{table}\n{line}"
+        if width is not None:
+            text = "\n".join(row if len(row) < width else row[: width - 2] + "…" for row in text.splitlines())
+        return text
+
+    def _table(self, trials: list[Any], paths: list[str]) -> str:
+        headers = ["trial", "state", *(short_path(p) for p in paths), f"best {self.metric}", self.time_attr]
+        keep = [0, 1, *(2 + self.paths.index(p) for p in paths), 2 + len(self.paths), 3 + len(self.paths)]
+        return format_table(headers, [[row[i] for i in keep] for row in self.rows(trials)])
+
+    def _summary(self, trials: list[Any]) -> str:
         counts: dict[str, int] = {}
         for trial in trials:
             state = _STATES.get(trial.status, trial.status.lower())
@@ -100,10 +121,10 @@ class LiveTable(Callback):
             pick = max if self.mode == "max" else min
             best = pick(self._best, key=self._best.__getitem__)
             line += f"; best {best}: {self.metric} = {self._best[best]:.4g}"
-        return f"{format_table(headers, self.rows(trials))}\n{line}"
+        return line
 
     def draw(self, trials: list[Any], *, interactive: bool) -> None:
-        text = self.text(trials)
+        text = self.text(trials, width=shutil.get_terminal_size().columns if interactive else None)
         if interactive and self._drawn_lines:
             sys.stdout.write(f"\x1b[{self._drawn_lines}F\x1b[J")  # back to the table's first line, clear below
         sys.stdout.write(text + "\n")
