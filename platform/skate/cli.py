@@ -10,9 +10,10 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from typing import Any, Callable
 
-from skate.errors import SkateError, SpecError, describe_error
+from skate.errors import SkateError, SpecError, SpecNote, describe_error
 
 ROOT_ENV = "SKATE_ROOT"
 STORAGE_ENV = "SKATE_STORAGE"
@@ -485,7 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``skate`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _note
+            return args.handler(args)
     except SpecError as error:
         for problem in error.problems:
             print(f"skate: {problem}", file=sys.stderr)
@@ -499,6 +502,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a failure we did not foresee: one line, the traceback on --debug
         print(f"skate: error: {describe_error(error)} (run with --debug for the traceback)", file=sys.stderr)
         return _debug(args, 1)
+
+
+def _note(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+          line: str | None = None) -> None:
+    """A spec's note in one line (``skate: note: ...``); other warnings as Python shows them."""
+    if issubclass(category, SpecNote):
+        print(f"skate: note: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _debug(args: argparse.Namespace, code: int) -> int:

@@ -9,6 +9,10 @@ class SkateError(Exception):
     """A mistake the user can fix (bad input, missing file, unreachable cluster)."""
 
 
+class SpecNote(UserWarning):
+    """Something a spec's loading did for the user that they should know of (a field it dropped)."""
+
+
 class SpecError(SkateError, ValueError):
     """One or more problems in a job spec, each naming where it is and what was expected."""
 

@@ -130,7 +130,9 @@ def test_input_data_is_not_mutated() -> None:
      "toy.yaml:9: shape.kind: unknown shape 'sqare' (did you mean 'square'?); known: circle, square"),
     ("shape", {"kind": 3}, "toy.yaml:9: shape.kind: unknown shape 3; known: circle, square"),
     ("shape", {"kind": "circle", "side": 2},
-     "toy.yaml:9: shape.side: unknown key; expected one of: kind, radius"),
+     "toy.yaml:9: shape.side: a field of shape 'square', not of 'circle' (set kind: square, or leave side out)"),
+    ("shape", {"kind": "circle", "sidd": 2},
+     "toy.yaml:9: shape.sidd: unknown key; expected one of: kind, radius"),
     ("count", "x" * 100, f"toy.yaml:2: count: expected an integer, got '{'x' * 56}..."),
 ])
 def test_a_bad_value_is_one_problem_naming_line_path_and_expectation(field: str, value: Any, expected: str) -> None:

@@ -170,10 +170,13 @@ def test_override_values_are_parsed_as_yaml(raw: str, expected: Any) -> None:
     assert (type(value), value) == (type(expected), expected)
 
 
+QUOTED = ' (a part with dots in double quotes: search.space."train.optimizer.lr".max=0.1)'
+
+
 @pytest.mark.parametrize("item", ["train.epochs", "=3", "train..epochs=3", ".epochs=3", "train. =3"])
 def test_override_without_a_dotted_key_and_a_value(item: str) -> None:
     assert override_problems({}, [item]) == [
-        f"--set {item}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3"]
+        f"--set {item}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3{QUOTED}"]
 
 
 def test_override_through_a_value_that_is_not_a_mapping() -> None:
@@ -185,7 +188,7 @@ def test_every_bad_override_is_reported_at_once() -> None:
     assert override_problems({"a": 1}, ["a.b=1", "c=[1", "ok=2", "d"]) == [
         "--set a.b: a is not a mapping",
         "--set c: cannot parse value '[1': expected ',' or ']', but got '<stream end>'",
-        "--set d: expected KEY=VALUE with a dotted key, e.g. train.epochs=3",
+        f"--set d: expected KEY=VALUE with a dotted key, e.g. train.epochs=3{QUOTED}",
     ]
 
 

@@ -132,7 +132,8 @@ def test_overrides_create_keys_and_sections_the_file_leaves_out(write_job: Write
     ("train.epoch=3", f"--set: train.epoch: unknown key (did you mean 'epochs'?); expected one of: {TRAIN_KEYS}"),
     ("train.epochs=0", "--set: train.epochs: expected an integer > 0, got 0"),
     ("model.kind=lstm", f"--set: model.kind: unknown model 'lstm'; known: {KNOWN_MODELS}"),
-    ("train.epochs", "--set train.epochs: expected KEY=VALUE with a dotted key, e.g. train.epochs=3"),
+    ("train.epochs", "--set train.epochs: expected KEY=VALUE with a dotted key, e.g. train.epochs=3 (a part with dots in "
+                     'double quotes: search.space."train.optimizer.lr".max=0.1)'),
     ("name.first=a", "--set name.first: name is not a mapping"),
     ("checkpoint.every_steps=0", "--set: checkpoint.every_steps: expected an integer > 0, got 0"),
     ("checkpoint.location=/tmp/ckpts", "--set: checkpoint.location: expected a URI such as s3://bucket/path, got '/tmp/ckpts'"),

@@ -13,10 +13,11 @@ import math
 import re
 import types
 import typing
+import warnings
 from dataclasses import MISSING
 from typing import Any, Literal, TypeVar, Union
 
-from skate.errors import SpecError
+from skate.errors import SpecError, SpecNote
 from skate.config.fields import Bounds, variants_of
 
 T = TypeVar("T")
@@ -43,6 +44,8 @@ class Locator:
     source: str = "<spec>"
     lines: dict[Path, int] = dataclasses.field(default_factory=dict)
     overrides: set[Path] = dataclasses.field(default_factory=set)
+    replaced: dict[Path, Any] = dataclasses.field(default_factory=dict)
+    """The value the document had at each key ``--set`` replaced."""
 
     def where(self, path: Path) -> str:
         for end in range(len(path), 0, -1):
@@ -211,7 +214,9 @@ class _Loader:
             return _INVALID
         return out
 
-    def config(self, cls: type, data: Any, path: Path) -> Any:
+    def config(self, cls: type, data: Any, path: Path, chosen: tuple[Any, str] | None = None) -> Any:
+        """``data`` loaded into ``cls``; ``chosen``: the registry and name it was chosen by, when it is
+        a variant (an unknown key that another variant has is named as that variant's)."""
         variants = variants_of(cls)
         if variants is not None:
             return self._variant(variants, data, path)
@@ -223,8 +228,7 @@ class _Loader:
         invalid = False
         for key in data:
             if not isinstance(key, str) or key not in fields:
-                hint = suggest(key, fields) if isinstance(key, str) else ""
-                self.fail(path + (str(key),), f"unknown key{hint}; expected one of: {', '.join(fields)}")
+                self.fail(path + (str(key),), self._unknown(key, fields, chosen))
                 invalid = True
         for name, f in fields.items():
             if name in data:
@@ -241,17 +245,54 @@ class _Loader:
         except ValueError as error:
             return self.fail(path, str(error))
 
+    @staticmethod
+    def _unknown(key: Any, fields: dict[str, Any], chosen: tuple[Any, str] | None) -> str:
+        """Why ``key`` is refused: a did-you-mean, or the variants whose field it is."""
+        if chosen is not None and isinstance(key, str):
+            variants, name = chosen
+            owners = [other for other in variants.names()
+                      if other != name and key in {f.name for f in dataclasses.fields(variants.get(other))}]
+            if owners:
+                which = " or ".join(f"'{owner}'" for owner in owners)
+                return (f"a field of {variants.family} {which}, not of '{name}' (set {variants.key}: {owners[0]}, "
+                        f"or leave {key} out)")
+        hint = suggest(key, fields) if isinstance(key, str) else ""
+        return f"unknown key{hint}; expected one of: {', '.join(fields)}"
+
     def _variant(self, variants: Any, data: Any, path: Path) -> Any:
         if not isinstance(data, dict):
             return self.fail(path, f"expected a mapping with a '{variants.key}' key, got {_show(data)}")
         name = data.get(variants.key, variants.default)
         known = ", ".join(variants.names())
         if name is None:
+            typo = [key for key in data if isinstance(key, str) and suggest(key, [variants.key])]
+            if typo:  # the selector misspelt: name it, not the key it should have been
+                return self.fail(path + (typo[0],), f"unknown key{suggest(typo[0], [variants.key])}; it names the "
+                                                    f"{variants.family}, one of: {known}")
             return self.fail(path + (variants.key,), f"missing required key; expected one of: {known}")
         if not isinstance(name, str) or name not in variants:
             hint = suggest(name, variants.names()) if isinstance(name, str) else ""
             return self.fail(path + (variants.key,), f"unknown {variants.family} {_show(name)}{hint}; known: {known}")
-        return self.config(variants.get(name), {**data, variants.key: name}, path)
+        cls = variants.get(name)
+        return self.config(cls, {**self._switched(variants, cls, data, path), variants.key: name}, path, (variants, name))
+
+    def _switched(self, variants: Any, cls: type, data: dict[Any, Any], path: Path) -> dict[Any, Any]:
+        """``data`` without the fields of the variant that ``--set`` switched away from (those the new one
+        lacks and ``--set`` did not give), with a note naming them."""
+        selector = path + (variants.key,)
+        old = self.locator.replaced.get(selector)
+        if selector not in self.locator.overrides or old == data.get(variants.key) or not isinstance(old, str):
+            return data
+        before = variants.get(old)
+        if before is None:
+            return data
+        kept = {f.name for f in dataclasses.fields(cls)}
+        left = {f.name for f in dataclasses.fields(before)} - kept
+        dropped = [key for key in data if key in left and path + (key,) not in self.locator.overrides]
+        if dropped:
+            warnings.warn(f"--set {dotted(selector)}={data.get(variants.key)}: dropped {', '.join(dropped)} "
+                          f"(fields of {variants.family} '{old}')", SpecNote, stacklevel=2)
+        return {key: value for key, value in data.items() if key not in dropped}
 
 
 def load_config(cls: type[T], data: Any, locator: Locator | None = None, *, path: Path = ()) -> T:

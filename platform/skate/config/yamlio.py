@@ -148,9 +148,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], locator: Locator
     problems = []
     for item in overrides:
         key, sep, raw = item.partition("=")
-        path = tuple(part.strip() for part in key.split("."))
-        if not sep or not all(path):
-            problems.append(f"--set {item}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3")
+        path = split_key(key)
+        if not sep or not path or not all(path):
+            problems.append(f"--set {item}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3 (a part with "
+                            f'dots in double quotes: search.space."train.optimizer.lr".max=0.1)')
             continue
         try:
             value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
@@ -165,11 +166,32 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], locator: Locator
                 break
             node = child
         else:
+            if path[-1] in node and path not in locator.replaced:
+                locator.replaced[path] = node[path[-1]]
             node[path[-1]] = value
             locator.overrides.add(path)
     if problems:
         raise SpecError(problems)
     return out
+
+
+def split_key(key: str) -> Path:
+    """The parts of a dotted ``--set`` key; a part in double quotes may hold dots
+    (``search.space."train.optimizer.lr".high``). Empty when the quotes do not close."""
+    parts = re.findall(r'"([^"]*)"|([^."]+)|(\.)', key.strip())
+    path: list[str] = []
+    expect_part = True
+    for quoted, plain, dot in parts:
+        if dot:
+            if expect_part:
+                return ()
+            expect_part = True
+            continue
+        if not expect_part:
+            return ()
+        path.append(quoted if quoted else plain.strip())
+        expect_part = False
+    return () if expect_part or key.count('"') % 2 else tuple(path)
 
 
 def copy_data(data: Any) -> Any:
