@@ -176,6 +176,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from skate.completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from skate.spec import spec_schema
 
@@ -406,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(p)
 
     add("schema", cmd_schema, "print the JSON Schema of job specs (for editors)")
+
+    p = add("completion", cmd_completion, "print a shell completion script: eval \"$(skate completion bash)\"")
+    p.add_argument("shell", choices=["bash", "zsh"])
 
     p = add("plugins", cmd_plugins, "list the models, data sources, environments and objectives a spec can name, "
                                     "and where each comes from")
