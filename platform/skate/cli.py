@@ -192,19 +192,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from skate.runs.mirror import stored_runs
-    from skate.runs.report import runs_table
+    from skate.runs.report import pick_rows, run_row, runs_table
 
     where = _storage(args) or _root(args)
     try:
         runs = stored_runs(where)
     except (OSError, ValueError) as error:
         raise SkateError(f"cannot list runs in {where}: {error}") from error
+    rows = pick_rows([run_row(run) for run in runs], name=args.name, status=args.status, sort=args.sort)
     if args.json:
-        print(json.dumps([{"name": run.name, **run.read_summary()} for run in runs], indent=2, default=str))
-    elif not runs:
-        print(f"no runs in {where}")
+        print(json.dumps([dataclasses.asdict(row) for row in rows], indent=2, default=str))
+    elif not rows:
+        print(f"no runs in {where}" + (" that match" if runs else ""))
     else:
-        print(runs_table(runs))
+        print(runs_table(rows))
     return 0
 
 
@@ -424,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("runs", cmd_runs, "list runs")
     p.add_argument("--root", help=f"folder of run directories (default: ${ROOT_ENV} or runs)")
     p.add_argument("--storage", help="list the runs kept in this folder or URI (s3://bucket/skate) instead")
+    p.add_argument("--name", help="only runs whose name holds this (or matches it, with * ? [...])")
+    p.add_argument("--status", help="only runs with this status (completed, failed, running, lost, interrupted...)")
+    p.add_argument("--sort", choices=["started", "name", "val"], default="started",
+                   help="order: by start (default), name, or validation score, the best first")
     _json_flag(p)
 
     address_help = ("the cluster's dashboard, http://HEAD:8265 (default: $RAY_ADDRESS, or cluster.address in "

@@ -106,6 +106,13 @@ class StoredRun:
         self.folder = folder
         self.name = name
 
+    def read_file(self, name: str) -> str | None:
+        """A file of the stored directory as text, or ``None`` when it is not there (or unreadable)."""
+        try:
+            return self.folder.read_bytes(name).decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def read_summary(self) -> dict[str, Any]:
         try:
             return json.loads(self.folder.read_bytes(RunDir.SUMMARY))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
+import json
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from skate.runs.metrics import read_metrics
 from skate.runs.rundir import RunDir, shown_status
@@ -123,16 +128,93 @@ def _best_text(best: dict[str, Any]) -> str | None:
     return f"{best.get('metric')} = {best['value']:.4g}{where}"
 
 
-def runs_table(runs: list[RunDir]) -> str:
-    """One line per run: name, status, epochs, best validation score, test score, start time."""
-    rows = []
-    for run in runs:
-        summary = run.read_summary()
-        best = summary.get("best") or {}
-        final = summary.get("final") or {}
-        test = {k: v for k, v in final.items() if k.startswith("test/") and not k.endswith("loss")}
-        rows.append([
-            run.name, shown_status(summary), summary.get("epochs_completed"),
-            best.get("value"), next(iter(test.values()), None), summary.get("started_at"),
-        ])
-    return format_table(["run", "status", "epochs", "best val", "test", "started"], rows)
+SEARCH_STATE = "experiment.json"
+""":data:`skate.search.experiment.STATE`, not imported from there: that module loads Ray."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRow:
+    """One run or search as ``skate runs`` lists it."""
+
+    name: str
+    status: str
+    progress: str
+    metric: str | None
+    """The metric that chose its best checkpoint (or trial), without its split (``accuracy``)."""
+    val: float | None
+    test: float | None
+    mode: str
+    description: str
+    started: str
+
+    def cells(self) -> list[Any]:
+        return [self.name, self.status, self.progress, self.metric, self.val, self.test, self.description, self.started]
+
+
+RUNS_HEADERS = ["run", "status", "progress", "metric", "val", "test", "description", "started"]
+
+
+def run_row(run: Any) -> RunRow:
+    """A run directory (or a search's experiment directory), local or stored, as a :class:`RunRow`:
+    the validation and test columns show the same metric, the one that chose its best."""
+    spec = _yaml(run.read_file(RunDir.SPEC))
+    search = _json(run.read_file(SEARCH_STATE))
+    if search:
+        best = search.get("best") or {}
+        name = _bare(search.get("metric"))
+        trials = search.get("trials")
+        return RunRow(run.name, search.get("status", "unknown"), "search" if trials is None else f"{trials} trials",
+                      name, best.get("value"), (best.get("final") or {}).get(f"test/{name}"), search.get("mode", "max"),
+                      _one_line(spec.get("description")), search.get("started_at", ""))
+    summary = run.read_summary()
+    best = summary.get("best") or {}
+    name = _bare(best.get("metric"))
+    done = (f"{summary['iterations_completed']} iterations" if "iterations_completed" in summary
+            else f"{summary.get('epochs_completed', 0)} epochs")
+    return RunRow(run.name, shown_status(summary), done, name, best.get("value"),
+                  (summary.get("final") or {}).get(f"test/{name}"), best.get("mode", "max"),
+                  _one_line(spec.get("description")), summary.get("started_at", ""))
+
+
+def runs_table(rows: list[RunRow]) -> str:
+    """One line per run or search: name, status, progress, the metric that chose its best, that metric
+    on validation (its best) and on test, its description and start."""
+    return format_table(RUNS_HEADERS, [row.cells() for row in rows])
+
+
+def pick_rows(rows: list[RunRow], *, name: str | None = None, status: str | None = None,
+              sort: str = "started") -> list[RunRow]:
+    """The rows whose name matches ``name`` (a glob, or a part of the name) and whose status is
+    ``status``, sorted by start, name, or validation score (the best first)."""
+    if name is not None:
+        rows = [r for r in rows if fnmatch.fnmatchcase(r.name, name if any(c in name for c in "*?[") else f"*{name}*")]
+    if status is not None:
+        rows = [r for r in rows if r.status == status]
+    if sort == "val":
+        scored = [r for r in rows if r.val is not None]
+        return sorted(scored, key=lambda r: -r.val if r.mode == "max" else r.val) + [r for r in rows if r.val is None]  # type: ignore[operator]
+    return sorted(rows, key=lambda r: r.name if sort == "name" else (r.started, r.name))
+
+
+def _bare(metric: Any) -> str | None:
+    return metric.split("/", 1)[1] if isinstance(metric, str) and "/" in metric else metric
+
+
+def _one_line(text: Any, width: int = 40) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return {}
+
+
+def _yaml(text: str | None) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) if text else {}
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}

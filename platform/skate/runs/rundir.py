@@ -88,6 +88,13 @@ class RunDir:
         """Where the run's checkpoints go: ``checkpoints/`` here, or ``<location>/<run name>``."""
         return str(self.checkpoint_dir) if location is None else join(location, self.name)
 
+    def read_file(self, name: str) -> str | None:
+        """A file of the directory as text, or ``None`` when it is not there (or unreadable)."""
+        try:
+            return (self.path / name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def read_summary(self) -> dict[str, Any]:
         """The summary, or ``{}`` when the run has not written one yet."""
         try:

@@ -176,7 +176,7 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
         write_best_spec(best, best_spec, metric=metric, source=state.get("source") or spec.name)
     status = "interrupted" if interrupted else "completed"
     _save_state(path, {**state, "status": status, "ended_at": now_iso(), "metric": metric, "mode": mode,
-                       "duration_s": state.get("duration_s", 0.0) + time.monotonic() - started,
+                       "trials": len(records), "duration_s": state.get("duration_s", 0.0) + time.monotonic() - started,
                        "best": None if best is None else {"trial": best.trial, "value": best.best, "final": best.final}})
     return SearchResult(path, status, records, best, best_spec)
 
