@@ -7,12 +7,13 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from skate.cli import main
 from skate.launch.connect import jobs_client
+from skate.launch import jobs
 from skate.launch.jobs import status_of
 from skate.launch.localhead import LocalHead, free_port
 
@@ -58,13 +59,22 @@ def token(local_head: LocalHead, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_submit_follows_the_job_to_succeeded_and_its_run_is_in_storage(
-        head: str, token: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        head: str, token: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    streamed: list[str] = []
+    tail = jobs._tail
+
+    async def streaming(client: Any, job_id: str, written: Any) -> None:  # the logs came over the websocket
+        await tail(client, job_id, written)
+        streamed.append(job_id)
+
+    monkeypatch.setattr(jobs, "_tail", streaming)
     storage = tmp_path / "storage"
     code = main(["submit", "jobs/digits_rnn.yaml", "--set", "train.epochs=2", "--address", head,
                  "--storage", str(storage), "--follow"])
     out = capsys.readouterr().out
     job_id = re.search(r"submitted (\S+) to", out).group(1)  # type: ignore[union-attr]
-    assert code == 0 and out.rstrip().endswith(f"job {job_id}: SUCCEEDED")
+    assert code == 0 and out.rstrip().endswith(f"job {job_id}: SUCCEEDED") and streamed == [job_id]
     assert "learning curves: " in out  # the job's last line, followed to the end
     [run] = [p for p in storage.iterdir() if p.name.startswith("digits_rnn-")]
     assert f"run directory: {run}\n" in out  # said before the job started
