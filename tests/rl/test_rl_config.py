@@ -38,7 +38,7 @@ def test_dqn_has_the_seeds_defaults_at_hand() -> None:
 @pytest.mark.parametrize("rl, expected", [
     ({"num_env_runners": -1}, "rl.num_env_runners: expected an integer >= 0, got -1"),
     ({"algorithm": "ppoo"}, "rl.algorithm: unknown algorithm 'ppoo' (did you mean 'ppo'?)"),
-    ({"epsilon_steps": 5}, "rl.epsilon_steps: unknown key"),  # a dqn field on ppo
+    ({"epsilon_steps": 5}, "rl.epsilon_steps: a field of algorithm 'dqn', not of 'ppo' (set algorithm: dqn"),  # a dqn field on ppo
     ({"env_config": {"level": [1, 2]}}, "rl.env_config.level"),
 ])
 def test_bad_rl_settings_are_named(rl: dict[str, Any], expected: str) -> None:
