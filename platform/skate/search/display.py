@@ -79,13 +79,14 @@ class LiveTable(Callback):
         if self.shown:
             self.draw(trials, interactive=sys.stdout.isatty())
 
-    def rows(self, trials: list[Any]) -> list[list[Any]]:
-        """One row per trial: id, state, values, best metric so far, progress."""
+    def rows(self, trials: list[Any], paths: list[str] | None = None) -> list[list[Any]]:
+        """One row per trial: id, state, the values of ``paths`` (default: every searched one), best
+        metric so far, progress."""
         rows = []
         for trial in trials:
             result = trial.last_result or {}
             state = _STATES.get(trial.status, trial.status.lower())
-            rows.append([trial.trial_id, state, *(trial.config.get(p) for p in self.paths),
+            rows.append([trial.trial_id, state, *(trial.config.get(p) for p in (self.paths if paths is None else paths)),
                          self._best.get(trial.trial_id), result.get(self.time_attr)])
         return rows
 
@@ -108,10 +109,10 @@ class LiveTable(Callback):
 
     def _table(self, trials: list[Any], paths: list[str]) -> str:
         headers = ["trial", "state", *(short_path(p) for p in paths), f"best {self.metric}", self.time_attr]
-        keep = [0, 1, *(2 + self.paths.index(p) for p in paths), 2 + len(self.paths), 3 + len(self.paths)]
-        return format_table(headers, [[row[i] for i in keep] for row in self.rows(trials)])
+        return format_table(headers, self.rows(trials, paths))
 
     def _summary(self, trials: list[Any]) -> str:
+        """Trials counted by state, and the best so far."""
         counts: dict[str, int] = {}
         for trial in trials:
             state = _STATES.get(trial.status, trial.status.lower())
