@@ -62,8 +62,6 @@ def test_features_that_do_not_fill_x_shape_are_refused(tmp_path: Path) -> None:
 def test_the_split_is_seeded_by_file_and_row_and_counted_without_reading_rows(tmp_path: Path) -> None:
     parts = found(write(tmp_path / "d")).parts
     record = RULE.record(parts)
-    assert sum(record["rows"].values()) == sum(ROWS)
-    assert record == SplitRule(seed=3, validation_fraction=0.2, test_fraction=0.1).record(parts)
     assert record["rows"] != SplitRule(seed=4, validation_fraction=0.2, test_fraction=0.1).record(parts)["rows"]
     # Over many rows the fractions hold.
     many = np.bincount(RULE.assign("big.parquet", 100_000), minlength=3) / 100_000

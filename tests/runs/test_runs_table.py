@@ -27,7 +27,7 @@ def run_dir(root: Path, name: str, *, summary: dict | None = None, search: dict 
 
 @pytest.fixture()
 def root(tmp_path: Path) -> Path:
-    run_dir(tmp_path, "series-1", description="the seed's series, one step ahead", summary={
+    run_dir(tmp_path, "series-1", description="a series, one step ahead", summary={
         "status": "completed", "started_at": "2026-12-01", "epochs_completed": 20,
         "best": {"metric": "val/loss", "mode": "min", "value": 0.036},
         "final": {"val/loss": 0.036, "test/loss": 0.041, "test/last_step_mse": 0.0002}})
@@ -44,7 +44,7 @@ def test_each_row_names_its_metric_and_shows_it_on_validation_and_test(root: Pat
     rows = {row.name: row for row in map(run_row, (RunDir(p) for p in root.iterdir()))}
     series = rows["series-1"]
     assert (series.metric, series.val, series.test, series.progress) == ("loss", 0.036, 0.041, "20 epochs")
-    assert series.description == "the seed's series, one step ahead"
+    assert series.description == "a series, one step ahead"
     search = rows["tune-digits-1"]
     assert (search.status, search.progress, search.metric, search.val, search.test) == (
         "completed", "6 trials", "accuracy", 0.97, 0.95)
