@@ -16,7 +16,8 @@ from skate.engines.base import Workload
 from skate.engines.optim import OptimizerConfig
 from skate.errors import SkateError, SpecError
 from skate.models.base import MODELS, ModelConfig
-from skate.objectives import BEST_METRIC, OBJECTIVES
+from skate.objectives import OBJECTIVES
+from skate.reported import BEST_METRIC
 from skate.plugins import PluginObjective, registered
 from skate.rl.envs import SKATE_ENVS
 from skate.spec import load_spec_data

@@ -74,11 +74,3 @@ def sequence(logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) 
 OBJECTIVES: dict[str, Objective] = {"classification": classification, "regression": regression, "sequence": sequence,
                                    "reconstruction": reconstruction, "pretraining": pretraining}
 
-# The validation metric that picks the best checkpoint, and whether higher is better.
-BEST_METRIC: dict[str, tuple[str, str]] = {
-    "classification": ("val/accuracy", "max"),
-    "regression": ("val/loss", "min"),
-    "sequence": ("val/exact_match", "max"),
-    "reconstruction": ("val/loss", "min"),
-    "pretraining": ("val/accuracy", "max"),
-}

@@ -25,7 +25,8 @@ from typing import Any, Callable
 from skate.data.base import DATA_SOURCES, DataConfig
 from skate.errors import SkateError
 from skate.models.base import MODELS, ModelConfig
-from skate.objectives import BEST_METRIC, OBJECTIVES, Objective
+from skate.objectives import OBJECTIVES, Objective
+from skate.reported import BEST_METRIC, REPORTED
 
 GROUPS = {"skate.models": "model", "skate.data": "data source", "skate.envs": "environment",
           "skate.objectives": "objective"}
@@ -42,6 +43,9 @@ class PluginObjective:
     function: Objective
     best_metric: str = "val/loss"
     best_mode: str = "min"
+    metrics: tuple[str, ...] | None = None
+    """The names of the metrics it reports (``loss`` among them), so that ``skate validate`` can
+    check a spec's metric names; ``None``: not declared, and not checked."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +103,7 @@ def register_objective(name: str, objective: PluginObjective | Objective, *, ori
     _claim("objective", name, origin or _origin_of(plugin.function), taken=name in OBJECTIVES)
     OBJECTIVES[name] = plugin.function
     BEST_METRIC[name] = (plugin.best_metric, plugin.best_mode)
+    REPORTED[name] = None if plugin.metrics is None else tuple(plugin.metrics)
 
 
 def load_entry_points() -> None:

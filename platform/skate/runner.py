@@ -18,7 +18,7 @@ from skate.data import info_of, split_record
 from skate.data.stream import STREAM_SPLIT, StreamSource
 from skate.engines.base import Workload
 from skate.errors import SkateError, describe_error
-from skate.objectives import BEST_METRIC
+from skate.reported import BEST_METRIC
 from skate.progress import Progress
 from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import atomic_path, write_text_atomic

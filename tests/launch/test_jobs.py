@@ -47,7 +47,7 @@ def test_a_spec_with_a_search_runs_skate_tune_into_a_named_experiment() -> None:
 
 
 def test_a_search_that_does_not_fit_the_job_is_refused_before_anything_is_sent() -> None:
-    with pytest.raises(SkateError, match=r"^search.scheduler.max_t \(99\) is more than the job's train.epochs"):
+    with pytest.raises(SpecError, match=r"^--set: search.scheduler.max_t: 99 is more than the job's train.epochs"):
         jobs.prepare(JOBS / "tune_digits_rnn.yaml", ["search.scheduler.max_t=99"], working_dir=REPO)
 
 

@@ -201,7 +201,7 @@ def test_bad_recurrent_options_in_a_spec_name_the_field(model: dict, message: st
 
 
 def test_peepholes_pick_own_cells_and_python_configs_are_checked_too() -> None:
-    model = load_spec_data({**SPEC, "model": {"kind": "rnn_predictor", "cell": "lstm", "peepholes": True}}).model
+    model = load_spec_data({**SPEC, "model": {"kind": "rnn_predictor", "cell": "lstm", "peepholes": True}}, gate=False).model
     assert model.own_cells and isinstance(model.build(SERIES).rnn, Recurrent)
     with pytest.raises(ValueError, match=re.escape("layer_devices: expected num_layers (2) entries")):
         RnnClassifierConfig(num_layers=2, layer_devices=("cpu",))

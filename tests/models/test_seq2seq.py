@@ -10,7 +10,8 @@ import torch
 from skate.data import DatasetInfo
 from skate.data.translation import BOS, EOS, SOURCE_VOCAB, TARGET_VOCAB
 from skate.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from skate.objectives import BEST_METRIC, OBJECTIVES, PAD, sequence
+from skate.objectives import OBJECTIVES, PAD, sequence
+from skate.reported import BEST_METRIC
 
 SOURCE_LEN, TARGET_LEN = 5, 4
 INFO = DatasetInfo(x_shape=(SOURCE_LEN + TARGET_LEN,), y_shape=(TARGET_LEN,), num_classes=len(TARGET_VOCAB))

@@ -123,9 +123,12 @@ def test_a_gpu_learner_in_this_process_without_cuda_is_named(monkeypatch: pytest
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match=r"^gpus_per_learner: 1 GPU for the learner in this process, but torch .* "
                                          r"sees no CUDA device here \(set rl.gpus_per_learner: 0"):
-        load_spec_data(rl_job(gpus_per_learner=1)).rl.check_devices()
-    with pytest.raises(SkateError, match=r"^rl\.gpus_per_learner: 1 GPU"):  # before any actor starts
-        build_algorithm(load_spec_data(rl_job(gpus_per_learner=1)))
+        load_spec_data(rl_job(gpus_per_learner=1), gate=False).rl.check_devices()
+    with pytest.raises(SpecError, match=r"^<spec>: rl\.gpus_per_learner: 1 GPU"):  # the gate: before Ray starts
+        load_spec_data(rl_job(gpus_per_learner=1))
+    load_spec_data(rl_job(gpus_per_learner=1), here=False)  # submitted: the GPU is the cluster's to have
+    with pytest.raises(SkateError, match=r"^rl\.gpus_per_learner: 1 GPU"):  # and again before any actor starts
+        build_algorithm(load_spec_data(rl_job(gpus_per_learner=1), gate=False))
     # learner actors get their GPUs from Ray's scheduling; no GPU asked for: nothing to check
     load_spec_data(rl_job(num_learners=2, gpus_per_learner=1)).rl.check_devices()
     load_spec_data(rl_job()).rl.check_devices()

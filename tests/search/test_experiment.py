@@ -15,7 +15,7 @@ from skate.errors import SkateError
 from skate.spec import load_spec_data
 from skate.search import experiment
 from skate.search.config import SearchConfig
-from skate.search.experiment import (check_schedule, concurrency, objective_of, saved_states,
+from skate.search.experiment import (concurrency, objective_of, saved_states,
                                      search_algorithm)
 from skate.search.space import Choice
 
@@ -33,26 +33,11 @@ def test_the_metric_defaults_to_the_jobs_validation_metric() -> None:
     assert objective_of(with_search(metric="val/loss")) == ("val/loss", "min")
     assert objective_of(with_search(metric="val/loss", mode="max")) == ("val/loss", "max")
     ae = load_spec_data({**JOB, "model": {"kind": "stacked_ae"},
-                         "search": {"space": {"model.noise_level": {"type": "uniform", "min": 0.0, "max": 0.5}}}})
+                         "search": {"space": {"model.tied": {"type": "choice", "values": [True, False]}}}})
     assert objective_of(ae)[1] == "min"
     rl = load_spec_data({"name": "pole", "rl": {"algorithm": "ppo", "env": "CartPole-v1"},
                          "search": {"space": {"rl.lr": {"type": "loguniform", "min": 1e-4, "max": 1e-3}}}})
     assert objective_of(rl) == ("rollout/episode_return_mean", "max")
-
-
-def test_a_scheduler_longer_than_the_job_is_refused() -> None:
-    spec = with_search(scheduler={"kind": "asha", "max_t": 9})
-    with pytest.raises(SkateError, match=r"max_t \(9\) is more than the job's train.epochs \(5\)"):
-        check_schedule(spec.search, spec)
-    check_schedule(with_search(scheduler={"kind": "asha", "max_t": 5}).search, spec)
-
-
-def test_pbt_perturbs_only_where_the_job_checkpoints() -> None:
-    spec = load_spec_data({**JOB, "checkpoint": {"every_epochs": 2},
-                           "search": {"space": SPACE, "scheduler": {"kind": "pbt", "perturbation_interval": 3}}})
-    with pytest.raises(SkateError, match=r"perturbation_interval \(3\) is not a multiple of checkpoint.every_epochs \(2\)"):
-        check_schedule(spec.search, spec)
-    check_schedule(with_search(scheduler={"kind": "pbt", "perturbation_interval": 4}).search, spec)
 
 
 def test_allreduce_trials_run_no_more_at_once_than_the_cluster_holds(monkeypatch: pytest.MonkeyPatch) -> None:

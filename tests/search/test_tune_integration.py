@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from conftest import JOBS, REPO
-from skate.errors import SkateError
+from skate.errors import SkateError, SpecError
+from skate.models.rnn import RnnClassifierConfig
 from skate.runs.metrics import read_metrics
 from skate.spec import JobSpec, load_spec, load_spec_data
 from skate.search.experiment import run_search
@@ -157,10 +158,14 @@ def test_gpus_on_a_cluster_without_any_or_an_autoscaler_are_refused_at_once(ray_
     assert time.monotonic() - started < 10
 
 
-def test_a_metric_the_job_does_not_report_fails_its_trials_with_the_known_ones(ray_local: None, tmp_path: Path) -> None:
-    spec = load_spec_data({**JOB, "train": {**JOB["train"], "epochs": 1},
-                           "search": {"num_samples": 1, "metric": "val/acc", "space": SPACE}})
-    result = run_search(spec, root=tmp_path, progress=False)
+def test_a_metric_the_job_does_not_report_fails_its_trials_with_the_known_ones(
+        ray_local: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trials' own check, for a model whose metrics are not declared (the gate refuses the rest first)."""
+    data = {**JOB, "train": {**JOB["train"], "epochs": 1}, "search": {"num_samples": 1, "metric": "val/acc", "space": SPACE}}
+    with pytest.raises(SpecError, match="search.metric: 'val/acc' is not a metric this job reports"):
+        load_spec_data(data)
+    monkeypatch.setattr(RnnClassifierConfig, "reported_metrics", lambda self: None)
+    result = run_search(load_spec_data(data), root=tmp_path, progress=False)
     (trial,) = result.trials
     assert trial.state == "error" and result.best is None
     assert "search.metric 'val/acc' is not a metric of this job; it reports:" in (trial.error or ""), trial.error

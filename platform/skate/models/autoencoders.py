@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from skate.config.fields import param
+from skate.config.fields import Unused, param
 from skate.data.base import DatasetInfo
 from skate.models.base import MODELS, ModelConfig
 
@@ -200,9 +200,16 @@ class VariationalAutoencoder(nn.Module):
 
 
 def _input_size(kind: str, info: DatasetInfo) -> int:
-    if info.variable_length:
-        raise ValueError(f"{kind} needs fixed-size inputs; the data has variable-length sequences")
+    problem = _fixed_size_problem(kind, info)
+    if problem is not None:
+        raise ValueError(problem)
     return math.prod(info.x_shape)
+
+
+def _fixed_size_problem(kind: str, info: DatasetInfo) -> str | None:
+    if info.variable_length:
+        return f"{kind} needs fixed-size inputs; the data has variable-length sequences"
+    return None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -226,6 +233,19 @@ class DenseAutoencoderConfig(ModelConfig):
 
     def _sparsity(self) -> tuple[float | None, float]:
         return None, 0.0
+
+    def fit_problem(self, info: DatasetInfo) -> str | None:
+        return _fixed_size_problem(self.kind, info)
+
+    def reported_metrics(self) -> tuple[str, ...] | None:
+        own = ("reconstruction_loss",) if self.greedy_epochs else ()  # a greedy phase's layer loss
+        return (*(super().reported_metrics() or ()), *own)
+
+    def unused_fields(self) -> Unused:
+        """Fields the other choices leave unused (see :data:`skate.config.fields.Unused`)."""
+        if self.noise == "none":
+            return {"noise_level": ("it is the noise's level, and noise is none", ("noise",))}
+        return {}
 
     def phase_starts(self) -> tuple[int, ...]:
         if not self.greedy_epochs:
@@ -264,6 +284,9 @@ class SparseAutoencoderConfig(DenseAutoencoderConfig):
     def _sparsity(self) -> tuple[float | None, float]:
         return self.sparsity_target, self.sparsity_weight
 
+    def reported_metrics(self) -> tuple[str, ...] | None:
+        return (*(super().reported_metrics() or ()), "sparsity_loss", "mean_activation")
+
 
 @MODELS.register
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -275,6 +298,12 @@ class VaeConfig(ModelConfig):
     units: tuple[int, ...] = param((500, 500), doc="units of each hidden encoder layer (mirrored in the decoder)")
     latent_size: int = param(20, doc="size of the codings", gt=0)
     activation: Activation = param("elu", doc="activation of the hidden layers")
+
+    def fit_problem(self, info: DatasetInfo) -> str | None:
+        return _fixed_size_problem(self.kind, info)
+
+    def reported_metrics(self) -> tuple[str, ...] | None:
+        return (*(super().reported_metrics() or ()), "reconstruction_loss", "latent_loss")
 
     def build(self, info: DatasetInfo) -> nn.Module:
         return VariationalAutoencoder(input_size=_input_size(self.kind, info), units=self.units,

@@ -9,6 +9,7 @@ from torch import nn
 
 from skate.data.base import DatasetInfo
 from skate.config.fields import Variants, param
+from skate.reported import REPORTED
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -22,6 +23,22 @@ class ModelConfig:
     def build(self, info: DatasetInfo) -> nn.Module:
         """A freshly initialised module for data described by ``info``."""
         raise NotImplementedError
+
+    def fit_problem(self, info: DatasetInfo) -> str | None:
+        """Why this model cannot learn from data described by ``info`` (one line naming what to
+        change), or ``None``. Known without torch: the gate asks it before anything starts."""
+        return None
+
+    def check_fit(self, info: DatasetInfo) -> None:
+        """Raise ``ValueError`` with :meth:`fit_problem`'s reason, if any."""
+        problem = self.fit_problem(info)
+        if problem is not None:
+            raise ValueError(problem)
+
+    def reported_metrics(self) -> tuple[str, ...] | None:
+        """The names of the metrics the model reports (each as ``train/<name>`` and ``val/<name>``):
+        its objective's, plus any of its own; ``None`` when its objective did not declare them."""
+        return REPORTED.get(self.objective)
 
     def phase_starts(self) -> tuple[int, ...]:
         """Epochs (counted from 1) where a model that trains in phases starts a new one; every

@@ -63,8 +63,13 @@ class PretrainedClassifierConfig(DenseAutoencoderConfig):
         pretraining = tuple(epoch for epoch in super().phase_starts() if epoch <= self.pretrain_epochs)
         return pretraining + ((self.pretrain_epochs + 1,) if self.pretrain_epochs else ())
 
-    def build(self, info: DatasetInfo) -> nn.Module:
+    def fit_problem(self, info: DatasetInfo) -> str | None:
         if info.num_classes is None:
-            raise ValueError("pretrained_classifier needs labelled classes; the data source has none")
+            return "pretrained_classifier needs labelled classes; the data source has none"
+        return super().fit_problem(info)
+
+    def build(self, info: DatasetInfo) -> nn.Module:
+        self.check_fit(info)
+        assert info.num_classes is not None
         return PretrainedClassifier(autoencoder=self.autoencoder(info), num_classes=info.num_classes,
                                     pretrain_epochs=self.pretrain_epochs, freeze_encoder=self.freeze_encoder)

@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from skate.data.base import DatasetInfo
 from skate.models.base import MODELS, ModelConfig
 from skate.models.cells import CellKind, Recurrent, check_cell, valid_steps
-from skate.config.fields import param
+from skate.config.fields import Unused, param
 
 Cell = CellKind
 FinalState = Tensor | tuple[Tensor, Tensor]
@@ -202,6 +202,15 @@ class RecurrentConfig(ModelConfig):
     activation: Literal["tanh", "relu"] = param("tanh", doc="activation of the basic cell")
     dropout: float = param(0.0, doc="dropout between stacked layers, in training only", ge=0, lt=1)
 
+    def unused_fields(self) -> Unused:
+        """Fields the other choices leave unused (see :data:`skate.config.fields.Unused`)."""
+        unused: Unused = {}
+        if self.cell != "basic":
+            unused["activation"] = (f"it is the basic cell's activation, and cell is {self.cell}", ("cell",))
+        if self.num_layers == 1:
+            unused["dropout"] = ("it acts between stacked layers, and num_layers is 1", ("num_layers",))
+        return unused
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RecurrentStackConfig(RecurrentConfig):
@@ -246,9 +255,13 @@ class RecurrentStackConfig(RecurrentConfig):
         return recurrent_layer(cell=self.cell, input_size=input_size, num_units=self.num_units,
                                num_layers=num_layers, activation=self.activation, dropout=dropout)
 
-    def _rnn(self, info: DatasetInfo) -> nn.Module:
+    def fit_problem(self, info: DatasetInfo) -> str | None:
         if len(info.x_shape) != 2:
-            raise ValueError(f"{self.kind} needs sequences (time, features); the data gives shape {info.x_shape}")
+            return f"{self.kind} needs sequences (time, features); the data gives shape {info.x_shape}"
+        return None
+
+    def _rnn(self, info: DatasetInfo) -> nn.Module:
+        self.check_fit(info)
         if self.layer_devices is None:
             return self._layer(info.x_shape[1], self.num_layers)
         devices = [torch.device(name) for name in self.layer_devices]
@@ -267,9 +280,14 @@ class RnnClassifierConfig(RecurrentStackConfig):
 
     kind: str = "rnn_classifier"
 
-    def build(self, info: DatasetInfo) -> nn.Module:
+    def fit_problem(self, info: DatasetInfo) -> str | None:
         if info.num_classes is None:
-            raise ValueError("rnn_classifier needs labelled classes; the data source has none")
+            return "rnn_classifier needs labelled classes; the data source has none (use rnn_predictor)"
+        return super().fit_problem(info)
+
+    def build(self, info: DatasetInfo) -> nn.Module:
+        self.check_fit(info)
+        assert info.num_classes is not None
         return SequenceClassifier(rnn=self._rnn(info), num_classes=info.num_classes)
 
 
@@ -283,10 +301,17 @@ class RnnPredictorConfig(RecurrentStackConfig):
     objective: ClassVar[str] = "regression"
     num_units: int = param(100, doc="units in each recurrent layer", gt=0)
 
-    def build(self, info: DatasetInfo) -> nn.Module:
+    def fit_problem(self, info: DatasetInfo) -> str | None:
         if info.num_classes is not None:
-            raise ValueError("rnn_predictor predicts numbers; the data source has classes (use rnn_classifier)")
+            return "rnn_predictor predicts numbers; the data source has classes (use rnn_classifier)"
         if len(info.y_shape) != 2 or info.y_shape[0] != (info.x_shape or (None,))[0]:
-            raise ValueError(f"rnn_predictor needs a target sequence as long as the input (time, values); "
-                             f"the data gives inputs {info.x_shape} and targets {info.y_shape}")
+            return (f"rnn_predictor needs a target sequence as long as the input (time, values); "
+                    f"the data gives inputs {info.x_shape} and targets {info.y_shape}")
+        return super().fit_problem(info)
+
+    def reported_metrics(self) -> tuple[str, ...] | None:
+        return ("loss", "last_step_mse")  # its targets are sequences: the regression objective adds the last step's
+
+    def build(self, info: DatasetInfo) -> nn.Module:
+        self.check_fit(info)
         return SequencePredictor(rnn=self._rnn(info), output_size=info.y_shape[1])

@@ -93,15 +93,20 @@ class Seq2SeqConfig(RecurrentConfig):
     num_units: int = param(128, doc="units in each recurrent layer of encoder and decoder", gt=0)
     embedding_size: int = param(32, doc="size of the source and target word embeddings", gt=0)
 
-    def build(self, info: DatasetInfo) -> nn.Module:
+    def fit_problem(self, info: DatasetInfo) -> str | None:
         if info.num_classes is None or len(info.x_shape) != 1 or len(info.y_shape) != 1:
-            raise ValueError(f"seq2seq needs token ids (source then decoder inputs) and target ids with a "
-                             f"vocabulary; the data gives inputs {info.x_shape}, targets {info.y_shape} "
-                             f"and num_classes {info.num_classes} (use data.source: translation)")
+            return (f"seq2seq needs token ids (source then decoder inputs) and target ids with a "
+                    f"vocabulary; the data gives inputs {info.x_shape}, targets {info.y_shape} "
+                    f"and num_classes {info.num_classes} (use data.source: translation)")
+        if info.x_shape[0] - info.y_shape[0] < 1:
+            return (f"seq2seq needs inputs longer than the targets (source, then one decoder input "
+                    f"per target step); the data gives inputs {info.x_shape} and targets {info.y_shape}")
+        return None
+
+    def build(self, info: DatasetInfo) -> nn.Module:
+        self.check_fit(info)
+        assert info.num_classes is not None
         source_len = info.x_shape[0] - info.y_shape[0]
-        if source_len < 1:
-            raise ValueError(f"seq2seq needs inputs longer than the targets (source, then one decoder input "
-                             f"per target step); the data gives inputs {info.x_shape} and targets {info.y_shape}")
         layers = [recurrent_layer(cell=self.cell, input_size=self.embedding_size, num_units=self.num_units,
                                   num_layers=self.num_layers, activation=self.activation, dropout=self.dropout)
                   for _ in range(2)]

@@ -25,10 +25,12 @@ import ray
 
 from skate.capacity import room_for
 from skate.errors import SkateError
-from skate.objectives import BEST_METRIC
+from skate.reported import BEST_METRIC
+from skate.spec.gate import admit
 from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
 from skate.runs.mirror import RunMirror, mirrored
+from skate.runs.ray_log import keep_in
 from skate.runs.remote import download, resumable_copy, resumed_mirror
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
@@ -132,7 +134,9 @@ def _search(spec: JobSpec | RLJobSpec, path: Path, *, restore: bool, progress: b
             storage: str | None = None) -> SearchResult:
     """The search in ``path``; with ``storage`` (the experiment's URI) each trial mirrors its run
     directory to ``<storage>/trials/<trial>`` from whichever node it runs on, and they are brought
-    back here before the trials' table is made."""
+    back here before the trials' table is made. Ray's messages go to its ``ray.log`` when the CLI keeps
+    them off the terminal (:mod:`skate.runs.ray_log`)."""
+    keep_in(path)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own console output: off, with verbose=0
     warnings.filterwarnings("ignore", message="Consider boosting PBT performance")  # class trainables only
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # save the search's state often: a killed driver
@@ -273,49 +277,23 @@ def concurrency(search: SearchConfig, spec: JobSpec | RLJobSpec) -> int | None:
 
 
 def check_search(spec: JobSpec | RLJobSpec) -> None:
-    """What can be refused before Ray starts (``skate tune``, and ``skate submit`` before it sends):
-    a job without a search, a scheduler that does not fit the job.
+    """Refuse a job without a search, and one the gate refuses (a spec made in code rather than
+    loaded through :func:`skate.spec.load_spec`, which gates it).
 
     Raises:
         SkateError: naming what to change.
     """
     if spec.search is None:
         raise SkateError(f"job '{spec.name}' has no search: section; add one (see 'skate schema') to tune it")
-    _base_and_first(spec)
+    admit(spec)
 
 
 def _base_and_first(spec: JobSpec | RLJobSpec) -> tuple[dict[str, Any], JobSpec | RLJobSpec]:
-    """The job every trial starts from (its data spelled out), and the first trial's spec (checked
-    against the schedule)."""
+    """The job every trial starts from (its data spelled out), and the first trial's spec."""
     search = spec.search
     assert search is not None
     base = explicit_data(dataclasses.replace(spec, search=None))
-    first = trial_spec(base, {}, search.resources_per_trial)
-    check_schedule(search, first)
-    return base, first
-
-
-def check_schedule(search: SearchConfig, spec: JobSpec | RLJobSpec) -> None:
-    """Refuse a scheduler that counts further than the job runs, or a PBT whose perturbations fall
-    between the job's checkpoints (a trial exploits another through its checkpoint).
-
-    Raises:
-        SkateError: naming the fields to change.
-    """
-    rl = isinstance(spec, RLJobSpec)
-    length = spec.rl.stop.iterations if rl else spec.train.epochs  # type: ignore[union-attr]
-    unit = "rl.stop.iterations" if rl else "train.epochs"
-    max_t = getattr(search.scheduler, "max_t", None)
-    if max_t is not None and max_t > length:
-        raise SkateError(f"search.scheduler.max_t ({max_t}) is more than the job's {unit} ({length}): "
-                         f"trials end at {length}; lower max_t or raise {unit}")
-    interval = getattr(search.scheduler, "perturbation_interval", None)
-    every = spec.checkpoint.every_iterations if rl else spec.checkpoint.every_epochs  # type: ignore[union-attr]
-    if interval is not None and interval % every:
-        field = "checkpoint.every_iterations" if rl else "checkpoint.every_epochs"
-        raise SkateError(f"search.scheduler.perturbation_interval ({interval}) is not a multiple of {field} "
-                         f"({every}): PBT exploits a trial through the checkpoint of its last perturbation; "
-                         f"set {field} to {interval} or a divisor of it")
+    return base, trial_spec(base, {}, search.resources_per_trial)
 
 
 def _records(grid: Any, path: Path, *, metric: str, mode: str, attr: str,

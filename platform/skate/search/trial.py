@@ -45,8 +45,9 @@ its workers): Tune needs one bundle. A byte of memory, not a sliver of CPU: a sl
 
 def trial_spec(base: dict[str, Any], values: dict[str, Any], resources: TrialResources) -> JobSpec | RLJobSpec:
     """The job a trial runs: ``base`` (spec data without ``search``) with the trial's ``values``;
-    a supervised trial validates every epoch, so the scheduler can compare trials at any epoch."""
-    spec = load_spec_data(with_values(base, values))
+    a supervised trial validates every epoch, so the scheduler can compare trials at any epoch. Not
+    gated again: the search's spec was, and its space's values were checked against the job."""
+    spec = load_spec_data(with_values(base, values), gate=False)
     if isinstance(spec, RLJobSpec):
         if resources.gpus is not None:
             spec = dataclasses.replace(spec, rl=dataclasses.replace(spec.rl, gpus_per_learner=resources.gpus))

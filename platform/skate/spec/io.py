@@ -18,19 +18,22 @@ from skate.config.loader import Locator, load_config
 from skate.config.yamlio import apply_overrides, dump_yaml, read_yaml
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> AnySpec:
-    """Load and validate a job spec file, with optional ``dotted.key=value`` overrides.
+def load_spec(path: str | Path, overrides: list[str] | None = None, *, here: bool = True) -> AnySpec:
+    """Load and validate a job spec file, with optional ``dotted.key=value`` overrides, through the
+    gate (:mod:`skate.spec.gate`; ``here``: the job runs on this machine, ``False`` for a submission).
 
     Raises:
         SpecError: naming the file, line and dotted key of every problem found.
     """
     data, locator = read_yaml(path)
-    return load_spec_data(data, locator=locator, overrides=overrides)
+    return load_spec_data(data, locator=locator, overrides=overrides, here=here)
 
 
-def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list[str] | None = None) -> AnySpec:
+def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list[str] | None = None,
+                   here: bool = True, gate: bool = True) -> AnySpec:
     """Validate already-parsed spec data (a mapping) into a :class:`JobSpec`, or an
-    :class:`RLJobSpec` when it has an ``rl`` section.
+    :class:`RLJobSpec` when it has an ``rl`` section; then, unless ``gate`` is ``False``, through the
+    gate (:func:`skate.spec.gate.admit`).
 
     Raises:
         SpecError: for every problem found.
@@ -45,10 +48,13 @@ def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list
         data = apply_overrides(data, overrides, locator)
     from skate.rl.spec import RLJobSpec
     from skate.search.paths import check_space
+    from skate.spec.gate import admit
 
     spec = load_config(RLJobSpec if "rl" in data else JobSpec, data, locator)
     if spec.search is not None:
         check_space(spec, locator)
+    if gate:
+        admit(spec, locator, here=here)
     return spec
 
 
