@@ -17,7 +17,7 @@ from skate.engines.optim import OptimizerConfig
 from skate.errors import SkateError, SpecError
 from skate.models.base import MODELS, ModelConfig
 from skate.objectives import OBJECTIVES
-from skate.reported import BEST_METRIC
+from skate.reported import BEST_METRIC, REPORTED
 from skate.plugins import PluginObjective, registered
 from skate.rl.envs import SKATE_ENVS
 from skate.spec import load_spec_data
@@ -52,6 +52,7 @@ def plugins() -> Iterator[None]:
         MODELS._classes.pop("tiny_net", None)
         OBJECTIVES.pop("test_hinge", None)
         BEST_METRIC.pop("test_hinge", None)
+        REPORTED.pop("test_hinge", None)
 
 
 JOB = {"name": "plugged", "data": {"source": "digits"}, "model": {"kind": "tiny_net", "width": 16}}

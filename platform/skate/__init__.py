@@ -15,7 +15,7 @@ _PLUGINS = ("register_model", "register_data_source", "register_env", "register_
 __all__ = ["SkateError", "SpecError", "__version__", "load_spec", "resume", "resume_tune", "run", "submit", "tune", *_PLUGINS]
 
 
-def __getattr__(name: str) -> Any:  # the plugin API imports torch: only when it is asked for
+def __getattr__(name: str) -> Any:  # the plugin API loads every registry (numpy, pyarrow): only when asked for
     if name in _PLUGINS:
         from skate import plugins
 

@@ -7,6 +7,8 @@ from typing import Any, Callable
 import torch
 from torch.nn import functional as F
 
+from skate.data.base import PAD
+
 # Maps (model outputs, inputs, targets) to per-example values by metric name; "loss" is the one minimised.
 Objective = Callable[[Any, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -31,7 +33,7 @@ def regression(outputs: torch.Tensor, inputs: torch.Tensor, targets: torch.Tenso
 def reconstruction(outputs: Any, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """An autoencoder's loss: its reconstruction's mean squared error against the inputs ("mse"),
     or the model's own ``loss/reconstruction``, plus its other ``loss/*`` terms; ``metric/*``
-    values are reported as they are (see :mod:`skate.models.autoencoders`)."""
+    values are reported as they are (see :mod:`skate.models.autoencoder_nets`)."""
     if isinstance(outputs, torch.Tensor):
         outputs = {"reconstruction": outputs}
     mse = F.mse_loss(outputs["reconstruction"], inputs, reduction="none").flatten(1).mean(dim=1)
@@ -49,10 +51,6 @@ def pretraining(outputs: Any, inputs: torch.Tensor, targets: torch.Tensor) -> di
     if isinstance(outputs, dict):
         return reconstruction(outputs, inputs, targets)
     return classification(outputs, inputs, targets)
-
-
-PAD = 0
-"""The token id that pads target sequences; the sequence objective ignores it."""
 
 
 def sequence(logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -20,13 +20,15 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from importlib import metadata
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from skate.data.base import DATA_SOURCES, DataConfig
 from skate.errors import SkateError
 from skate.models.base import MODELS, ModelConfig
-from skate.objectives import OBJECTIVES, Objective
 from skate.reported import BEST_METRIC, REPORTED
+
+if TYPE_CHECKING:
+    from skate.objectives import Objective
 
 GROUPS = {"skate.models": "model", "skate.data": "data source", "skate.envs": "environment",
           "skate.objectives": "objective"}
@@ -70,9 +72,9 @@ def register_model(config: type[ModelConfig], *, origin: str | None = None) -> t
         SkateError: when it is not such a class, its objective is unknown, or its name is taken.
     """
     _check_config(config, ModelConfig, "model")
-    if config.objective not in OBJECTIVES:
+    if config.objective not in REPORTED:  # every objective's names, known without importing torch
         raise SkateError(f"model config {config.__name__}: unknown objective '{config.objective}'; "
-                         f"known: {', '.join(sorted(OBJECTIVES))} (add one with register_objective)")
+                         f"known: {', '.join(sorted(REPORTED))} (add one with register_objective)")
     return _register(MODELS, config, origin)
 
 
@@ -95,6 +97,8 @@ def register_env(name: str, factory: Callable[[dict[str, Any]], Any], *, origin:
 
 def register_objective(name: str, objective: PluginObjective | Objective, *, origin: str | None = None) -> None:
     """Make ``name`` an objective a model config can declare (``objective: ClassVar[str] = name``)."""
+    from skate.objectives import OBJECTIVES
+
     plugin = objective if isinstance(objective, PluginObjective) else PluginObjective(objective)
     if not callable(plugin.function):
         raise SkateError(f"objective '{name}': expected a function (outputs, inputs, targets) -> metrics")
@@ -134,7 +138,7 @@ def registered() -> list[Registered]:
     found = [Registered("model", name, MODELS.origin(name)) for name in MODELS.names()]
     found += [Registered("data source", name, DATA_SOURCES.origin(name)) for name in DATA_SOURCES.names()]
     found += [Registered("environment", name, _ORIGINS.get(("environment", name), BUILT_IN)) for name in sorted(SKATE_ENVS)]
-    found += [Registered("objective", name, _ORIGINS.get(("objective", name), BUILT_IN)) for name in sorted(OBJECTIVES)]
+    found += [Registered("objective", name, _ORIGINS.get(("objective", name), BUILT_IN)) for name in sorted(REPORTED)]
     return found
 
 

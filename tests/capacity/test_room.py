@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from skate.capacity import room as room_module
-from skate.capacity.room import DEFAULT_WAIT_S, WAIT_ENV, _LiveLine, wait_limit_s, wanted
+from skate.capacity.room import _LiveLine, wanted
+from skate.capacity.wait import DEFAULT_WAIT_S, WAIT_ENV, wait_limit_s
 from skate.errors import SkateError
 
 

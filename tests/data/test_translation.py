@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from skate.data import info_of, split_rows, to_numpy
+from skate.data.base import PAD
 from skate.data.translation import (BOS, EOS, SOURCE_VOCAB, TARGET_VOCAB, TranslationConfig, decode_source,
                                     decode_target, encode_source, encode_target, number_words)
-from skate.objectives import PAD
 
 
 @pytest.mark.parametrize(("number", "words"), [

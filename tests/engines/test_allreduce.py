@@ -10,7 +10,7 @@ import pytest
 from ray.exceptions import ActorDiedError
 from ray.util.queue import Empty
 
-from skate.engines.allreduce import _peer_lost, AllreduceEngine, WorkerFailed
+from skate.engines.allreduce_engine import _peer_lost, AllreduceEngine, WorkerFailed
 from skate.engines.faults import EngineLost
 
 

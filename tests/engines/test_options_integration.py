@@ -9,10 +9,11 @@ import torch
 from skate.data import split_table
 from skate.data.sources import DigitsConfig
 from skate.engines.allreduce import AllreduceConfig
-from skate.engines.base import StrategyConfig, Workload
+from skate.engines.base import Workload
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.config import ParameterServerConfig
 from skate.engines.single import SingleStrategyConfig
+from skate.engines.strategy import StrategyConfig
 from skate.models.rnn import RnnClassifierConfig
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import torch
 from torch.nn import functional as F
 
 from skate.data import DatasetInfo
-from skate.models.autoencoders import (SparseAutoencoderConfig, StackedAutoencoderConfig, VaeConfig, kl_divergence,
-                                       latent_loss)
+from skate.models.autoencoder_nets import kl_divergence, latent_loss
+from skate.models.autoencoders import SparseAutoencoderConfig, StackedAutoencoderConfig, VaeConfig
 from skate.models.pretraining import PretrainedClassifierConfig
 from skate.objectives import pretraining, reconstruction
 

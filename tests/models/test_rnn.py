@@ -8,7 +8,7 @@ import torch
 from skate.data import DatasetInfo
 from skate.errors import SpecError
 from skate.models.cells import Recurrent
-from skate.models.rnn import RnnClassifierConfig, RnnPredictorConfig
+from skate.models.rnn import DEVICE, RnnClassifierConfig, RnnPredictorConfig
 from skate.objectives import regression
 from skate.spec import load_spec_data
 
@@ -198,6 +198,18 @@ def test_bad_recurrent_options_in_a_spec_name_the_field(model: dict, message: st
     with pytest.raises(SpecError) as caught:
         load_spec_data({**SPEC, "model": {"kind": "rnn_classifier", **model}})
     assert caught.value.problems == [message]
+
+
+@pytest.mark.parametrize("name", ["cpu", "cpu:0", "cuda", "cuda:1", "cuda:12", "mps", "xpu:0", "hpu", "meta", "gpu",
+                                  "CPU", "cuda:", "cuda:-1", "cuda: 1", " cuda", "cuda:1:2", "tpu", ""])
+def test_a_device_name_is_known_without_torch_exactly_when_torch_takes_it(name: str) -> None:
+    try:
+        torch.device(name)
+    except RuntimeError:
+        takes = False
+    else:
+        takes = True
+    assert bool(DEVICE.fullmatch(name)) == takes
 
 
 def test_peepholes_pick_own_cells_and_python_configs_are_checked_too() -> None:

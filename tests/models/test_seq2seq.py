@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from skate.data import DatasetInfo
+from skate.data.base import PAD
 from skate.data.translation import BOS, EOS, SOURCE_VOCAB, TARGET_VOCAB
-from skate.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from skate.objectives import OBJECTIVES, PAD, sequence
+from skate.models.seq2seq import Seq2SeqConfig
+from skate.models.seq2seq_nets import Seq2Seq
+from skate.objectives import OBJECTIVES, sequence
 from skate.reported import BEST_METRIC
 
 SOURCE_LEN, TARGET_LEN = 5, 4

@@ -17,10 +17,11 @@ from torch import nn
 from skate.data import DatasetInfo, split_table
 from skate.data.sources import DigitsConfig
 from skate.engines.allreduce import AllreduceConfig
-from skate.engines.base import StrategyConfig, Workload
+from skate.engines.base import Workload
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.config import ParameterServerConfig
 from skate.engines.single import SingleStrategyConfig
+from skate.engines.strategy import StrategyConfig
 from skate.models.base import MODELS
 from skate.models.rnn import RnnClassifierConfig
 

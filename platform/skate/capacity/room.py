@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import sys
 import time
 from collections import Counter
 from typing import Iterator, TextIO
@@ -24,32 +22,12 @@ from ray.util.placement_group import PlacementGroup, placement_group, placement_
 from skate.capacity.nodes import (Bundle, autoscaler_status, describe, has_autoscaler, live_nodes, node_types,
                                   packs, refusal)
 from skate.capacity.request import AutoscalerRequest
+from skate.capacity.wait import CONFIG_KEY, wait_limit_s
 from skate.errors import SkateError
+from skate.runs.ray_log import terminal
 
-WAIT_ENV = "SKATE_WAIT_FOR_NODES_S"
-CONFIG_KEY = "wait_for_nodes_s"
-DEFAULT_WAIT_S = 600.0
-"""Long enough for a cloud provider to boot a GPU node and Ray to start on it (a few minutes)."""
 HINT = f"--wait-for-nodes SECONDS, or {CONFIG_KEY}: in the user config"
 PLAIN_LINE_EVERY_S = 30.0
-
-
-def wait_limit_s() -> float:
-    """How long a job waits for room: ``$SKATE_WAIT_FOR_NODES_S`` (the CLI's ``--wait-for-nodes`` sets
-    it), else the user config's ``wait_for_nodes_s``, else 600 s."""
-    from skate.launch.connect import user_config
-
-    for value, where in ((os.environ.get(WAIT_ENV), WAIT_ENV), (user_config().get(CONFIG_KEY), CONFIG_KEY)):
-        if value is None or value == "":
-            continue
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            raise SkateError(f"{where}: expected seconds to wait for nodes (e.g. 600), got {value!r}") from None
-        if seconds < 0:
-            raise SkateError(f"{where}: expected seconds >= 0, got {seconds:g}")
-        return seconds
-    return DEFAULT_WAIT_S
 
 
 @dataclasses.dataclass
@@ -135,7 +113,7 @@ def reserve(bundles: list[Bundle], *, what: str, strategy: str = "PACK", limit_s
     started = time.monotonic()
     group = placement_group(bundles, strategy=strategy)
     try:
-        _wait(group, bundles, what=what, limit_s=limit, stream=stream or sys.stderr, ask=ask)
+        _wait(group, bundles, what=what, limit_s=limit, stream=stream or terminal(), ask=ask)
     except BaseException:
         remove_placement_group(group)
         raise

@@ -24,6 +24,8 @@ _Y_SHAPE = b"skate.y_shape"
 _NUM_CLASSES = b"skate.num_classes"
 LENGTH = "length"
 """The optional column of each example's sequence length (variable-length sequences, padded)."""
+PAD = 0
+"""The token id that pads token sequences (inputs and targets); the ``sequence`` objective ignores it."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ are drawn without replacement, every count of digits equally likely (see
 :func:`skate.data.base.split_rows` holds whole numbers out: test numbers are never trained on.
 
 Tokens are ids in two fixed vocabularies, :data:`SOURCE_VOCAB` and :data:`TARGET_VOCAB`, with
-padding at id 0 (:data:`skate.objectives.PAD`, which the ``sequence`` objective ignores). A model
+padding at id 0 (:data:`skate.data.base.PAD`, which the ``sequence`` objective ignores). A model
 sizes its source embedding from ``len(SOURCE_VOCAB)``; ``num_classes`` is ``len(TARGET_VOCAB)``.
 
 Layout of a row, as the book's encoder-decoder takes encoder and decoder inputs side by side:
@@ -28,8 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from skate.config.fields import param
-from skate.data.base import DATA_SOURCES, DataConfig, DatasetInfo, make_table
-from skate.objectives import PAD
+from skate.data.base import DATA_SOURCES, PAD, DataConfig, DatasetInfo, make_table
 
 _ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
          "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Literal
-
-import torch
+from typing import TYPE_CHECKING, Iterable, Literal
 
 from skate.config.fields import Unused, param
 from skate.engines.schedule import ScheduleConfig, ConstantSchedule
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -39,6 +40,8 @@ class OptimizerConfig:
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         """A torch optimizer over ``params``."""
+        import torch
+
         if self.name in ("adam", "adamw"):
             adam = torch.optim.AdamW if self.name == "adamw" else torch.optim.Adam
             return adam(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps,

@@ -1,4 +1,5 @@
-"""PyTorch models, registered by name for job specs."""
+"""Models, registered by name for job specs: their configs, which import torch only to build a module
+(each config module ``X`` builds the modules of ``X_nets``)."""
 
 from skate.models import autoencoders as _autoencoders, pretraining as _pretraining  # noqa: F401  (register the autoencoders)
 from skate.models import rnn as _rnn  # noqa: F401  (registers the built-in models)

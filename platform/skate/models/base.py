@@ -1,15 +1,20 @@
-"""Models: each names itself in a spec (``model: {kind: rnn_classifier, ...}``) and builds a module."""
+"""Models: each names itself in a spec (``model: {kind: rnn_classifier, ...}``) and builds a module.
+
+A config knows without torch what the gate asks of it (whether it fits the data, what it reports);
+only ``build`` imports torch, and the module it builds.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
-
-from torch import nn
+from typing import TYPE_CHECKING, ClassVar
 
 from skate.data.base import DatasetInfo
 from skate.config.fields import Variants, param
 from skate.reported import REPORTED
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -16,14 +16,14 @@ their own parameters.
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple, get_args
+from typing import NamedTuple, get_args
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-CellKind = Literal["basic", "lstm", "gru"]
-Nonlinearity = Literal["tanh", "relu"]
+from skate.models.rnn import Cell, Nonlinearity, check_cell
+
 State = tuple[Tensor, ...]
 """One layer's state: ``(h,)`` for the basic and GRU cells, ``(h, c)`` for the LSTM."""
 
@@ -76,14 +76,6 @@ def gru_step(gates_x: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor) -> 
 def valid_steps(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
     """``(batch, steps)`` booleans: True where step ``t`` is within the example's length."""
     return torch.arange(steps, device=device) < lengths.to(device).unsqueeze(1)
-
-
-def check_cell(cell: str, *, peepholes: bool = False) -> None:
-    """Raises ValueError for an unknown cell, or peepholes on a cell other than the LSTM."""
-    if cell not in NUM_GATES:
-        raise ValueError(f"cell: unknown cell {cell!r}; expected one of: {', '.join(get_args(CellKind))}")
-    if peepholes and cell != "lstm":
-        raise ValueError(f"peepholes: peephole connections belong to the lstm cell; cell is {cell!r}")
 
 
 def _add_weights(module: nn.Module, suffix: str, *, cell: str, input_size: int, hidden_size: int,
@@ -199,7 +191,7 @@ class Recurrent(nn.Module):
 
     batch_first = True
 
-    def __init__(self, *, cell: CellKind, input_size: int, hidden_size: int, num_layers: int = 1,
+    def __init__(self, *, cell: Cell, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: Nonlinearity = "tanh", peepholes: bool = False, dropout: float = 0.0) -> None:
         super().__init__()
         check_cell(cell, peepholes=peepholes)

@@ -2,51 +2,22 @@
 
 The job first trains a stacked autoencoder on the inputs alone (labels unused) for
 ``pretrain_epochs``, then trains a classifier on the encoder's codings, with the encoder frozen or
-fine-tuned. Both phases are one run, so every engine trains it unchanged.
+fine-tuned. Both phases are one run, so every engine trains it unchanged. The module it builds is
+in :mod:`skate.models.pretraining_nets`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, ClassVar
 
 from skate.config.fields import param
 from skate.data.base import DatasetInfo
-from skate.models.autoencoders import DenseAutoencoderConfig, StackedAutoencoder
+from skate.models.autoencoders import DenseAutoencoderConfig
 from skate.models.base import MODELS
 
-
-class PretrainedClassifier(nn.Module):
-    """An autoencoder's encoder under a dense layer of logits.
-
-    While ``pretraining`` (the first ``pretrain_epochs`` epochs), training steps run the autoencoder
-    and return its reconstruction outputs; afterwards, and in every evaluation, the forward gives
-    class logits. A frozen encoder gets no gradient in the classification phase.
-    """
-
-    unused_parameters = True  # each phase leaves the other phase's layers out of the graph
-
-    def __init__(self, *, autoencoder: StackedAutoencoder, num_classes: int, pretrain_epochs: int,
-                 freeze_encoder: bool) -> None:
-        super().__init__()
-        self.autoencoder = autoencoder
-        self.logits = nn.Linear(autoencoder.encoders[-1].out_features, num_classes)
-        self.pretrain_epochs, self.freeze_encoder = pretrain_epochs, freeze_encoder
-        self.pretraining = pretrain_epochs > 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.pretraining = epoch <= self.pretrain_epochs  # epochs count from 1
-        self.autoencoder.set_epoch(epoch)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
-        if self.training and self.pretraining:
-            return self.autoencoder(x)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
-            codings = self.autoencoder.encode(x.flatten(1))
-        return self.logits(codings)
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @MODELS.register
@@ -69,6 +40,8 @@ class PretrainedClassifierConfig(DenseAutoencoderConfig):
         return super().fit_problem(info)
 
     def build(self, info: DatasetInfo) -> nn.Module:
+        from skate.models.pretraining_nets import PretrainedClassifier
+
         self.check_fit(info)
         assert info.num_classes is not None
         return PretrainedClassifier(autoencoder=self.autoencoder(info), num_classes=info.num_classes,

@@ -80,8 +80,11 @@ class RLConfig:
         algorithm cannot take; ``ImportError`` when its package is missing."""
         import gymnasium
 
-        from skate.rl.envs import make_env
+        from skate.rl.envs import check_env, is_atari, make_env
 
+        if is_atari(self.env):  # its actions are a Discrete joystick set: no emulator started to see them
+            check_env(self.env)
+            return
         env = make_env(self.env, dict(self.env_config))
         try:
             space = env.action_space

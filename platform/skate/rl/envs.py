@@ -46,6 +46,12 @@ def check_env(env: str) -> None:
                      f"or one of skate's: {', '.join(SKATE_ENVS)}")
 
 
+def is_atari(env: str) -> bool:
+    """Whether ``env`` is an Atari game of ale-py (``ALE/...``, or skate's ``mspacman``): its actions
+    are always a ``Discrete`` set of joystick moves, known without starting the emulator."""
+    return env.startswith("ALE/") or env == "mspacman"
+
+
 def make_env(env: str, env_config: dict[str, Any], *, render_mode: str | None = None) -> Any:
     """One instance of ``env`` in this process (to check its spaces, or, with ``render_mode``, to
     watch it play)."""

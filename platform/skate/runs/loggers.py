@@ -14,17 +14,16 @@ import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from tensorboardX.event_file_writer import EventsWriter
-from tensorboardX.proto.event_pb2 import Event, SessionLog
-from tensorboardX.proto.summary_pb2 import Summary
-from tensorboardX.summary import hparams as hparams_summaries
+from typing import TYPE_CHECKING, Any
 
 from skate.config.fields import param
 from skate.errors import SkateError
 
+if TYPE_CHECKING:
+    from skate.runs.tensorboard import TensorBoardWriter
+
 HParams = dict[str, float | int | str | bool]
+"""A run's hyperparameters, flat: dotted keys to scalars."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -98,7 +97,11 @@ class RunLoggers:
         # MLflow first: a missing package fails before any file is written.
         self._mlflow = (_MLflow(config, run_name=Path(run_dir).name, experiment=config.mlflow_experiment or name,
                                 hparams=self._hparams, resume=purge_step is not None) if config.mlflow else None)
-        self._tensorboard = _TensorBoard(Path(run_dir) / "tensorboard", purge_step) if config.tensorboard else None
+        self._tensorboard: TensorBoardWriter | None = None
+        if config.tensorboard:
+            from skate.runs.tensorboard import TensorBoardWriter  # tensorboardX: imported where a run writes
+
+            self._tensorboard = TensorBoardWriter(Path(run_dir) / "tensorboard", purge_step)
 
     def row(self, row: Mapping[str, Any]) -> None:
         """Logs one metrics row: every numeric column but the step key, at ``row[step_key]``."""
@@ -139,47 +142,6 @@ class RunLoggers:
         finally:
             if self._mlflow is not None:
                 self._mlflow.close(self._last_step, values)
-
-
-class _TensorBoard:
-    """Event files written synchronously, so a live TensorBoard (or a crash) sees each row at once."""
-
-    def __init__(self, logdir: Path, purge_step: int | None) -> None:
-        logdir.mkdir(parents=True, exist_ok=True)
-        # File names hold the time in seconds: a time-ordered suffix keeps a quick resume from
-        # overwriting the last file, and readers apply a purge only to the files sorted before it.
-        self._writer = EventsWriter(str(logdir / "events"), filename_suffix=f".{time.time_ns()}")
-        # A session start makes readers drop what they read at steps >= its step: past the checkpoint
-        # for a resumed run. TensorBoard's Python loader ignores a run's first start, so a fresh run
-        # writes one too.
-        self.restart(-1 if purge_step is None else purge_step)
-
-    def restart(self, step: int) -> None:
-        """A session start: readers drop what they read at steps after ``step``."""
-        self._write(Event(step=step + 1, session_log=SessionLog(status=SessionLog.START)))
-
-    def _write(self, event: Event) -> None:
-        event.wall_time = time.time()
-        self._writer.write_event(event)
-        self._writer.flush()
-
-    def scalars(self, step: int, values: Mapping[str, float]) -> None:
-        if not values:
-            return
-        summary = Summary(value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()])
-        self._write(Event(step=step, summary=summary))
-
-    def close(self, step: int, hparams: HParams, final: dict[str, float] | None) -> None:
-        if final:
-            self.scalars(step, final)
-        if hparams:
-            # Only the session summaries: an experiment summary in every run would make TensorBoard
-            # take one run's hparams and metrics as the columns of all of them.
-            _, start, end = hparams_summaries(hparams, final or {})
-            self._write(Event(step=step, summary=start))
-            if final is not None:
-                self._write(Event(step=step, summary=end))
-        self._writer.close()
 
 
 class _MLflow:

@@ -7,13 +7,10 @@ Staleness is the number of versions applied since the worker read its parameters
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
+from skate.engines.ps.config import StalePolicy
 from skate.engines.ps.shard import ShardCore
-
-StalePolicy = Literal["none", "scale", "drop"]
 
 
 class AsyncRule:

@@ -1,14 +1,21 @@
-"""``train.strategy: {kind: parameter_server, ...}``."""
+"""``train.strategy: {kind: parameter_server, ...}``: the config of the parameter-server engine
+(:mod:`skate.engines.ps.engine`), known without Ray or torch."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from skate.config.fields import param
-from skate.engines.base import STRATEGIES, Engine, bundle, StrategyConfig, Workload
-from skate.engines.ps.asynchronous import StalePolicy
-from skate.engines.ps.layout import Compression
+from skate.engines.strategy import STRATEGIES, StrategyConfig, bundle
+
+if TYPE_CHECKING:
+    from skate.engines.base import Engine, Workload
+
+StalePolicy = Literal["none", "scale", "drop"]
+"""What an async shard does with a stale gradient: apply it, scale its learning rate, or drop it."""
+Compression = Literal["none", "fp16", "bf16"]
+"""The wire format of gradients and parameters."""
 
 
 @STRATEGIES.register

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-Compression = Literal["none", "fp16", "bf16"]
+from skate.engines.ps.config import Compression
 
 # Arrays from Ray's object store are read-only; they are only ever read here (copied into tensors).
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")

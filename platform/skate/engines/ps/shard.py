@@ -16,7 +16,8 @@ import torch
 
 from skate.engines.guard import slice_problem
 from skate.engines.optim import OptimizerConfig
-from skate.engines.ps.layout import Compression, decode, encode, wire_dtype
+from skate.engines.ps.config import Compression
+from skate.engines.ps.layout import decode, encode, wire_dtype
 from skate.engines.ps.warm import WarmUp
 from skate.engines.ps.wire import Address, serve
 

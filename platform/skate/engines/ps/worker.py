@@ -9,7 +9,8 @@ import numpy as np
 import ray
 
 from skate.engines.base import Metrics, Workload
-from skate.engines.ps.layout import Compression, FlatModel, Layout, decode, encode, wire_dtype
+from skate.engines.ps.config import Compression
+from skate.engines.ps.layout import FlatModel, Layout, decode, encode, wire_dtype
 from skate.engines.ps.wire import Address, REPLY, REQUEST, ShardLink
 from skate.engines.replica import assigned_device, EpochClock, Replica
 
