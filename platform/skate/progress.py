@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TextIO
 
 from tqdm import tqdm
+
+from skate.runs.ray_log import terminal
 
 # metric name -> short label on the progress line, in display order
 _SHOWN = {
@@ -37,7 +38,8 @@ class Progress:
         total: the last epoch.
         initial: epochs already done (a resumed run).
         desc: label shown before the bar.
-        stream: where to write; a terminal gets a bar, anything else plain lines.
+        stream: where to write (default: the terminal, :func:`skate.runs.ray_log.terminal`); a terminal
+            gets a bar, anything else plain lines.
         enabled: ``False`` prints nothing.
         min_interval_s: plain lines come at most this often (the last always comes).
         unit: what is counted (``epoch``, ``iteration``).
@@ -45,7 +47,7 @@ class Progress:
 
     def __init__(self, *, total: int, initial: int = 0, desc: str, stream: TextIO | None = None,
                  enabled: bool = True, min_interval_s: float = 2.0, unit: str = "epoch") -> None:
-        self.stream = stream or sys.stderr
+        self.stream = stream or terminal()
         self.total = total
         self.desc = desc
         self.enabled = enabled

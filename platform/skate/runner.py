@@ -27,6 +27,7 @@ from skate.runs.events import EventLog
 from skate.runs.loggers import open_loggers
 from skate.runs.metrics import MetricsLog, Observer
 from skate.runs.mirror import RunMirror
+from skate.runs.ray_log import keep_in
 from skate.runs.remote import resumable_copy, resumed_mirror
 from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
@@ -82,7 +83,9 @@ def resume_job(run_dir: str | Path, *, progress: bool = True) -> RunResult:
 def _mirrored(spec: JobSpec | RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
               mirror: RunMirror | None) -> RunResult:
     """:func:`execute`, copying the run directory to its storage after every recorded epoch (RL:
-    iteration) and at the end when ``mirror`` is given."""
+    iteration) and at the end when ``mirror`` is given. Ray's messages go to its ``ray.log`` when the
+    CLI keeps them off the terminal (:mod:`skate.runs.ray_log`)."""
+    keep_in(run.path)
     if mirror is None:
         return execute(spec, run, resume=resume, progress=progress)
     try:

@@ -135,6 +135,15 @@ def test_a_resumed_submission_continues_what_the_storage_holds(tmp_path: Path, f
     assert submission.kind == ("experiment" if command == "tune" else "run")
 
 
+def test_verbose_passes_to_the_jobs_skate_command(tmp_path: Path) -> None:
+    stored = tmp_path / "digits_rnn-20261205-101500"
+    stored.mkdir()
+    (stored / "spec.yaml").write_text("")
+    (stored / "summary.json").write_text("{}")
+    assert shlex.split(jobs.prepare_resume(str(stored), working_dir=REPO, verbose=True).entrypoint)[-1] == "--verbose"
+    assert "--verbose" not in jobs.prepare_resume(str(stored), working_dir=REPO).entrypoint
+
+
 def test_resuming_where_nothing_resumable_is_kept_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SkateError, match=r"no skate run or search to resume there \(neither experiment.json nor "
                                          r"summary.json\)"):
