@@ -48,7 +48,39 @@ def test_bad_specs_give_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "run", "jobs/nope.yaml")
-    assert code == 1 and err.strip() == "skate: jobs/nope.yaml: no such file"
+    assert code == 1 and err.strip() == "jobs/nope.yaml: no such file"
+
+
+def test_every_command_prints_a_spec_problem_in_one_format(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, GOOD.replace("batch_size: 150", "batch_size: -150"))
+    monkeypatch.chdir(tmp_path)
+    outputs = set()
+    for argv in (["validate", path], ["run", path], ["tune", path], ["show", path],
+                 ["submit", "job.yaml", "--dry-run", "--address", "http://127.0.0.1:9"]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 1, argv
+        outputs.add(err.replace("job.yaml", path) if argv[0] == "submit" else err)
+    assert outputs == {f"{path}:{GOOD.splitlines().index('  batch_size: 150') + 1}: train.batch_size: expected an "
+                       f"integer > 0, got -150\n"}
+
+
+def test_the_exit_status_is_as_the_help_documents(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from skate import cli
+
+    assert "130  interrupted" in cli.EXIT_STATUS and "FILE:LINE: PATH: MESSAGE" in cli.EXIT_STATUS
+    assert run_cli(capsys, "validate", str(JOBS / "digits_rnn.yaml"))[0] == 0
+    assert run_cli(capsys, "validate", write(tmp_path, GOOD.replace("epochs: 100", "epochs: 0")))[0] == 1
+    with pytest.raises(SystemExit) as usage:
+        main(["validate", "--no-such-flag"])
+    assert usage.value.code == 2 and "the following arguments are required: FILE" in capsys.readouterr().err
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_validate", interrupted)
+    assert run_cli(capsys, "validate", str(JOBS / "digits_rnn.yaml"))[:3:2] == (130, "skate: interrupted\n")
 
 
 def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,9 +1,10 @@
-"""The ``skate`` command: run, tune, validate, show, schema, plugins, runs, report, generate, make-data, evaluate; submit,
-status, logs, stop, jobs and cluster for Ray clusters."""
+"""The ``skate`` command: run, tune, validate, show, schema, plugins, runs, report, compare, generate, make-data,
+evaluate; submit, status, logs, stop, jobs and cluster for Ray clusters."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -72,6 +73,12 @@ def _wait_flag(parser: argparse.ArgumentParser) -> None:
                              f"else {DEFAULT_WAIT_S:g})")
 
 
+def _verbose_flag(parser: argparse.ArgumentParser, where: str) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"print Ray's, RLlib's and the actors' messages here too (default: they go to ray.log in "
+                             f"{where})")
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -93,12 +100,13 @@ def _apply_wait(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from skate.cluster import ray_session
     from skate.runner import resume_job, run_job
+    from skate.runs.ray_log import off_terminal
     from skate.runs.report import summary_text, write_plots
     from skate.runs.rundir import RunDir
 
     spec = _without_search(_spec_or_resume(args, what="a job spec FILE to run", resumed="RUN_DIR", kind="run"), args)
     _apply_wait(args)
-    with ray_session(args.address):
+    with off_terminal(enabled=not args.verbose), ray_session(args.address):
         if spec is not None:
             result = run_job(spec, root=_root(args), progress=not args.no_progress, storage=_storage(args),
                              name=args.name)
@@ -115,11 +123,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from skate.cluster import ray_session
+    from skate.runs.ray_log import off_terminal
     from skate.search.experiment import resume_search, run_search, summary_lines
 
     spec = _spec_or_resume(args, what="a job spec FILE with a search: section", resumed="EXP_DIR", kind="search")
     _apply_wait(args)
-    with ray_session(args.address, quiet=True):
+    with off_terminal(enabled=not args.verbose), ray_session(args.address):
         if spec is not None:
             result = run_search(spec, root=_root(args), progress=not args.no_progress, source=args.file,
                                 name=args.name, storage=_storage(args))
@@ -144,24 +153,43 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from skate.spec import load_spec
 
-    failed = 0
     results = []
-    for path in args.files:
-        try:
-            load_spec(path, args.set)
-        except SpecError as error:
-            failed += 1
-            results.append({"file": path, "ok": False, "problems": list(error.problems)})
-            if not args.json:
-                for problem in error.problems:
-                    print(problem, file=sys.stderr)
-        else:
-            results.append({"file": path, "ok": True, "problems": []})
-            if not args.json:
-                print(f"{path}: ok")
+    with contextlib.ExitStack() as session:
+        for path in args.files:
+            try:
+                spec = load_spec(path, args.set, here=args.address is None)
+                if args.address is not None:
+                    _fits_cluster(path, spec, address=args.address, session=session)
+            except SpecError as error:
+                results.append({"file": path, "ok": False, "problems": list(error.problems)})
+                if not args.json:
+                    for problem in error.problems:
+                        print(problem, file=sys.stderr)
+            else:
+                results.append({"file": path, "ok": True, "problems": []})
+                if not args.json:
+                    print(f"{path}: ok")
     if args.json:
         print(json.dumps(results, indent=2))
-    return 1 if failed else 0
+    return 0 if all(result["ok"] for result in results) else 1
+
+
+def _fits_cluster(path: str, spec: Any, *, address: str, session: contextlib.ExitStack) -> None:
+    """Refuse ``spec`` when its actors' bundles fit no node or node type of the cluster at ``address``
+    (see :mod:`skate.capacity.fit`), which ``session`` joins on first use and leaves at its end."""
+    import ray
+
+    from skate.capacity.fit import cluster_problems
+    from skate.cluster import ray_session
+    from skate.config.loader import dotted
+    from skate.config.yamlio import read_yaml
+
+    if not ray.is_initialized():
+        session.enter_context(ray_session(address, quiet=True))
+    found = cluster_problems(spec)
+    if found:
+        locator = read_yaml(path)[1]
+        raise SpecError([f"{locator.where(where)}: {dotted(where)}: {message}" for where, message in found])
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -219,10 +247,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if args.set or args.storage:
             raise SkateError("--set and --storage cannot change a resumed run or search: it goes on as it was, "
                              "in its storage")
-        submission = jobs.prepare_resume(args.resume, working_dir=args.working_dir, wait_for_nodes_s=args.wait_for_nodes)
+        submission = jobs.prepare_resume(args.resume, working_dir=args.working_dir, wait_for_nodes_s=args.wait_for_nodes,
+                                         verbose=args.verbose)
     else:
         submission = jobs.prepare(args.file, args.set, working_dir=args.working_dir, storage=_storage(args),
-                                  wait_for_nodes_s=args.wait_for_nodes)
+                                  wait_for_nodes_s=args.wait_for_nodes, verbose=args.verbose)
     if args.dry_run:
         print(submission.describe(resolve_address(args.address)))
         print("(dry run: nothing was sent)")
@@ -295,6 +324,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from skate.runs.compare import compare
+
+    result = compare(args.runs, out=args.out)
+    print(json.dumps(result.as_json(), indent=2, default=str) if args.json else result.text())
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from skate.runs.remote import local_copy
     from skate.runs.verify import run_problems
@@ -360,8 +397,22 @@ def _version() -> str:
         return "unknown"
 
 
+EXIT_STATUS = """\
+errors:
+  a problem in a spec:  FILE:LINE: PATH: MESSAGE   (one line each, every command alike)
+  any other error:      skate: error: MESSAGE      (--debug adds the traceback)
+
+exit status:
+  0    success (validate: every file valid; verify: the record is whole)
+  1    an error: an invalid spec, a failed run or job, an unreachable cluster...
+  2    a wrong command line; submit --follow and logs --follow: the job was stopped
+  130  interrupted (Ctrl-C); an interrupted run or search continues with --resume
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="skate", description="Distributed training on Ray from one YAML job spec.")
+    parser = argparse.ArgumentParser(prog="skate", description="Distributed training on Ray from one YAML job spec.",
+                                     epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"skate {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -387,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train a spec with a search: section once, with its own values (without, it is an error)")
     _name_flag(p, "run")
     _wait_flag(p)
+    _verbose_flag(p, "the run directory")
 
     p = add("tune", cmd_tune, "search a job's hyperparameters with Ray Tune (the spec's search: section)")
     p.add_argument("file", nargs="?", help="job spec (YAML) with a search: section")
@@ -402,9 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="print no live table")
     _name_flag(p, "experiment", "tune-")
     _wait_flag(p)
+    _verbose_flag(p, "the experiment directory")
 
     p = add("validate", cmd_validate, "check job specs without running them (exit 1 if any is invalid)")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--address", help="also check that each job's actors fit some node (or node type) of this Ray "
+                                     "cluster, which is joined for it (the job's absolute paths are then the cluster's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as 'skate run' would")
     _json_flag(p)
 
@@ -447,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "1 if it failed, 2 if it was stopped")
     p.add_argument("--dry-run", action="store_true", help="show what would be sent, and send nothing")
     _wait_flag(p)
+    _verbose_flag(p, "the run (experiment) directory on the cluster")
     for name, handler, help_ in (("status", cmd_status, "show a job's status"),
                                  ("logs", cmd_logs, "print a job's logs"),
                                  ("stop", cmd_stop, "stop a job (a pending one too) and wait until it has stopped")):
@@ -466,6 +522,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("report", cmd_report, "summarise a run and write its PNGs (learning curves; reconstructions for autoencoders)")
     p.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
+
+    p = add("compare", cmd_compare, "compare runs: where their specs differ, their final metrics side by side, and "
+                                    "one PNG overlaying their curves by epoch (RL: env steps) and by wall time")
+    p.add_argument("runs", nargs="+", metavar="RUN", help=RUN_DIR_HELP + "; a search's experiment directory "
+                                                                       "stands for its best trial")
+    p.add_argument("--out", default="compare.png", help="the PNG to write (default: compare.png here)")
+    _json_flag(p)
 
     p = add("verify", cmd_verify, "check that a run's record is whole: every epoch (iteration) once, every "
                                   "checkpoint readable, no restart back past the last checkpoint (exit 1 if not)")
@@ -504,9 +567,9 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _note
             return args.handler(args)
-    except SpecError as error:
+    except SpecError as error:  # every command alike: FILE:LINE: PATH: MESSAGE, as 'skate validate' prints them
         for problem in error.problems:
-            print(f"skate: {problem}", file=sys.stderr)
+            print(problem, file=sys.stderr)
         return _debug(args, 1)
     except SkateError as error:
         print(f"skate: error: {error}", file=sys.stderr)
@@ -521,11 +584,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _note(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
           line: str | None = None) -> None:
-    """A spec's note in one line (``skate: note: ...``); other warnings as Python shows them."""
+    """A spec's note in one line (``skate: note: ...``); other warnings as Python shows them, skate's
+    on the terminal and others with Ray's messages (:mod:`skate.runs.ray_log`)."""
+    from skate.runs.ray_log import terminal, warning_stream
+
     if issubclass(category, SpecNote):
-        print(f"skate: note: {message}", file=sys.stderr)
+        print(f"skate: note: {message}", file=terminal())
     else:
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+        warning_stream(filename).write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _debug(args: argparse.Namespace, code: int) -> int:

@@ -4,8 +4,10 @@ for within the limit, Ctrl-C during the wait (a real local Ray, 2 CPUs)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 from ray.autoscaler.sdk import request_resources
 from ray.experimental.internal_kv import _internal_kv_get
 from ray.util import placement_group_table
@@ -15,6 +17,8 @@ from skate.capacity import reserve
 from skate.capacity import room as room_module
 from skate.capacity.request import CHANNEL, AutoscalerRequest
 from skate.errors import SkateError
+
+from conftest import JOBS
 
 pytestmark = pytest.mark.integration
 
@@ -65,3 +69,19 @@ def test_ctrl_c_during_the_wait_removes_the_group(ray_local: None, monkeypatch: 
         assert live_groups() == [busy.id.hex()]
     finally:
         remove_placement_group(busy)
+
+
+def test_validate_address_refuses_a_job_whose_actors_fit_no_node(ray_local: None, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from skate.cli import main
+
+    job = tmp_path / "big.yaml"
+    data = yaml.safe_load((JOBS / "digits_rnn.yaml").read_text())
+    data["train"]["strategy"] = {"kind": "parameter_server", "num_workers": 1, "cpus_per_worker": 4}
+    job.write_text(yaml.safe_dump(data))
+    assert main(["validate", str(JOBS / "digits_rnn.yaml"), str(job), "--address", "auto"]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{JOBS / 'digits_rnn.yaml'}: ok\n"
+    (line,) = err.splitlines()
+    assert line.startswith(f"{job}:") and ": train.strategy: " in line and "{CPU: 4}" in line, line
+    assert main(["validate", str(job)]) == 0  # without a cluster, nothing says it is too big

@@ -10,7 +10,8 @@ import pytest
 
 import skate.rl.runner as rl_runner
 from skate.rl.checkpoints import Checkpoints
-from skate.errors import SkateError
+from skate.config.yamlio import read_yaml
+from skate.errors import SkateError, SpecError
 from skate.rl.envs import make_env
 from skate.rl.evaluate import evaluate, greedy_action, load_policy
 from skate.runner import resume_job, run_job
@@ -18,7 +19,7 @@ from skate.runs.events import read_events
 from skate.runs.metrics import read_metrics
 from skate.runs.report import summary_text, write_plots
 from skate.runs.rundir import RunDir
-from skate.spec import dump_spec, load_spec
+from skate.spec import dump_spec, load_spec, load_spec_data
 
 from conftest import JOBS, tensorboard_run
 
@@ -64,7 +65,10 @@ def test_a_ppo_job_writes_a_run_directory_and_resumes_where_its_checkpoint_stand
 
 
 def test_an_unknown_env_fails_before_any_actor_starts(ray_local: None, tmp_path: Path) -> None:
-    spec = load_spec(JOBS / "cartpole_ppo.yaml", ["rl.env=CartPol-v1"])
+    with pytest.raises(SpecError, match="^--set: rl.env: unknown environment 'CartPol-v1'"):  # the gate
+        load_spec(JOBS / "cartpole_ppo.yaml", ["rl.env=CartPol-v1"])
+    data, _ = read_yaml(JOBS / "cartpole_ppo.yaml")
+    spec = load_spec_data(data, overrides=["rl.env=CartPol-v1"], gate=False)  # and the runner's own check
     with pytest.raises(SkateError, match="rl.env: unknown environment 'CartPol-v1'"):
         run_job(spec, root=tmp_path, progress=False)
     run = RunDir(next(tmp_path.iterdir()))
