@@ -40,14 +40,14 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_each_row_names_its_metric_and_shows_it_on_validation_and_test(root: Path) -> None:
+def test_each_row_names_its_metric_and_shows_it_on_validation_and_test_and_a_search_its_best_trial(root: Path) -> None:
     rows = {row.name: row for row in map(run_row, (RunDir(p) for p in root.iterdir()))}
     series = rows["series-1"]
     assert (series.metric, series.val, series.test, series.progress) == ("loss", 0.036, 0.041, "20 epochs")
     assert series.description == "a series, one step ahead"
     search = rows["tune-digits-1"]
     assert (search.status, search.progress, search.metric, search.val, search.test) == (
-        "completed", "6 trials", "accuracy", 0.97, 0.95)
+        "completed", "6 trials, best a_00002", "accuracy", 0.97, 0.95)
     assert rows["digits-1"].test is None  # it failed before its test
 
 
@@ -68,4 +68,4 @@ def test_the_runs_command_shows_the_columns_and_its_json_the_rows(root: Path, ca
     assert lines[2].split()[:6] == ["series-1", "completed", "20", "epochs", "loss", "0.036"]
     assert main(["runs", "--root", str(root), "--json", "--name", "tune"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert row["name"] == "tune-digits-1" and row["progress"] == "6 trials" and row["test"] == 0.95
+    assert row["name"] == "tune-digits-1" and row["progress"] == "6 trials, best a_00002" and row["test"] == 0.95

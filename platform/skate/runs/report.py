@@ -163,7 +163,10 @@ def run_row(run: Any) -> RunRow:
         best = search.get("best") or {}
         name = _bare(search.get("metric"))
         trials = search.get("trials")
-        return RunRow(run.name, search.get("status", "unknown"), "search" if trials is None else f"{trials} trials",
+        progress = "search" if trials is None else f"{trials} trials"
+        if best.get("trial"):
+            progress += f", best {best['trial']}"
+        return RunRow(run.name, search.get("status", "unknown"), progress,
                       name, best.get("value"), (best.get("final") or {}).get(f"test/{name}"), search.get("mode", "max"),
                       _one_line(spec.get("description")), search.get("started_at", ""))
     summary = run.read_summary()
