@@ -58,7 +58,8 @@ def test_a_best_checkpoint_metric_the_model_never_reports_is_refused(tmp_path: P
     line = only_problem(tmp_path, capsys, {**JOB, "checkpoint": {"best_metric": "val/mse"}})
     assert line.endswith(": checkpoint.best_metric: 'val/mse' is not a validation metric this job reports "
                          "(did you mean 'val/loss'?); it reports: val/accuracy, val/loss")
-    ae = {**JOB, "model": {"kind": "vae"}, "checkpoint": {"best_metric": "val/latent_loss"}}
+    ae = {**JOB, "data": {"source": "digits", "scale": "unit"}, "model": {"kind": "vae"},
+          "checkpoint": {"best_metric": "val/latent_loss"}}
     assert validate(tmp_path, capsys, ae)[0] == 0  # a model's own metrics count
 
 
@@ -103,6 +104,8 @@ def test_a_model_that_cannot_learn_from_the_data_is_refused(tmp_path: Path, caps
     assert line.endswith(": model: rnn_classifier needs labelled classes; the data source has none (use rnn_predictor)")
     line = only_problem(tmp_path, capsys, {**JOB, "model": {"kind": "seq2seq"}})
     assert ": model: seq2seq needs token ids" in line
+    line = only_problem(tmp_path, capsys, {**JOB, "model": {"kind": "vae"}})  # digits scaled to [-1, 1] by default
+    assert line.endswith(": model: vae reconstructs Bernoulli pixels: its inputs must lie in [0, 1] (set data.scale: unit)")
 
 
 def test_local_data_files_must_exist_and_hold_the_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from skate.models.autoencoders import Activation, Noise
+from skate.models.autoencoders import BERNOULLI, Activation, Noise
 
 Outputs = dict[str, torch.Tensor]
 
@@ -178,7 +178,7 @@ class VariationalAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> Outputs:
         flat = x.flatten(1)
         if self.training and bool(((flat < 0) | (flat > 1)).any()):
-            raise ValueError("vae reconstructs Bernoulli pixels: its inputs must lie in [0, 1] (set data.scale: unit)")
+            raise ValueError(f"{BERNOULLI} (set data.scale: unit)")
         h = flat
         for layer in self.hidden:
             h = self.activation(layer(h))

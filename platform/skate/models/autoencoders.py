@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from skate.config.fields import Unused, param
-from skate.data.base import DatasetInfo
+from skate.data.base import DataConfig, DatasetInfo
 from skate.models.base import MODELS, ModelConfig
 
 if TYPE_CHECKING:
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 Activation = Literal["elu", "relu", "tanh", "sigmoid", "linear"]
 Noise = Literal["none", "gaussian", "dropout"]
+
+BERNOULLI = "vae reconstructs Bernoulli pixels: its inputs must lie in [0, 1]"
+"""Why a VAE refuses inputs outside [0, 1] (said by the gate and, in training, by the model)."""
 
 
 def _input_size(kind: str, info: DatasetInfo) -> int:
@@ -127,6 +130,11 @@ class VaeConfig(ModelConfig):
 
     def fit_problem(self, info: DatasetInfo) -> str | None:
         return _fixed_size_problem(self.kind, info)
+
+    def data_problem(self, data: DataConfig) -> str | None:
+        if getattr(data, "scale", "unit") != "unit":  # an image source's pixels in [-1, 1]
+            return f"{BERNOULLI} (set data.scale: unit)"
+        return None
 
     def reported_metrics(self) -> tuple[str, ...] | None:
         return (*(super().reported_metrics() or ()), "reconstruction_loss", "latent_loss")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, ClassVar
 
-from skate.data.base import DatasetInfo
+from skate.data.base import DataConfig, DatasetInfo
 from skate.config.fields import Variants, param
 from skate.reported import REPORTED
 
@@ -32,6 +32,11 @@ class ModelConfig:
     def fit_problem(self, info: DatasetInfo) -> str | None:
         """Why this model cannot learn from data described by ``info`` (one line naming what to
         change), or ``None``. Known without torch: the gate asks it before anything starts."""
+        return None
+
+    def data_problem(self, data: DataConfig) -> str | None:
+        """Why this model cannot learn from the data as ``data`` configures it, beyond the shapes
+        :meth:`fit_problem` checks (a VAE's pixels must lie in [0, 1]); ``None`` if nothing."""
         return None
 
     def check_fit(self, info: DatasetInfo) -> None:

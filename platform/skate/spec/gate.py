@@ -176,11 +176,9 @@ def _data(spec: Any, here: bool) -> Iterator[Problem]:
         info = data.describe()
     except (ValueError, OSError) as error:
         yield where, str(error)
-        return
-    if info is None:
-        return
-    problem = spec.model.fit_problem(info)
-    if problem is not None:
+        info = None
+    problem = spec.model.data_problem(data) or (info and spec.model.fit_problem(info))
+    if problem:
         yield ("model",), problem
 
 
