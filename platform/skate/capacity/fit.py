@@ -25,9 +25,11 @@ def job_bundles(spec: Any) -> tuple[Path, list[Bundle]]:
         base = explicit_data(dataclasses.replace(spec, search=None))
         return ("search", "resources_per_trial"), trial_bundles(trial_spec(base, {}, spec.search.resources_per_trial))
     if hasattr(spec, "rl"):
+        from skate.rl.config import new_stack_notice_off
         from skate.rl.placement import actor_bundles
 
-        return ("rl",), actor_bundles(spec.rl.algorithm_config(seed=spec.seed))
+        with new_stack_notice_off():
+            return ("rl",), actor_bundles(spec.rl.algorithm_config(seed=spec.seed))
     return ("train", "strategy"), spec.train.strategy.bundles()
 
 

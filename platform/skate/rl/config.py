@@ -6,8 +6,10 @@ RLlib's own ``AlgorithmConfig`` stays inside: :meth:`RLConfig.algorithm_config` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import TYPE_CHECKING, Any, ClassVar
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 from skate.config.fields import Variants, param
 from skate.rl.batched import batch_updates
@@ -16,6 +18,19 @@ if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 EnvConfigValue = bool | int | float | str
+
+
+@contextlib.contextmanager
+def new_stack_notice_off() -> Iterator[None]:
+    """RLlib's notice that an algorithm runs on its new API stack, off for the block: around a config
+    made (and validated) only to read what it asks of the cluster."""
+    notice = logging.getLogger("ray.rllib.algorithms.algorithm_config")
+    level = notice.level
+    notice.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        notice.setLevel(level)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

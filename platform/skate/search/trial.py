@@ -11,7 +11,6 @@ because Tune makes a trial's child actors part of its placement group.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from skate.errors import SkateError
+from skate.rl.config import new_stack_notice_off
 from skate.rl.spec import RLJobSpec
 from skate.runs.atomic import write_text_atomic
 from skate.runs.checkpoint import BEST, MANIFEST, Checkpointer
@@ -60,14 +60,9 @@ def trial_bundles(spec: JobSpec | RLJobSpec) -> list[dict[str, float]]:
     """The placement group a trial of ``spec`` needs: its own process first, then one bundle per actor
     of the job (for RL, what RLlib asks for its learners and env runners)."""
     if isinstance(spec, RLJobSpec):
-        quiet = logging.getLogger("ray.rllib.algorithms.algorithm_config")  # "PPO on the new API stack!"
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
+        with new_stack_notice_off():
             config = spec.rl.algorithm_config(seed=spec.seed)
             request = config.algo_class.default_resource_request(config)
-        finally:
-            quiet.setLevel(level)
         return [dict(b) for b in request.bundles] if request.bundles else [dict(LONE_TRIAL_HEAD)]
     strategy = spec.train.strategy
     workers = [] if strategy.own_placement_group else strategy.bundles()
