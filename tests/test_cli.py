@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from skate.cli import main
+from skate.errors import SkateError
 
 from conftest import JOBS
 
@@ -128,14 +129,16 @@ def test_run_refuses_a_spec_with_a_search_and_names_the_way_out(capsys: pytest.C
 
 
 def test_no_search_trains_the_spec_without_its_search_section() -> None:
-    from skate.cli import _without_search, build_parser
+    from skate.cli import _spec_or_resume, _without_search, build_parser
     from skate.spec import load_spec
 
     path = str(JOBS / "tune_digits_rnn.yaml")
     spec = load_spec(path)
     args = build_parser().parse_args(["run", path, "--no-search"])
-    once = _without_search(spec, args)
+    once = _without_search(_spec_or_resume(args, what="", resumed="", kind="run", search=not args.no_search), args)
     assert spec.search is not None and once.search is None and once.train == spec.train
+    with pytest.raises(SkateError, match="has a search: section: search it with 'skate tune"):
+        _without_search(spec, build_parser().parse_args(["run", path]))
 
 
 def test_show_prints_the_spec_with_every_default_as_yaml_that_loads_back_the_same(

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize("job", sorted(JOBS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_the_job_runs_with_a_tiny_budget(ray_local: None, job: Path, tmp_path: Path) -> None:
     is_rl = isinstance(load_spec(job), RLJobSpec)
-    spec = load_spec(job, ["rl.stop.iterations=1"] if is_rl else ["train.epochs=1"])
+    spec = load_spec(job, ["rl.stop.iterations=1"] if is_rl else ["train.epochs=1"], search=False)  # as run --no-search
     result = run_job(spec, root=tmp_path, progress=False)
     assert result.status == "completed"
     expected = {"env_steps", "perf/env_steps_per_s"} if is_rl else {"test/loss", "val/loss"}

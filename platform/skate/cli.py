@@ -34,29 +34,28 @@ def _storage(args: argparse.Namespace) -> str | None:
     return args.storage or os.environ.get(STORAGE_ENV) or user_config().get("storage") or None
 
 
-def _spec_or_resume(args: argparse.Namespace, *, what: str, resumed: str, kind: str) -> Any:
-    """The spec FILE (with --set) of a new run or search, or ``None`` for ``--resume``; Ctrl-C armed."""
+def _spec_or_resume(args: argparse.Namespace, *, what: str, resumed: str, kind: str, search: bool = True) -> Any:
+    """The spec FILE (with --set; without its search: section unless ``search``) of a new run or search,
+    or ``None`` for ``--resume``; Ctrl-C armed."""
     from skate.spec import load_spec
 
     if (args.file is None) == (args.resume is None):
         raise SkateError(f"give {what}, or --resume {resumed} to continue a {kind} (not both)")
     if args.resume and args.set:
         raise SkateError(f"--set cannot change a resumed {kind}; its spec is fixed in {resumed}/spec.yaml")
-    spec = load_spec(args.file, args.set) if args.file else None
+    spec = load_spec(args.file, args.set, search=search) if args.file else None
     # A shell that started us in the background may have told us to ignore Ctrl-C; take it back.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     return spec
 
 
 def _without_search(spec: Any, args: argparse.Namespace) -> Any:
-    """The spec ``skate run`` trains: one with a ``search:`` section only with ``--no-search``, which
-    drops it (Tune's trials run the job with its section, through :func:`skate.runner.execute`)."""
-    if spec is None or spec.search is None:
-        return spec
-    if not args.no_search:
+    """The spec ``skate run`` trains: one without a ``search:`` section (``--no-search`` dropped it
+    before the gate, which then checks the job alone)."""
+    if spec is not None and spec.search is not None:
         raise SkateError(f"{args.file} has a search: section: search it with 'skate tune {args.file}', or add "
                          "--no-search to train the job's own values once")
-    return dataclasses.replace(spec, search=None)
+    return spec
 
 
 def _name_flag(parser: argparse.ArgumentParser, what: str, prefix: str = "") -> None:
@@ -104,7 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from skate.runs.report import summary_text, write_plots
     from skate.runs.rundir import RunDir
 
-    spec = _without_search(_spec_or_resume(args, what="a job spec FILE to run", resumed="RUN_DIR", kind="run"), args)
+    spec = _without_search(_spec_or_resume(args, what="a job spec FILE to run", resumed="RUN_DIR", kind="run",
+                                           search=not args.no_search), args)
     _apply_wait(args)
     with off_terminal(enabled=not args.verbose), ray_session(args.address):
         if spec is not None:
@@ -196,7 +196,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from skate.spec import dump_spec, load_spec
     from skate.spec.io import spec_to_data
 
-    spec = load_spec(args.file, args.set)
+    spec = load_spec(args.file, args.set, gate=False)  # to look at: 'skate validate' is the gate
     if args.json:
         print(json.dumps(spec_to_data(spec), indent=2))
     else:

@@ -133,6 +133,17 @@ def test_a_submission_leaves_absolute_paths_to_the_cluster(tmp_path: Path) -> No
     assert load_spec_data(data, here=False).data.path == "/on/the/cluster"
 
 
+def test_no_search_gates_the_job_alone_and_a_spec_read_to_look_at_is_not_gated() -> None:
+    from conftest import JOBS
+    from skate.spec import load_spec
+
+    with pytest.raises(SpecError, match="search.scheduler.max_t: 30 is more than the job's train.epochs \\(1\\)"):
+        load_spec(JOBS / "tune_digits_rnn.yaml", ["train.epochs=1"])
+    assert load_spec(JOBS / "tune_digits_rnn.yaml", ["train.epochs=1"], search=False).search is None  # run --no-search
+    gone = {**JOB, "data": {"source": "parquet", "path": "/gone", "x_columns": ["x"], "y_column": "y"}}
+    assert load_spec_data(gone, gate=False).data.path == "/gone"  # a finished run's spec, its data since deleted
+
+
 def test_every_shipped_job_passes_the_gate() -> None:
     from conftest import JOBS
     from skate.spec import load_spec

@@ -73,7 +73,7 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, seed: int = 0, record: 
     if record is not None:
         record = check_recording_path(record)
     run = RunDir.open(run_dir)
-    spec = load_spec(run.spec_path)
+    spec = load_spec(run.spec_path, gate=False)
     if not isinstance(spec, RLJobSpec):
         raise SkateError(f"{run.path} is a supervised run; skate evaluate plays RL runs (see skate report)")
     latest = Checkpoints(run.checkpoint_dir, keep_last=1).latest()  # checked against its manifest

@@ -89,7 +89,7 @@ def write_plots(run: RunDir) -> str:
     from skate.spec import JobSpec, load_spec
 
     lines = [f"learning curves: {write_curves(run)}"]
-    spec = load_spec(run.spec_path) if run.spec_path.exists() else None
+    spec = load_spec(run.spec_path, gate=False) if run.spec_path.exists() else None
     if isinstance(spec, JobSpec) and type(spec.model).objective == "reconstruction":
         written = write_reconstructions(load_trained(run), run.path / RECONSTRUCTIONS)
         if written is not None:

@@ -46,7 +46,7 @@ def load_trained(run: RunDir) -> TrainedModel:
     Raises:
         SkateError: the run has no checkpoint or no recorded split yet.
     """
-    spec = load_spec(run.spec_path)
+    spec = load_spec(run.spec_path, gate=False)
     checkpointer = Checkpointer(run.checkpoint_location(spec.checkpoint.location))
     best = checkpointer.best()
     latest = None if best is not None else checkpointer.latest()

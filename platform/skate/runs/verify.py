@@ -26,7 +26,7 @@ RECOVERIES = ("worker_replaced", "rolled_back", "engine_restarted", "env_runner_
 def run_problems(run_dir: str | Path) -> list[str]:
     """What is wrong with the record of the run at ``run_dir`` (empty: nothing)."""
     run = RunDir.open(run_dir)
-    spec = load_spec(run.spec_path)
+    spec = load_spec(run.spec_path, gate=False)
     if isinstance(spec, RLJobSpec):
         return _rows_problems(run.metrics_path, "iteration") + _rl_checkpoint_problems(run, spec)
     problems = _rows_problems(run.metrics_path, "epoch")

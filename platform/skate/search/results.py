@@ -95,7 +95,7 @@ def _cell(value: Any) -> Any:
 
 def write_best_spec(record: TrialRecord, path: Path, *, metric: str, source: str) -> None:
     """``best.yaml``: the best trial's job spec, without the search, ready for ``skate run``."""
-    spec = load_spec(RunDir(record.run_dir).spec_path)
+    spec = load_spec(RunDir(record.run_dir).spec_path, gate=False)
     data = spec_to_data(dataclasses.replace(spec, search=None))
     data.pop("search")
     found = ", ".join(f"{p} = {v!r}" for p, v in record.values.items())

@@ -18,22 +18,25 @@ from skate.config.loader import Locator, load_config
 from skate.config.yamlio import apply_overrides, dump_yaml, read_yaml
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None, *, here: bool = True) -> AnySpec:
+def load_spec(path: str | Path, overrides: list[str] | None = None, *, here: bool = True, gate: bool = True,
+              search: bool = True) -> AnySpec:
     """Load and validate a job spec file, with optional ``dotted.key=value`` overrides, through the
-    gate (:mod:`skate.spec.gate`; ``here``: the job runs on this machine, ``False`` for a submission).
+    gate (:mod:`skate.spec.gate`) when it is to run: ``here`` on this machine (``False`` for a
+    submission); ``gate=False`` for a spec read to look at (a run directory's). ``search=False``
+    drops the ``search:`` section first (``skate run --no-search``).
 
     Raises:
         SpecError: naming the file, line and dotted key of every problem found.
     """
     data, locator = read_yaml(path)
-    return load_spec_data(data, locator=locator, overrides=overrides, here=here)
+    return load_spec_data(data, locator=locator, overrides=overrides, here=here, gate=gate, search=search)
 
 
 def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list[str] | None = None,
-                   here: bool = True, gate: bool = True) -> AnySpec:
+                   here: bool = True, gate: bool = True, search: bool = True) -> AnySpec:
     """Validate already-parsed spec data (a mapping) into a :class:`JobSpec`, or an
-    :class:`RLJobSpec` when it has an ``rl`` section; then, unless ``gate`` is ``False``, through the
-    gate (:func:`skate.spec.gate.admit`).
+    :class:`RLJobSpec` when it has an ``rl`` section (without its ``search:`` section unless
+    ``search``); then, unless ``gate`` is ``False``, through the gate (:func:`skate.spec.gate.admit`).
 
     Raises:
         SpecError: for every problem found.
@@ -51,6 +54,8 @@ def load_spec_data(data: Any, *, locator: Locator | None = None, overrides: list
     from skate.spec.gate import admit
 
     spec = load_config(RLJobSpec if "rl" in data else JobSpec, data, locator)
+    if not search:
+        spec = dataclasses.replace(spec, search=None)
     if spec.search is not None:
         check_space(spec, locator)
     if gate:
