@@ -373,15 +373,33 @@ def cmd_make_data(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from skate.runs.remote import local_copy
-    from skate.rl.evaluate import evaluate
+    from skate.rl.evaluate import evaluate, evaluate_baseline, run_env
     from skate.table import format_table
 
-    result = evaluate(local_copy(args.run_dir), episodes=args.episodes, seed=args.seed, record=args.record)
-    print(f"greedy policy of {result.checkpoint}, {args.episodes} episodes")
-    print(format_table(["metric", "value"], [[k, round(v, 2)] for k, v in result.summary().items()]))
-    if result.recording is not None:
-        print(f"recording: {result.recording}")
+    if args.run_dir is None and args.policy is None:
+        raise SkateError("give a RUN_DIR to play its policy, or --policy basic to play a hard-coded one")
+    if args.run_dir is not None and args.env is not None:
+        raise SkateError("--env is for --policy without a RUN_DIR: a run plays its own environment")
+    played, where = [], local_copy(args.run_dir) if args.run_dir is not None else None
+    options = {"episodes": args.episodes, "seed": args.seed}
+    if where is not None:
+        played.append(evaluate(where, record=args.record, **options))
+    if args.policy is not None:
+        env = args.env or (run_env(where) if where is not None else BASELINE_ENV)
+        played.append(evaluate_baseline(args.policy, env, record=None if played else args.record, **options))
+    print(f"{args.episodes} episodes each, from seed {args.seed}: " + "; ".join(
+        f"{'greedy policy of ' if i == 0 and where is not None else ''}{result.checkpoint}" for i, result in enumerate(played)))
+    metrics = list(played[0].summary())
+    print(format_table(["metric", *(result.checkpoint for result in played)],
+                       [[name, *(round(result.summary()[name], 2) for result in played)] for name in metrics]))
+    for result in played:
+        if result.recording is not None:
+            print(f"recording: {result.recording}")
     return 0
+
+
+BASELINE_ENV = "CartPole-v0"
+"""What ``skate evaluate --policy basic`` plays without a run: the seed's CartPole (200 steps at most)."""
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
@@ -549,8 +567,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the data (default 0)")
     p.add_argument("--no-progress", action="store_true", help="print no progress")
 
-    p = add("evaluate", cmd_evaluate, "play an RL run's greedy policy (last checkpoint): mean, std, min, max return")
-    p.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
+    p = add("evaluate", cmd_evaluate, "play an RL run's greedy policy (last checkpoint), or a hard-coded one beside "
+                                      "it: mean, std, min, max return")
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help=RUN_DIR_HELP)
+    p.add_argument("--policy", choices=["basic"], help="also (or, without RUN_DIR, only) play a hard-coded policy: "
+                                                       "basic is the seed's CartPole policy, pushing the way the pole leans")
+    p.add_argument("--env", help=f"the environment --policy plays without a RUN_DIR (default {BASELINE_ENV}, the seed's)")
     p.add_argument("--episodes", type=int, default=10, help="episodes to play (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     p.add_argument("--record", metavar="OUT.gif|OUT.mp4", help="render the first episode into this GIF or MP4 (MP4 needs skate[video])")

@@ -99,6 +99,20 @@ def test_a_checkpoint_restores_the_same_greedy_actions_and_evaluate_plays_it(ray
     assert (tmp_path / "episode.mp4").stat().st_size > 1000
 
 
+def test_evaluate_puts_the_seeds_basic_policy_beside_the_learned_one(
+        ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from skate.cli import main
+
+    spec = load_spec(JOBS / "cartpole_ppo.yaml", [*TINY, "rl.stop.iterations=1"])
+    result = run_job(spec, root=tmp_path, progress=False)
+    capsys.readouterr()
+    assert main(["evaluate", str(result.run_dir), "--policy", "basic", "--episodes", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("3 episodes each, from seed 0: greedy policy of iter-") and lines[0].endswith("; policy basic")
+    assert lines[1].split()[0] == "metric" and lines[1].split()[-2:] == ["policy", "basic"]
+    assert lines[3].split()[:2] == ["episodes", "3"] and lines[3].split()[-1] == "3"
+
+
 def test_a_damaged_checkpoint_is_passed_over_at_resume_for_the_one_before(ray_local: None, tmp_path: Path) -> None:
     spec = load_spec(JOBS / "cartpole_ppo.yaml", [*TINY, "checkpoint.every_iterations=1", "rl.stop.iterations=2",
                                                   "rl.stop.episode_return_mean=1000"])

@@ -1,4 +1,5 @@
-"""``skate evaluate RUN_DIR``: the greedy policy of an RL run's last checkpoint, played and measured.
+"""``skate evaluate RUN_DIR``: the greedy policy of an RL run's last checkpoint, played and measured;
+``skate evaluate --policy basic``: a hard-coded policy (:mod:`skate.rl.baselines`) to put beside it.
 
 The policy network is built from the run's spec and given the checkpoint's weights; it plays
 whole episodes in one process, always taking its most likely (or highest-valued) action.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ class Evaluation:
 
     returns: list[float]
     checkpoint: str
+    """What played: a checkpoint's name, or ``policy <name>`` for a hard-coded one."""
     recording: Path | None = None
 
     def summary(self) -> dict[str, float]:
@@ -80,23 +82,70 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, seed: int = 0, record: 
     if latest is None:
         raise SkateError(f"{run.path}: no checkpoint yet (checkpoints/iter-*)")
     path = latest[0]
-    env_config = dict(spec.rl.env_config)
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame renders without a sound card
-    env = make_env(spec.rl.env, env_config, render_mode="rgb_array" if record is not None else None)
+    env = _env(spec.rl.env, dict(spec.rl.env_config), record)
     try:
         module = load_policy(spec, path, env)
-        returns, frames = [], []
-        for episode in range(episodes):
-            observation, _ = env.reset(seed=seed + episode)
-            total, done, steps = 0.0, False, 0
-            while not done and steps < max_steps:
-                if record is not None and episode == 0:
-                    frames.append(env.render())
-                observation, reward, terminated, truncated, _ = env.step(greedy_action(module, observation))
-                total, done, steps = total + float(reward), terminated or truncated, steps + 1
-            returns.append(total)
+        return _play(env, lambda observation: greedy_action(module, observation), episodes=episodes, seed=seed,
+                     record=record, max_steps=max_steps, name=path.name)
     finally:
         env.close()
-    recording = write_recording(frames, record) if record is not None else None
-    return Evaluation(returns=returns, checkpoint=path.name, recording=recording)
 
+
+def run_env(run_dir: str | Path) -> str:
+    """The environment the RL run at ``run_dir`` plays."""
+    spec = load_spec(RunDir.open(run_dir).spec_path, gate=False)
+    if not isinstance(spec, RLJobSpec):
+        raise SkateError(f"{run_dir} is a supervised run; skate evaluate plays RL runs (see skate report)")
+    return spec.rl.env
+
+
+def evaluate_baseline(policy: str, env_id: str, *, episodes: int = 10, seed: int = 0,
+                      record: str | Path | None = None, max_steps: int = 100_000) -> Evaluation:
+    """Play ``episodes`` episodes of ``env_id`` with the hard-coded ``policy`` (see :mod:`skate.rl.baselines`).
+
+    Raises:
+        SkateError: an unknown policy, one that does not play ``env_id``, or an unknown environment.
+    """
+    from skate.rl.baselines import baseline
+
+    if record is not None:
+        record = check_recording_path(record)
+    try:
+        act = baseline(policy, env_id)
+        env = _env(env_id, {}, record)
+    except ValueError as error:
+        raise SkateError(str(error)) from error
+    try:
+        return _play(env, act, episodes=episodes, seed=seed, record=record, max_steps=max_steps, name=f"policy {policy}")
+    finally:
+        env.close()
+
+
+def _env(env_id: str, env_config: dict[str, Any], record: Path | None) -> Any:
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame renders without a sound card
+    from gymnasium import logger
+
+    # gymnasium's warning that CartPole-v0 "is out of date": it is the seed's, on purpose. Through its
+    # own level: a warnings filter would not hold once a library has replaced warnings.filters.
+    level, logger.min_level = logger.min_level, logger.ERROR
+    try:
+        return make_env(env_id, env_config, render_mode="rgb_array" if record is not None else None)
+    finally:
+        logger.min_level = level
+
+
+def _play(env: Any, act: Callable[[np.ndarray], Any], *, episodes: int, seed: int, record: Path | None,
+          max_steps: int, name: str) -> Evaluation:
+    """Whole episodes of ``env`` with ``act`` choosing each action; the first rendered if ``record``."""
+    returns, frames = [], []
+    for episode in range(episodes):
+        observation, _ = env.reset(seed=seed + episode)
+        total, done, steps = 0.0, False, 0
+        while not done and steps < max_steps:
+            if record is not None and episode == 0:
+                frames.append(env.render())
+            observation, reward, terminated, truncated, _ = env.step(act(observation))
+            total, done, steps = total + float(reward), terminated or truncated, steps + 1
+        returns.append(total)
+    recording = write_recording(frames, record) if record is not None else None
+    return Evaluation(returns=returns, checkpoint=name, recording=recording)
