@@ -74,13 +74,13 @@ def test_parameter_count_by_hand() -> None:
     assert total == conv1 + conv2 + conv3 + dense + output == 3_681_449
 
 
-def test_weights_follow_tf1_variance_scaling() -> None:
+def test_weights_follow_tf1_variance_scaling_with_its_default_factor_2_he() -> None:
     torch.manual_seed(0)
     net = SeedQNetwork(9)
     dense = net.torso[-2]
     std = dense.weight.std().item()
-    assert std == pytest.approx(math.sqrt(1 / 7040), rel=0.02)
-    assert dense.weight.abs().max().item() <= 2 * math.sqrt(1 / 7040) / 0.87962566103423978 + 1e-7
+    assert std == pytest.approx(math.sqrt(2 / 7040), rel=0.02)  # He: sqrt(2 / fan_in)
+    assert dense.weight.abs().max().item() <= 2 * math.sqrt(1.3 * 2 / 7040) + 1e-7  # TF1 truncates at 2 stddevs
     assert all(torch.all(module.bias == 0) for module in net.modules() if isinstance(module, (nn.Conv2d, nn.Linear)))
 
 

@@ -4,8 +4,8 @@ RLModule for DQN on the new API stack.
 The seed's network: three convolutions with "SAME" padding and ReLU (32 maps 8x8 stride 4, 64 maps
 4x4 stride 2, 64 maps 3x3 stride 1), on 88x80x1 frames -> 22x20 -> 11x10 -> 11x10; a dense layer of
 512 ReLU units on the 64 * 11 * 10 = 7,040 features; one linear output per action (9). Weights use
-the seed's initializer, TF1's ``variance_scaling_initializer()`` (truncated normal, fan-in, scale
-1); biases start at 0.
+the seed's initializer, TF1's ``tf.contrib.layers.variance_scaling_initializer()`` with its defaults
+(factor 2.0, fan-in, truncated normal): He initialization, as the seed calls it; biases start at 0.
 
 :class:`SeedQNetwork` is the plain ``torch.nn.Module`` (benchmarkable without Ray);
 :class:`SeedDQNTorchRLModule` builds the same layers into RLlib's DQN module.
@@ -49,12 +49,17 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+TF1_FACTOR = 2.0
+"""``tf.contrib.layers.variance_scaling_initializer``'s default factor: He initialization."""
+
+
 def _init_seed_weights(module: nn.Module) -> None:
-    """TF1's ``variance_scaling_initializer()`` on weights (std sqrt(1 / fan_in), truncated at two
-    standard deviations and rescaled by 0.8796 as TF does); zero biases."""
+    """TF1's ``tf.contrib.layers.variance_scaling_initializer()`` on weights: a normal of stddev
+    sqrt(1.3 * factor / fan_in) truncated at two of them (TF1's 1.3 makes up for the truncation, so
+    the weights' spread is about sqrt(2 / fan_in), He's); zero biases."""
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         fan_in = module.weight[0].numel()
-        std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
+        std = math.sqrt(1.3 * TF1_FACTOR / fan_in)
         nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
         nn.init.zeros_(module.bias)
 
