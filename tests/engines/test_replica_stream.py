@@ -83,3 +83,10 @@ def test_evaluation_reads_the_whole_split(source: StreamSource, split: str, monk
     metrics = r.evaluate(split)
     assert len(seen) == len(set(seen)) == source.rows(split)
     assert metrics["accuracy"] == pytest.approx(sum(right) / len(right))  # the mean over the whole split
+
+
+def test_a_replica_initialises_its_model_as_the_spec_says(source: StreamSource) -> None:
+    workload = Workload(model=RnnClassifierConfig(num_units=4, init="he"), optimizer=OptimizerConfig(), batch_size=8,
+                        seed=0, tables={}, stream=source)
+    model = Replica(workload).model
+    assert all(torch.all(p == 0) for name, p in model.named_parameters() if "bias" in name)  # he zeroes them; torch's do not

@@ -65,7 +65,7 @@ class Replica:
         torch.manual_seed(workload.seed)
         self.device = torch.device(device)
         info = self.stream.info if self.stream is not None else info_of(tables["train"])
-        self.model = workload.model.build(info).to(self.device)
+        self.model = workload.model.create(info).to(self.device)
         assert workload.objective is not None
         self.objective = workload.objective
         self.batch_size = workload.batch_size

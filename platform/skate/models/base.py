@@ -7,7 +7,7 @@ only ``build`` imports torch, and the module it builds.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from skate.data.base import DataConfig, DatasetInfo
 from skate.config.fields import Variants, param
@@ -24,10 +24,22 @@ class ModelConfig:
     variants: ClassVar[Variants["ModelConfig"]]
     objective: ClassVar[str] = "classification"
     kind: str = param(doc="the model, by its registered name")
+    init: Literal["default", "he", "glorot"] = param(
+        "default", doc="weight initialisation: default (PyTorch's), he (TF1's variance_scaling_initializer(), which the "
+                       "seed uses) or glorot (Glorot uniform, TF1's default); he and glorot zero the biases")
 
     def build(self, info: DatasetInfo) -> nn.Module:
-        """A freshly initialised module for data described by ``info``."""
+        """A freshly initialised module for data described by ``info``, as PyTorch initialises it."""
         raise NotImplementedError
+
+    def create(self, info: DatasetInfo) -> nn.Module:
+        """:meth:`build`'s module initialised as ``init`` says (see :mod:`skate.models.init`): what
+        every engine trains."""
+        from skate.models.init import initialise
+
+        module = self.build(info)
+        initialise(module, self.init)
+        return module
 
     def fit_problem(self, info: DatasetInfo) -> str | None:
         """Why this model cannot learn from data described by ``info`` (one line naming what to

@@ -44,10 +44,23 @@ class RecurrentConfig(ModelConfig):
     num_layers: int = param(1, doc="stacked recurrent layers", gt=0)
     activation: Nonlinearity = param("tanh", doc="activation of the basic cell")
     dropout: float = param(0.0, doc="dropout between stacked layers, in training only", ge=0, lt=1)
+    forget_bias: float | None = param(None, doc="lstm only: the forget gate's initial bias (1.0: TF1's BasicLSTMCell, "
+                                                "the seed's; default: as init leaves it)")
+
+    def create(self, info: DatasetInfo) -> nn.Module:
+        """The module initialised as ``init`` says, and an LSTM's forget-gate bias at ``forget_bias``."""
+        from skate.models.init import set_forget_bias
+
+        module = super().create(info)
+        if self.cell == "lstm" and self.forget_bias is not None:
+            set_forget_bias(module, self.forget_bias)
+        return module
 
     def unused_fields(self) -> Unused:
         """Fields the other choices leave unused (see :data:`skate.config.fields.Unused`)."""
         unused: Unused = {}
+        if self.cell != "lstm":
+            unused["forget_bias"] = (f"it is the lstm cell's forget-gate bias, and cell is {self.cell}", ("cell",))
         if self.cell != "basic":
             unused["activation"] = (f"it is the basic cell's activation, and cell is {self.cell}", ("cell",))
         if self.num_layers == 1:

@@ -28,6 +28,8 @@ from ray.rllib.core.models.base import ENCODER_OUT
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.utils.schedules.scheduler import Scheduler
 
+from skate.models.init import he_
+
 CONV_LAYERS: tuple[tuple[int, int, int], ...] = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
 """The seed's convolutions: (output maps, kernel size, stride), all "SAME" padded, ReLU."""
 
@@ -49,18 +51,10 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-TF1_FACTOR = 2.0
-"""``tf.contrib.layers.variance_scaling_initializer``'s default factor: He initialization."""
-
-
 def _init_seed_weights(module: nn.Module) -> None:
-    """TF1's ``tf.contrib.layers.variance_scaling_initializer()`` on weights: a normal of stddev
-    sqrt(1.3 * factor / fan_in) truncated at two of them (TF1's 1.3 makes up for the truncation, so
-    the weights' spread is about sqrt(2 / fan_in), He's); zero biases."""
+    """The seed's ``variance_scaling_initializer()`` (He, :func:`skate.models.init.he_`) on weights; zero biases."""
     if isinstance(module, (nn.Conv2d, nn.Linear)):
-        fan_in = module.weight[0].numel()
-        std = math.sqrt(1.3 * TF1_FACTOR / fan_in)
-        nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+        he_(module.weight)
         nn.init.zeros_(module.bias)
 
 

@@ -59,7 +59,7 @@ def load_trained(run: RunDir) -> TrainedModel:
         info = info_of(tables["train"])
     else:
         raise SkateError(f"{run.path}: the run recorded no data split ({RunDir.SPLIT} is missing)")
-    model = spec.model.build(info)
+    model = spec.model.create(info)
     weights = (best if best is not None else latest)["model"]  # type: ignore[index]
     model.load_state_dict(weights)
     model.eval()

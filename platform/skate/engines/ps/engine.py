@@ -62,7 +62,7 @@ class ParameterServerEngine(Engine):
         self.workload = workload
         self.steps_per_epoch = workload.steps_per_epoch(config.num_workers)
         torch.manual_seed(workload.seed)  # the same initial weights as every replica and as `single`
-        model = workload.model.build(workload.info())
+        model = workload.model.create(workload.info())
         self.layout = Layout.of(model, config.num_shards)
         self._snapshot: dict[str, Any] | None = None
         self._token = new_token()  # what workers present to the shards' sockets
