@@ -86,8 +86,9 @@ def runners(config: RLConfig, *, num_runners: int, num_envs: int, seconds: float
 
 
 def dqn_training(*, seconds: float) -> dict[str, float]:
-    """The seed's Ms. Pac-Man DQN training in the algorithm's process (as jobs/mspacman_dqn.yaml,
-    learning from the start): env steps/s sampled and learner updates/s while it learns."""
+    """Ms. Pac-Man DQN (the seed's preprocessing and Q-network, DeepMind-style settings) training in the
+    algorithm's process (as jobs/mspacman_dqn.yaml, learning from the start): env steps/s sampled and
+    learner updates/s while it learns."""
     import dataclasses
 
     from skate.spec import load_spec

@@ -106,7 +106,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = _without_search(_spec_or_resume(args, what="a job spec FILE to run", resumed="RUN_DIR", kind="run",
                                            search=not args.no_search), args)
     _apply_wait(args)
-    with off_terminal(enabled=not args.verbose), ray_session(args.address):
+    # A tabular job (value iteration, Q-learning...) runs in this process: no Ray to start for it.
+    tabular = _tabular(spec, args.resume)
+    if tabular and args.address:
+        warnings.warn(f"--address {args.address}: ignored; a tabular job runs in this process", SpecNote, stacklevel=1)
+    cluster = contextlib.nullcontext() if tabular else ray_session(args.address)
+    with off_terminal(enabled=not args.verbose), cluster:
         if spec is not None:
             result = run_job(spec, root=_root(args), progress=not args.no_progress, storage=_storage(args),
                              name=args.name)
@@ -119,6 +124,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nrun directory: {run.path}\n{plots}")
         return 0
     return 130
+
+
+def _tabular(spec: Any, resume: str | None) -> bool:
+    """Whether the job to run (``spec``, or the one in the run directory ``resume``) is a tabular RL job."""
+    from skate.uri import is_uri
+
+    if spec is None and resume is not None and not is_uri(resume):
+        from skate.runs.rundir import RunDir
+        from skate.spec import load_spec
+
+        with contextlib.suppress(SkateError, SpecError, OSError, ValueError):
+            spec = load_spec(RunDir.open(resume).spec_path, gate=False)
+    return getattr(getattr(spec, "rl", None), "tabular", False)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

@@ -19,6 +19,8 @@ _SHOWN = {
     "rollout/episode_return_mean": "return",
     "env_steps": "env_steps",
     "perf/env_steps_per_s": "steps/s",
+    "q/max_error": "q_error",
+    "v/max_error": "v_error",
 }
 
 

@@ -104,7 +104,10 @@ def execute(spec: JobSpec | RLJobSpec, run: RunDir, *, resume: bool, progress: b
 
 
 def _execute_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool, observer: Observer | None) -> RunResult:
-    from skate.rl.runner import run_rl
+    if spec.rl.tabular:  # value iteration, Q-learning...: numpy in this process, no RLlib
+        from skate.rl.tabular.runner import run_tabular as run_rl
+    else:
+        from skate.rl.runner import run_rl
 
     try:
         status, final = run_rl(spec, run, resume=resume, progress=progress, observer=observer)

@@ -9,7 +9,9 @@ from skate.rl.config import DQNSettings, PPOSettings
 from skate.rl.envs import check_env
 from skate.rl.runner import ITERATION, _Stop, build_algorithm, metrics_row
 from skate.rl.spec import RLJobSpec
-from skate.spec import dump_spec, load_spec_data
+from skate.spec import dump_spec, load_spec, load_spec_data
+
+from conftest import JOBS
 
 
 def rl_job(**rl: Any) -> dict[str, Any]:
@@ -29,10 +31,36 @@ def test_an_rl_section_makes_an_rl_job_with_typed_hyperparameters() -> None:
     assert load_spec_data(__import__("yaml").safe_load(dump_spec(spec))) == spec
 
 
-def test_dqn_has_the_seeds_defaults_at_hand() -> None:
+def test_dqn_defaults_take_the_seeds_discount_and_exploration_and_rllibs_loss() -> None:
     rl = load_spec_data(rl_job(algorithm="dqn")).rl
     assert isinstance(rl, DQNSettings)
-    assert (rl.gamma, rl.epsilon_start, rl.epsilon_end, rl.epsilon_steps, rl.train_batch_size) == (0.95, 1.0, 0.05, 50_000, 32)
+    assert (rl.gamma, rl.epsilon_start, rl.epsilon_end, rl.epsilon_steps) == (0.95, 1.0, 0.05, 50_000)
+    assert (rl.loss, rl.grad_clip) == ("huber", 40.0)
+    config = rl.algorithm_config(seed=0)
+    assert (config.td_error_loss_fn, config.grad_clip) == ("huber", 40.0)
+
+
+# The seed's Ms. Pac-Man listing (chapter 16), as it writes each value.
+SEED_DQN = {"replay_memory_size": 10000, "training_start": 1000, "training_interval": 3, "copy_steps": 25,
+            "discount_rate": 0.95, "skip_start": 90, "batch_size": 50, "n_steps": 100000, "eps_min": 0.05,
+            "eps_max": 1.0, "eps_decay_steps": 50000}
+
+
+def test_the_seed_dqn_job_has_the_seeds_settings_in_env_steps() -> None:
+    spec = load_spec(JOBS / "mspacman_dqn_seed.yaml")
+    rl, seed = spec.rl, SEED_DQN
+    assert isinstance(rl, DQNSettings) and rl.env == "mspacman"
+    every = seed["training_interval"]  # env steps per training step
+    assert rl.replay_capacity == seed["replay_memory_size"] and rl.learning_starts == seed["training_start"]
+    assert rl.train_batch_size == seed["batch_size"] and rl.training_intensity * every == pytest.approx(seed["batch_size"])
+    assert rl.rollout_fragment_length == every and rl.target_update == seed["copy_steps"] * every
+    assert (rl.gamma, rl.epsilon_start, rl.epsilon_end) == (seed["discount_rate"], seed["eps_max"], seed["eps_min"])
+    assert rl.epsilon_steps == seed["training_start"] + seed["eps_decay_steps"] * every
+    assert rl.stop.env_steps == seed["training_start"] + seed["n_steps"] * every
+    assert (rl.loss, rl.grad_clip, rl.double_q, rl.dueling, rl.n_step) == ("mse", None, False, False, 1)
+    assert rl.env_config["skip_start_steps"] == seed["skip_start"]
+    config = rl.algorithm_config(seed=0)
+    assert (config.td_error_loss_fn, config.grad_clip, config.target_network_update_freq) == ("mse", None, 75)
 
 
 @pytest.mark.parametrize("rl, expected", [

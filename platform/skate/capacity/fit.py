@@ -25,6 +25,8 @@ def job_bundles(spec: Any) -> tuple[Path, list[Bundle]]:
         base = explicit_data(dataclasses.replace(spec, search=None))
         return ("search", "resources_per_trial"), trial_bundles(trial_spec(base, {}, spec.search.resources_per_trial))
     if hasattr(spec, "rl"):
+        if spec.rl.tabular:  # its tables live in the driver's process: no actors
+            return ("rl",), []
         from skate.rl.config import new_stack_notice_off
         from skate.rl.placement import actor_bundles
 

@@ -15,11 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skate.runs.checkpoint import CorruptCheckpoint
+from skate.runs.events import EventLog
 from skate.runs.signing import KEY_ENV, sign, signed_by_us
+
+if TYPE_CHECKING:
+    from skate.progress import Progress
+    from skate.runs.rundir import RunDir
 
 PROGRESS = "skate.json"
 MANIFEST = "manifest.json"
@@ -73,6 +79,15 @@ class Checkpoints:
     def progress(path: Path) -> dict[str, float]:
         """The metrics row saved with the checkpoint at ``path``."""
         return json.loads((path / PROGRESS).read_text())
+
+
+def report_rejected(checkpoints: Checkpoints, run: "RunDir", display: "Progress", iteration: int) -> None:
+    """Say which checkpoints :meth:`Checkpoints.latest` passed over, on the display and in the events log."""
+    for reason in checkpoints.rejected:
+        display.write(f"checkpoint passed over: {reason}")
+        EventLog(run.events_path).append({"time": time.time(), "kind": "checkpoint_rejected", "actor": "driver",
+                                          "epoch": iteration, "step": iteration, "detail": reason})
+    checkpoints.rejected.clear()
 
 
 def seal(folder: Path, row: dict[str, float]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal
 
 from skate.config.fields import Variants, param
 from skate.rl.batched import batch_updates
@@ -48,7 +48,8 @@ class RLConfig:
     """An RLlib algorithm (new API stack), chosen by ``algorithm``, and what it plays."""
 
     variants: ClassVar[Variants["RLConfig"]]
-    algorithm: str = param(doc="the algorithm: pg (the seed's REINFORCE), ppo or dqn")
+    algorithm: str = param(doc="the algorithm: pg (the seed's REINFORCE), ppo, dqn, appo; on tabular MDPs "
+                               "value_iteration, q_value_iteration, td_learning, q_learning")
     env: str = param(doc="a gymnasium environment id (e.g. CartPole-v1) or a skate environment (mspacman)")
     env_config: dict[str, EnvConfigValue] = param(doc="settings passed to the environment", default_factory=dict)
     num_env_runners: int = param(0, doc="env-runner actors that collect rollouts (0: sample in the driver's algorithm)", ge=0)
@@ -78,8 +79,8 @@ class RLConfig:
                                num_envs_per_env_runner=self.num_envs_per_env_runner,
                                rollout_fragment_length=self.rollout_fragment_length or "auto")
                   .learners(num_learners=self.num_learners, num_gpus_per_learner=self.gpus_per_learner,
-                            learner_config_dict={BOUND: self.refuse_grad_norm})
-                  .training(lr=self.lr, gamma=self.gamma, learner_class=self._learner_class())
+                            learner_config_dict={BOUND: self.refuse_grad_norm}, learner_class=self._learner_class())
+                  .training(lr=self.lr, gamma=self.gamma)
                   .fault_tolerance(restart_failed_env_runners=True)  # a dead env runner is replaced
                   # skate's guard refuses a non-finite gradient before RLlib sees it, so RLlib's own
                   # per-tensor isfinite checks (a sync each, ~7% of a DQN step) are left out.
@@ -89,6 +90,12 @@ class RLConfig:
         return self._specialise(config)
 
     discrete_actions_only: ClassVar[bool] = False
+    tabular: ClassVar[bool] = False
+    """Whether skate's tabular path (:mod:`skate.rl.tabular`) runs the algorithm instead of RLlib."""
+
+    def reported_metrics(self) -> tuple[str, ...] | None:
+        """The metric names the algorithm reports beside the counters; ``None``: RLlib's ``rollout/*``."""
+        return None
 
     def check_env(self) -> None:
         """Raise ``ValueError`` when the environment does not exist, or offers actions this
@@ -103,8 +110,12 @@ class RLConfig:
         env = make_env(self.env, dict(self.env_config))
         try:
             space = env.action_space
+            impossible = getattr(env.unwrapped, "impossible_actions", False)
         finally:
             env.close()
+        if impossible:
+            raise ValueError(f"{self.env} forbids some actions in some states, which RLlib's algorithms cannot mask; "
+                             f"play it with a tabular algorithm (q_learning, q_value_iteration ...)")
         if self.discrete_actions_only and not isinstance(space, gymnasium.spaces.Discrete):
             raise ValueError(f"algorithm {self.algorithm} needs discrete actions; {self.env} has {space} "
                              f"(use ppo for continuous actions)")
@@ -172,15 +183,17 @@ class PPOSettings(RLConfig):
 @ALGORITHMS.register
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DQNSettings(RLConfig):
-    """RLlib's DQN with the seed's defaults at hand: replay memory, a target network copied from
-    the online one every ``target_update`` steps, epsilon-greedy from 1.0 to 0.05 over 50,000
-    steps, discount 0.95; plus double Q-learning, dueling heads, n-step returns and prioritized replay."""
+    """RLlib's DQN: replay memory, a target network copied from the online one every ``target_update``
+    env steps, epsilon-greedy, plus double Q-learning, dueling heads, n-step returns and prioritized
+    replay. Some defaults are the seed's (discount 0.95, epsilon from 1.0 to 0.05 over 50,000 steps,
+    though the seed counts training steps and these are env steps); the others are RLlib's (Huber
+    loss, gradients clipped to norm 40). ``jobs/mspacman_dqn_seed.yaml`` sets all of the seed's."""
 
     algorithm: str = "dqn"
     discrete_actions_only: ClassVar[bool] = True
     gamma: float = param(0.95, doc="discount factor (the seed's 0.95)", gt=0, le=1)
     lr: float = param(1e-3, doc="learning rate", gt=0)
-    train_batch_size: int = param(32, doc="transitions per gradient step (the seed's 32)", gt=0)
+    train_batch_size: int = param(32, doc="transitions per gradient step (the seed's Ms. Pac-Man DQN: 50)", gt=0)
     replay_capacity: int = param(50_000, doc="transitions the replay memory keeps", gt=0)
     prioritized_replay: bool = param(False, doc="sample transitions by TD error (prioritized replay)")
     learning_starts: int = param(1000, doc="env steps sampled before learning starts", ge=0)
@@ -192,6 +205,9 @@ class DQNSettings(RLConfig):
     dueling: bool = param(True, doc="dueling heads (value + advantage)")
     n_step: int = param(1, doc="steps of reward before bootstrapping", gt=0)
     training_intensity: float | None = param(None, doc="replayed transitions trained per env step sampled (default: RLlib's natural ratio)", gt=0)
+    loss: Literal["huber", "mse"] = param("huber", doc="the TD error's loss: huber (RLlib's) or mse (the seed's)")
+    grad_clip: float | None = param(40.0, doc="clip each update's gradient to this global norm (RLlib's 40); null: "
+                                              "no clipping (the seed's)", gt=0)
 
     def _base(self) -> "AlgorithmConfig":
         from ray.rllib.algorithms.dqn import DQNConfig
@@ -220,7 +236,8 @@ class DQNSettings(RLConfig):
             num_steps_sampled_before_learning_starts=self.learning_starts,
             target_network_update_freq=self.target_update,
             epsilon=[(0, self.epsilon_start), (self.epsilon_steps, self.epsilon_end)],
-            double_q=self.double_q, dueling=self.dueling, n_step=self.n_step, **extra)
+            double_q=self.double_q, dueling=self.dueling, n_step=self.n_step, td_error_loss_fn=self.loss,
+            grad_clip=self.grad_clip, **extra)
         return batch_updates(config, self.train_batch_size)
 
 
@@ -234,7 +251,10 @@ class PGSettings(RLConfig):
     gamma: float = param(0.95, doc="discount factor (the seed's 0.95)", gt=0, le=1)
     lr: float = param(0.01, doc="learning rate (the seed's 0.01)", gt=0)
     episodes_per_iteration: int = param(10, doc="whole episodes played for each gradient step (the seed's 10)", gt=0)
-    hidden: tuple[int, ...] = param((64,), doc="units of the policy network's hidden layers")
+    hidden: tuple[int, ...] = param((64,), doc="units of the policy network's hidden layers (network: mlp)")
+    network: Literal["mlp", "seed"] = param(
+        "mlp", doc="the policy network: mlp (RLlib's, hidden layers of tanh units) or seed (the seed's: 4 ELU units "
+                   "with He initialization and one sigmoid output, for two actions)")
 
     def _base(self) -> "AlgorithmConfig":
         from skate.rl.pg import PGConfig
@@ -247,6 +267,12 @@ class PGSettings(RLConfig):
         return PGTorchLearner
 
     def _specialise(self, config: Any) -> "AlgorithmConfig":
+        if self.network == "seed":
+            from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+            from skate.rl.seed_policy import SeedPolicyTorchRLModule
+
+            config = config.rl_module(rl_module_spec=RLModuleSpec(module_class=SeedPolicyTorchRLModule))
         return config.training(num_episodes_per_train_batch=self.episodes_per_iteration)
 
 
@@ -277,3 +303,6 @@ class APPOSettings(RLConfig):
     def _specialise(self, config: Any) -> "AlgorithmConfig":
         return config.training(train_batch_size_per_learner=self.train_batch_size, clip_param=self.clip_param,
                                vf_loss_coeff=self.vf_loss_coeff, entropy_coeff=self.entropy_coeff, vtrace=self.vtrace)
+
+
+from skate.rl.tabular import config as _tabular  # noqa: E402,F401  registers the tabular algorithms (numpy only)

@@ -1,4 +1,5 @@
-"""Environments an ``rl:`` section may name: gymnasium ids, and skate's own (the seed's Ms. Pac-Man).
+"""Environments an ``rl:`` section may name: gymnasium ids, and skate's own (the seed's Ms. Pac-Man and
+its three-state MDP).
 
 A name is checked before anything starts, so a typo is one line with the close matches, not an
 env-runner actor's traceback.
@@ -15,9 +16,15 @@ def _make_mspacman(env_config: dict[str, Any], render_mode: str | None = None) -
     return make_mspacman(env_config, render_mode=render_mode)
 
 
-SKATE_ENVS: dict[str, Callable[..., Any]] = {"mspacman": _make_mspacman}
+def _make_seed_mdp(env_config: dict[str, Any], render_mode: str | None = None) -> Any:
+    from skate.rl.tabular.env import make_tabular_env
+
+    return make_tabular_env("seed_mdp", env_config, render_mode=render_mode)
+
+
+SKATE_ENVS: dict[str, Callable[..., Any]] = {"mspacman": _make_mspacman, "seed_mdp": _make_seed_mdp}
 """skate's environments: name -> factory taking the ``env_config`` dict (and, to watch it, a
-gymnasium ``render_mode``)."""
+gymnasium ``render_mode``). ``seed_mdp`` is the seed's three-state MDP (:mod:`skate.rl.tabular.mdp`)."""
 
 _PREFIX = "skate-"
 
@@ -62,8 +69,21 @@ def make_env(env: str, env_config: dict[str, Any], *, render_mode: str | None = 
     if env.startswith("ALE/"):
         return _make_ale(env, config)
     import gymnasium
+    from gymnasium import logger
 
-    return gymnasium.make(env, **config)
+    if env not in SEED_VERSIONS:
+        return gymnasium.make(env, **config)
+    # gymnasium warns that the seed's version "is out of date": it is chosen on purpose. Through its
+    # own level: a warnings filter does not hold once a library has replaced warnings.filters.
+    level, logger.min_level = logger.min_level, logger.ERROR
+    try:
+        return gymnasium.make(env, **config)
+    finally:
+        logger.min_level = level
+
+
+SEED_VERSIONS = ("CartPole-v0",)
+"""Older gymnasium ids the seed plays, which jobs that reproduce it name on purpose."""
 
 
 def env_name(env: str) -> str:

@@ -78,6 +78,9 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, seed: int = 0, record: 
     spec = load_spec(run.spec_path, gate=False)
     if not isinstance(spec, RLJobSpec):
         raise SkateError(f"{run.path} is a supervised run; skate evaluate plays RL runs (see skate report)")
+    if spec.rl.tabular:
+        raise SkateError(f"{run.path} is a tabular run ({spec.rl.algorithm}): its values and greedy policy are in "
+                         f"summary.json's final (see skate report)")
     latest = Checkpoints(run.checkpoint_dir, keep_last=1).latest()  # checked against its manifest
     if latest is None:
         raise SkateError(f"{run.path}: no checkpoint yet (checkpoints/iter-*)")
@@ -123,15 +126,7 @@ def evaluate_baseline(policy: str, env_id: str, *, episodes: int = 10, seed: int
 
 def _env(env_id: str, env_config: dict[str, Any], record: Path | None) -> Any:
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame renders without a sound card
-    from gymnasium import logger
-
-    # gymnasium's warning that CartPole-v0 "is out of date": it is the seed's, on purpose. Through its
-    # own level: a warnings filter would not hold once a library has replaced warnings.filters.
-    level, logger.min_level = logger.min_level, logger.ERROR
-    try:
-        return make_env(env_id, env_config, render_mode="rgb_array" if record is not None else None)
-    finally:
-        logger.min_level = level
+    return make_env(env_id, env_config, render_mode="rgb_array" if record is not None else None)
 
 
 def _play(env: Any, act: Callable[[np.ndarray], Any], *, episodes: int, seed: int, record: Path | None,

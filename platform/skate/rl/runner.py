@@ -15,7 +15,7 @@ from typing import Any
 from skate import phases
 from skate.errors import SkateError
 from skate.progress import Progress
-from skate.rl.checkpoints import Checkpoints
+from skate.rl.checkpoints import Checkpoints, report_rejected
 from skate.rl.guard import REFUSED
 from skate.rl.spec import RLJobSpec
 from skate.rl.placement import placement, rl_room
@@ -145,15 +145,6 @@ class RunnerWatch:
         row["faults/env_runner_restarts"] = float(restarts)
 
 
-def _report_rejected(checkpoints: Checkpoints, run: RunDir, display: Progress, iteration: int) -> None:
-    """Say which checkpoints failed their checks, on the display and in the events log."""
-    for reason in checkpoints.rejected:
-        display.write(f"checkpoint passed over: {reason}")
-        EventLog(run.events_path).append({"time": time.time(), "kind": "checkpoint_rejected", "actor": "driver",
-                                          "epoch": iteration, "step": iteration, "detail": reason})
-    checkpoints.rejected.clear()
-
-
 def run_rl(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
            observer: Observer | None = None) -> tuple[str, dict[str, float]]:
     """Train ``spec`` in ``run`` until its ``stop`` block says so; returns the status and the
@@ -186,7 +177,7 @@ def _train(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
                        started_at=run.read_summary().get("started_at") or now_iso())
     display = Progress(total=spec.rl.stop.iterations, initial=start_iteration, desc=spec.name, enabled=progress,
                        unit="iteration")
-    _report_rejected(checkpoints, run, display, start_iteration)
+    report_rejected(checkpoints, run, display, start_iteration)
     EventLog(run.events_path).append(placement(algo, waited_s=waited_s))
     watch = RunnerWatch(algo, EventLog(run.events_path))
     started = time.monotonic()

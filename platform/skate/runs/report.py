@@ -17,12 +17,15 @@ from skate.table import format_table
 CURVES = "learning_curves.png"
 _SPLITS = ("train", "val")
 _RL_LOSSES = ("policy_loss", "vf_loss", "qf_loss")
+_TABLES = {"q": "Q-values", "v": "state values"}
+_ERRORS = ("max_error", "max_change")
 
 
 def metric_columns(table: dict[str, list[Any]]) -> dict[str, list[str]]:
     """Panels of the learning curves -> their columns: metric names shared by splits, e.g.
     ``loss -> [train/loss, val/loss]``; for RL runs the episode return (mean, min, max), the
-    episode length and each learner loss."""
+    episode length and each learner loss; for tabular runs the values (``q/s0_a0`` ...) and how far
+    they are from the exact ones."""
     grouped: dict[str, list[str]] = {}
     for column in table:
         split, _, name = column.partition("/")
@@ -32,6 +35,10 @@ def metric_columns(table: dict[str, list[Any]]) -> dict[str, list[str]]:
             grouped.setdefault("episode return", []).append(column)
         elif column == "rollout/episode_len_mean" or (split == "learner" and name in _RL_LOSSES):
             grouped[name] = [column]
+        elif split in _TABLES and name in _ERRORS:
+            grouped.setdefault(f"{split}: max error, max change (log)", []).append(column)
+        elif split in _TABLES and name.startswith("s"):
+            grouped.setdefault(_TABLES[split], []).append(column)
     return grouped
 
 
@@ -50,6 +57,8 @@ def write_curves(run: RunDir) -> Path:
     if rate in table:
         panels.append(("samples/s" if rate == "perf/samples_per_s" else "env steps/s", [rate]))
     x = "epoch" if "epoch" in table else "env_steps"
+    if x == "env_steps" and not any(table[x]):  # a tabular sweep takes no env steps: its iterations count
+        x = "iteration"
     best_epoch = (run.read_summary().get("best") or {}).get("epoch")
     columns_per_row = min(max(len(panels), 1), 4)
     rows = -(-max(len(panels), 1) // columns_per_row)
@@ -61,13 +70,16 @@ def write_curves(run: RunDir) -> Path:
             points = [(e, v) for e, v in zip(table[x], table[column]) if v is not None]
             if points:
                 xs, ys = zip(*points)
-                label = column.split("/")[0] if x == "epoch" else column.rsplit("_", 1)[-1]
+                label = (column.split("/")[0] if x == "epoch" else column.split("/")[-1] if name in _TABLES.values()
+                         else column.rsplit("_", 1)[-1])
                 ax.plot(xs, ys, marker="." if len(points) < 40 else None, label=label)
         if best_epoch is not None and x == "epoch" and not name.endswith("/s"):
             ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best (epoch {best_epoch})")
+        if name.endswith("(log)"):
+            ax.set_yscale("log")
         ax.set_title(name)
         ax.set_xlabel(x.replace("_", " "))
-        if x == "env_steps":  # 12k rather than 12000, and few enough ticks not to run together
+        if x != "epoch":  # 12k rather than 12000, and few enough ticks not to run together
             ax.xaxis.set_major_locator(MaxNLocator(5))
             ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)

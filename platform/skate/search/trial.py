@@ -60,6 +60,8 @@ def trial_bundles(spec: JobSpec | RLJobSpec) -> list[dict[str, float]]:
     """The placement group a trial of ``spec`` needs: its own process first, then one bundle per actor
     of the job (for RL, what RLlib asks for its learners and env runners)."""
     if isinstance(spec, RLJobSpec):
+        if spec.rl.tabular:  # the trial's own process runs the algorithm: one CPU
+            return [{"CPU": 1.0}]
         with new_stack_notice_off():
             config = spec.rl.algorithm_config(seed=spec.seed)
             request = config.algo_class.default_resource_request(config)

@@ -75,7 +75,8 @@ def reported(spec: Any) -> set[str] | None:
     """The metric names the job reports (``val/accuracy``, ``rollout/episode_return_mean`` ...), beside
     those of :data:`UNCHECKED_PREFIXES`; ``None`` when its model's objective does not declare them."""
     if _is_rl(spec):
-        return {*COUNTERS[True], *(f"rollout/{name}" for name in RL_ROLLOUT)}
+        own = spec.rl.reported_metrics()  # a tabular algorithm's q/*; None: RLlib's rollout/*
+        return {*COUNTERS[True], *(own if own is not None else (f"rollout/{name}" for name in RL_ROLLOUT))}
     names = spec.model.reported_metrics()
     if names is None:
         return None
