@@ -63,7 +63,7 @@ def test_a_registered_model_is_named_by_a_spec_and_its_fields_are_checked(plugin
     assert isinstance(spec.model, TinyNetConfig) and spec.model.width == 16  # type: ignore[union-attr]
     with pytest.raises(SpecError) as caught:
         load_spec_data({**JOB, "model": {"kind": "tiny_net", "widht": 16}})
-    assert "model.widht: unknown key (did you mean 'width'?); expected one of: kind, width" in caught.value.problems[0]
+    assert "model.widht: unknown key (did you mean 'width'?); expected one of: kind, init, width" in caught.value.problems[0]
     with pytest.raises(SpecError, match="model.width: expected an integer > 0, got 0"):
         load_spec_data({**JOB, "model": {"kind": "tiny_net", "width": 0}})
 
