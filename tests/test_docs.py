@@ -32,6 +32,7 @@ import re
 import shlex
 import subprocess
 import sys
+from typing import Callable
 from pathlib import Path
 
 import pytest
@@ -141,12 +142,11 @@ _RAN: dict[tuple[str, str], str | None] = {}
 on several pages runs once."""
 
 
-def _ran_before(key: tuple[str, str], block: Block) -> bool:
+def _ran_before(key: tuple[str, str], block: Block) -> tuple[bool, str | None]:
+    """Whether ``key`` ran already, and its failure if it failed there."""
     if key not in _RAN:
-        return False
-    if _RAN[key] is not None:
-        pytest.fail(f"{block.where}: `{key[1]}` failed at {_RAN[key]}")
-    return True
+        return False, None
+    return True, None if _RAN[key] is None else f"{block.where}: `{key[1]}` failed at {_RAN[key]}"
 
 
 def test_the_pages_mark_their_commands_well() -> None:
@@ -165,13 +165,14 @@ def test_the_pages_mark_their_commands_well() -> None:
 @pytest.mark.parametrize("block", marked(), ids=lambda block: block.where)
 def test_a_runnable_block_runs(block: Block, sandbox: dict[str, str], tmp_path: Path) -> None:
     if block.info == "python" and not block.variant:
-        _run_python(block, sandbox, tmp_path)
+        problems = [_run_python(block, sandbox, tmp_path)]
     elif block.marker == "runnable-error":
-        for command, output in block.shown_output():
-            _run_failing(block, command, output, sandbox)
+        problems = [_run_failing(block, command, output, sandbox) for command, output in block.shown_output()]
     else:
-        for command in block.commands():
-            _run_passing(block, command, sandbox)
+        problems = [_run_passing(block, command, sandbox) for command in block.commands()]
+    assert problems, f"{block.where}: nothing to run"
+    failed = [problem for problem in problems if problem is not None]
+    assert not failed, "\n\n".join(failed)
 
 
 def _run(command: str, *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -184,38 +185,45 @@ def _failure(block: Block, command: str, done: subprocess.CompletedProcess[str])
             f"\n--- stdout\n{done.stdout[-2000:]}")
 
 
-def _run_python(block: Block, sandbox: dict[str, str], tmp_path: Path) -> None:
-    key = ("python", "\n".join(block.lines))
-    if _ran_before(key, block):
-        return
-    _RAN[key] = block.where
-    for name in ("jobs", "examples", "clusters"):
-        (tmp_path / name).symlink_to(REPO / name)
-    script = tmp_path / "block.py"
-    script.write_text(key[1] + "\n", encoding="utf-8")
-    done = _run(shlex.join([sys.executable, str(script)]), env=sandbox, cwd=tmp_path)
-    assert done.returncode == 0, _failure(block, "python", done)
-    _RAN[key] = None
+def _run_once(block: Block, key: tuple[str, str], run: Callable[[], subprocess.CompletedProcess[str]],
+              shown: str) -> str | None:
+    """Run ``key`` (unless it ran already): its failure, or None when it exits 0."""
+    before, problem = _ran_before(key, block)
+    if before:
+        return problem
+    done = run()
+    _RAN[key] = None if done.returncode == 0 else block.where
+    return None if done.returncode == 0 else _failure(block, shown, done)
 
 
-def _run_passing(block: Block, command: str, sandbox: dict[str, str]) -> None:
-    key = ("passes", command)
-    if _ran_before(key, block):
-        return
-    _RAN[key] = block.where
+def _run_python(block: Block, sandbox: dict[str, str], tmp_path: Path) -> str | None:
+    code = "\n".join(block.lines)
+
+    def run() -> subprocess.CompletedProcess[str]:
+        for name in ("jobs", "examples", "clusters"):
+            (tmp_path / name).symlink_to(REPO / name)
+        script = tmp_path / "block.py"
+        script.write_text(code + "\n", encoding="utf-8")
+        return _run(shlex.join([sys.executable, str(script)]), env=sandbox, cwd=tmp_path)
+
+    return _run_once(block, ("python", code), run, "python")
+
+
+def _run_passing(block: Block, command: str, sandbox: dict[str, str]) -> str | None:
+    return _run_once(block, ("passes", command), lambda: _run(command, env=sandbox, cwd=REPO), command)
+
+
+def _run_failing(block: Block, command: str, output: list[str], sandbox: dict[str, str]) -> str | None:
+    """None when ``command`` fails and prints each of ``output``'s lines; else what is wrong."""
     done = _run(command, env=sandbox, cwd=REPO)
-    assert done.returncode == 0, _failure(block, command, done)
-    _RAN[key] = None
-
-
-def _run_failing(block: Block, command: str, output: list[str], sandbox: dict[str, str]) -> None:
-    done = _run(command, env=sandbox, cwd=REPO)
-    assert done.returncode != 0, f"{block.where}: `{command}` was shown failing, and it exited 0"
+    if done.returncode == 0:
+        return f"{block.where}: `{command}` was shown failing, and it exited 0"
     printed = done.stdout + done.stderr
     for line in output:
         expected = line[:-3].rstrip() if line.endswith("...") else line
-        assert expected in printed, (f"{block.where}: `{command}` no longer prints\n{expected}\n"
-                                     f"--- it printed\n{printed[-4000:]}")
+        if expected not in printed:
+            return f"{block.where}: `{command}` no longer prints\n{expected}\n--- it printed\n{printed[-4000:]}"
+    return None
 
 
 # Specs, links and the README's length.
