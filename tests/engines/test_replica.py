@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from skate.engines.replica import clip
+from skate.engines.replica import clip, epoch_order
 from skate.errors import SpecError
 from skate.spec import load_spec_data
 
@@ -52,3 +52,19 @@ def test_clipping_is_set_in_the_train_section() -> None:
     with pytest.raises(SpecError, match="train.clip_norm: expected a number > 0"):
         load_spec_data({"name": "x", "data": {"source": "digits"}, "model": {"kind": "rnn_classifier"},
                         "train": {"clip_norm": 0}})
+
+
+def test_an_epoch_order_is_a_permutation_of_every_row_by_default() -> None:
+    order = epoch_order(100, 1.0, seed=3, epoch=1)
+    assert sorted(order.tolist()) == list(range(100))
+    assert not (order == epoch_order(100, 1.0, seed=3, epoch=2)).all()
+
+
+def test_a_fraction_fills_the_epoch_from_one_fixed_subset_of_rows() -> None:
+    orders = [epoch_order(100, 0.1, seed=3, epoch=epoch) for epoch in (1, 2)]
+    chosen = set(orders[0].tolist())
+    assert len(chosen) == 10 and set(orders[1].tolist()) == chosen  # the same labelled rows every epoch
+    assert all(len(order) == 100 for order in orders)  # the epoch keeps its steps
+    assert all(sorted(order[:10].tolist()) == sorted(chosen) for order in orders)  # each pass sees each row once
+    assert set(epoch_order(100, 0.1, seed=4, epoch=1).tolist()) != chosen
+    assert len(set(epoch_order(7, 0.01, seed=0, epoch=1).tolist())) == 1  # at least one row

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -107,6 +108,48 @@ def test_sparse_autoencoder_penalises_mean_activation_away_from_its_target() -> 
     torch.testing.assert_close(values["loss"], values["mse"] + penalty)
 
 
+def test_l2_reg_adds_tf1s_half_sum_of_squared_weights_and_leaves_the_biases_out() -> None:
+    model = StackedAutoencoderConfig(units=(6, 3), l2_reg=0.001).build(IMAGES)
+    x = torch.rand(5, 8, 8)
+    values = reconstruction(model(x), x, torch.zeros(5))
+    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+    assert len(weights) == 4  # two encoders, two decoders
+    penalty = 0.001 * sum(float((w.detach() ** 2).sum()) for w in weights) / 2
+    torch.testing.assert_close(values["l2_loss"], torch.full((5,), penalty))
+    torch.testing.assert_close(values["loss"], values["mse"] + penalty)
+    reconstruction(model(x), x, torch.zeros(5))["mse"].mean().backward()
+    mse_only = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    reconstruction(model(x), x, torch.zeros(5))["loss"].mean().backward()
+    for name, p in model.named_parameters():  # d/dw of 0.001 * w^2 / 2 is 0.001 * w; the biases get none
+        extra = 0.001 * p.detach() if name.endswith("weight") else torch.zeros_like(p)
+        torch.testing.assert_close(p.grad - mse_only[name], extra, atol=1e-7, rtol=1e-5)
+
+
+def test_a_greedy_phase_penalises_only_the_layer_it_trains() -> None:
+    model = StackedAutoencoderConfig(units=(6, 3), l2_reg=0.01, greedy_epochs=1).build(IMAGES)
+    model.set_epoch(2)  # phase 1: the inner autoencoder
+    inner = [model.encoders[1].weight, model.decoders[1].weight]
+    torch.testing.assert_close(model(torch.rand(4, 8, 8))["loss/l2"],
+                               (0.01 * sum((w ** 2).sum() for w in inner) / 2).expand(4))
+
+
+def test_cross_entropy_reconstruction_sums_the_pixels_bernoulli_cross_entropy() -> None:
+    model = SparseAutoencoderConfig(units=(10,), reconstruction_loss="cross_entropy").build(IMAGES)
+    x = torch.rand(3, 8, 8)
+    values = reconstruction(model(x), x, torch.zeros(3))
+    logits = model.decoders[0](torch.sigmoid(model.encoders[0](x.flatten(1))))
+    expected = F.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="none").sum(dim=1)
+    torch.testing.assert_close(values["reconstruction_loss"], expected)
+    torch.testing.assert_close(values["loss"], expected + values["sparsity_loss"])
+    torch.testing.assert_close(model(x)["reconstruction"], torch.sigmoid(logits).view(3, 8, 8))
+    assert "reconstruction_loss" in SparseAutoencoderConfig(reconstruction_loss="cross_entropy").reported_metrics()
+    problem = SparseAutoencoderConfig(reconstruction_loss="cross_entropy").data_problem(SimpleNamespace(scale="symmetric"))
+    assert "must lie in [0, 1]" in problem and "data.scale: unit" in problem
+    with pytest.raises(ValueError, match="output_activation: sigmoid"):
+        StackedAutoencoderConfig(reconstruction_loss="cross_entropy", output_activation="linear")
+
+
 def test_vae_loss_is_reconstruction_cross_entropy_plus_latent_loss_and_eval_is_deterministic() -> None:
     model = VaeConfig(units=(12,), latent_size=3).build(IMAGES)
     x = torch.rand(4, 8, 8)
@@ -134,6 +177,17 @@ def test_pretrained_classifier_pretrains_then_classifies_with_a_frozen_encoder()
     assert set(values) == {"loss", "accuracy"}
     values["loss"].mean().backward()
     assert _grads_of(model) == {"logits.weight", "logits.bias"}
+
+
+def test_the_classifier_phase_trains_on_the_labelled_fraction_and_pretraining_on_every_row() -> None:
+    model = PretrainedClassifierConfig(units=(16, 8), pretrain_epochs=2, labelled_fraction=0.1).build(IMAGES)
+    model.set_epoch(2)
+    assert model.train_fraction() == 1.0
+    model.set_epoch(3)
+    assert model.train_fraction() == 0.1
+    config = PretrainedClassifierConfig(labelled_fraction=0.1)
+    assert "data.loading: memory" in config.data_problem(SimpleNamespace(loading="stream", scale="unit"))
+    assert config.data_problem(SimpleNamespace(loading="memory", scale="unit")) is None
 
 
 def test_an_unfrozen_encoder_is_fine_tuned() -> None:

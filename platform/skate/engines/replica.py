@@ -49,6 +49,23 @@ def clip(parameters: Iterable[torch.nn.Parameter], *, norm: float | None, value:
         torch.nn.utils.clip_grad_norm_(grads, norm)
 
 
+LABELLED = 0x1ABE1
+"""Seeds the choice of the labelled rows apart from any epoch's shuffle."""
+
+
+def epoch_order(num_train: int, fraction: float, *, seed: int, epoch: int) -> np.ndarray:
+    """The order of an epoch's ``num_train`` training examples: a seeded permutation of every row, or,
+    with ``fraction < 1``, of a fixed seeded subset of ``round(fraction * num_train)`` rows (at least
+    one), repeated until it fills the epoch. The epoch keeps its steps, so every engine's plan holds,
+    and each replica draws the same order."""
+    rng = np.random.default_rng((seed, epoch))
+    if fraction >= 1:
+        return rng.permutation(num_train)
+    chosen = np.random.default_rng((seed, LABELLED)).choice(num_train, max(1, round(fraction * num_train)), replace=False)
+    passes = -(-num_train // len(chosen))
+    return np.concatenate([rng.permutation(chosen) for _ in range(passes)])[:num_train]
+
+
 class Replica:
     """A freshly built model and the workload's data as tensors.
 
@@ -123,15 +140,20 @@ class Replica:
         batches of one step together are exactly the single-process batch of that step, so a
         synchronous step over N replicas equals one step of N times the batch. The last window
         may leave a replica an empty batch. A model that trains in phases (``set_epoch``) is told
-        the epoch (counted from 1, as the metrics count it) first.
+        the epoch (counted from 1, as the metrics count it) first; one whose phase trains on a share
+        of the rows (``train_fraction()``, a pretrained classifier's labelled rows) has its epoch's
+        steps draw from that share alone (:func:`epoch_order`).
         """
         if hasattr(self.model, "set_epoch"):
             self.model.set_epoch(epoch)
+        fraction = self.model.train_fraction() if hasattr(self.model, "train_fraction") else 1.0
         if self.stream is not None:
+            if fraction < 1:
+                raise ValueError("a share of the training rows (model.labelled_fraction) needs the data in memory; "
+                                 "set data.loading: memory")
             yield from self._streamed(epoch, start, self.steps_per_epoch() if stop is None else stop)
             return
-        order = np.random.default_rng((self.seed, epoch)).permutation(self.num_train)
-        order = torch.from_numpy(order).to(self.device)
+        order = torch.from_numpy(epoch_order(self.num_train, fraction, seed=self.seed, epoch=epoch)).to(self.device)
         window = self.batch_size * self.num_replicas
         arrays = self.data["train"]
         stop = self.steps_per_epoch() if stop is None else stop

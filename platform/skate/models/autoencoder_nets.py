@@ -55,11 +55,18 @@ class StackedAutoencoder(nn.Module):
     decoder owns only its biases). With ``greedy_epochs`` the stack trains one autoencoder at a
     time: for that many epochs each, layer ``k`` learns to reconstruct the (frozen) codings of the
     layers below it, as in the book's Figure 15-4; then the whole stack trains end to end.
+
+    ``l2_reg`` adds ``l2_reg * sum(w ** 2) / 2`` over the weight matrices being trained (TF1's
+    ``l2_regularizer``, as the seed's stacked autoencoder uses it) as ``loss/l2``; ``cross_entropy``
+    replaces the pixels' squared error by the Bernoulli cross-entropy of the output layer's logits,
+    summed over each example's pixels (the seed's sparse autoencoder's option), as
+    ``loss/reconstruction``.
     """
 
     def __init__(self, *, input_size: int, units: tuple[int, ...], activation: Activation,
                  output_activation: Activation, tied: bool, noise: Noise, noise_level: float,
-                 sparsity_target: float | None, sparsity_weight: float, greedy_epochs: int) -> None:
+                 sparsity_target: float | None, sparsity_weight: float, greedy_epochs: int, l2_reg: float,
+                 cross_entropy: bool) -> None:
         super().__init__()
         sizes = (input_size, *units)
         self.encoders = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
@@ -74,6 +81,7 @@ class StackedAutoencoder(nn.Module):
         self.coding_activation = torch.sigmoid if sparsity_target is not None else self.activation
         self.sparsity_target, self.sparsity_weight = sparsity_target, sparsity_weight
         self.greedy_epochs = greedy_epochs
+        self.l2_reg, self.cross_entropy = l2_reg, cross_entropy
         self.unused_parameters = greedy_epochs > 0  # a greedy phase leaves the other layers out
         self.phase = len(units) if greedy_epochs == 0 else 0
 
@@ -91,12 +99,15 @@ class StackedAutoencoder(nn.Module):
         act = self.coding_activation if k == self.depth - 1 else self.activation
         return act(self.encoders[k](h))
 
-    def decode_layer(self, k: int, h: torch.Tensor) -> torch.Tensor:
-        """Layer ``k``'s decoder: from ``units[k]`` back to the size of layer ``k``'s input."""
+    def decode_layer(self, k: int, h: torch.Tensor, *, logits: bool = False) -> torch.Tensor:
+        """Layer ``k``'s decoder: from ``units[k]`` back to the size of layer ``k``'s input (the output
+        layer's pre-activations with ``logits``)."""
         if self.tied:
             h = F.linear(h, self.encoders[k].weight.t(), self.decoder_biases[k])
         else:
             h = self.decoders[k](h)
+        if logits:
+            return h
         return (self.output_activation if k == 0 else self.activation)(h)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,9 +116,9 @@ class StackedAutoencoder(nn.Module):
             x = self.encode_layer(k, x)
         return x
 
-    def decode(self, codings: torch.Tensor) -> torch.Tensor:
+    def decode(self, codings: torch.Tensor, *, logits: bool = False) -> torch.Tensor:
         for k in reversed(range(self.depth)):
-            codings = self.decode_layer(k, codings)
+            codings = self.decode_layer(k, codings, logits=logits and k == 0)
         return codings
 
     def forward(self, x: torch.Tensor) -> Outputs:
@@ -115,9 +126,29 @@ class StackedAutoencoder(nn.Module):
         if self.training and self.phase < self.depth:
             return self._greedy_phase(flat, x.shape)
         codings = self.encode(self.corrupt(flat))
-        outputs = {"reconstruction": self.decode(codings).view(x.shape)}
+        outputs = self._rebuilt(self.decode(codings, logits=self.cross_entropy), flat)
+        outputs["reconstruction"] = outputs["reconstruction"].view(x.shape)
         outputs.update(self._sparsity(codings))
+        outputs.update(self._l2(range(self.depth), len(flat)))
         return outputs
+
+    def _rebuilt(self, output: torch.Tensor, target: torch.Tensor) -> Outputs:
+        """The output layer's reconstruction of ``target``, and with ``cross_entropy`` its loss
+        (``output`` is then the layer's logits)."""
+        if not self.cross_entropy:
+            return {"reconstruction": output}
+        loss = F.binary_cross_entropy_with_logits(output, target, reduction="none").sum(dim=1)
+        return {"reconstruction": self.output_activation(output), "loss/reconstruction": loss}
+
+    def _l2(self, layers: range, batch: int) -> Outputs:
+        """``loss/l2`` over the weight matrices of ``layers`` (encoder and decoder), carried by each of
+        ``batch`` examples as the sparsity penalty is."""
+        if not self.l2_reg:
+            return {}
+        weights = [self.encoders[k].weight for k in layers]
+        weights += [] if self.tied else [self.decoders[k].weight for k in layers]
+        penalty = self.l2_reg * sum(w.pow(2).sum() for w in weights) / 2
+        return {"loss/l2": penalty.expand(batch)}
 
     def _greedy_phase(self, flat: torch.Tensor, shape: torch.Size) -> Outputs:
         """Layer ``phase`` reconstructs its input, the frozen codings of the layers below it."""
@@ -128,10 +159,15 @@ class StackedAutoencoder(nn.Module):
                 clean, noisy = self.encode_layer(j, clean), self.encode_layer(j, noisy)
             whole = self.decode(self.encode(flat)).view(shape)  # reported as the stack's mse
         codings = self.encode_layer(k, noisy)
-        rebuilt = self.decode_layer(k, codings)
-        outputs = {"reconstruction": whole, "loss/reconstruction": (rebuilt - clean).pow(2).mean(dim=1)}
+        rebuilt = self.decode_layer(k, codings, logits=self.cross_entropy and k == 0)
+        if self.cross_entropy and k == 0:  # the pixels themselves: their cross-entropy
+            layer_loss = self._rebuilt(rebuilt, clean)["loss/reconstruction"]
+        else:
+            layer_loss = (rebuilt - clean).pow(2).mean(dim=1)
+        outputs = {"reconstruction": whole, "loss/reconstruction": layer_loss}
         if k == self.depth - 1:
             outputs.update(self._sparsity(codings))
+        outputs.update(self._l2(range(k, k + 1), len(flat)))
         return outputs
 
     def _sparsity(self, codings: torch.Tensor) -> Outputs:

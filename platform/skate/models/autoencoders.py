@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 Activation = Literal["elu", "relu", "tanh", "sigmoid", "linear"]
 Noise = Literal["none", "gaussian", "dropout"]
+Reconstruction = Literal["mse", "cross_entropy"]
 
-BERNOULLI = "vae reconstructs Bernoulli pixels: its inputs must lie in [0, 1]"
+BERNOULLI_INPUTS = "reconstructs Bernoulli pixels: its inputs must lie in [0, 1]"
+BERNOULLI = f"vae {BERNOULLI_INPUTS}"
 """Why a VAE refuses inputs outside [0, 1] (said by the gate and, in training, by the model)."""
 
 
@@ -50,12 +52,21 @@ class DenseAutoencoderConfig(ModelConfig):
     greedy_epochs: int = param(0, doc="train one autoencoder (layer) at a time for this many epochs each, then the whole stack; 0 trains the stack from the start", ge=0)
     noise: Noise = param("none", doc="input corruption in training (denoising): none, gaussian or dropout")
     noise_level: float = param(0.0, doc="the noise's standard deviation (gaussian) or drop rate (dropout)", ge=0)
+    l2_reg: float = param(0.0, doc="L2 penalty on the weight matrices (not the biases), added to the reconstruction "
+                                   "loss as TF1's l2_regularizer(l2_reg) does: l2_reg * sum(w ** 2) / 2", ge=0)
+    reconstruction_loss: Reconstruction = param(
+        "mse", doc="mse (mean squared error per pixel) or cross_entropy (the sigmoid output's Bernoulli cross-entropy, "
+                   "summed over the pixels of each example: the seed's faster option; needs output_activation: sigmoid "
+                   "and inputs in [0, 1])")
 
     def __post_init__(self) -> None:
         if not self.units or min(self.units) < 1:
             raise ValueError(f"model.units must list at least one layer of >= 1 units, not {list(self.units)}")
         if self.noise == "dropout" and self.noise_level >= 1:
             raise ValueError("model.noise_level is a drop rate with noise: dropout; it must be < 1")
+        if self.reconstruction_loss == "cross_entropy" and self.output_activation != "sigmoid":
+            raise ValueError("model.reconstruction_loss: cross_entropy reads the output layer as sigmoid probabilities; "
+                             f"set model.output_activation: sigmoid (not {self.output_activation})")
 
     def _sparsity(self) -> tuple[float | None, float]:
         return None, 0.0
@@ -63,9 +74,15 @@ class DenseAutoencoderConfig(ModelConfig):
     def fit_problem(self, info: DatasetInfo) -> str | None:
         return _fixed_size_problem(self.kind, info)
 
+    def data_problem(self, data: DataConfig) -> str | None:
+        if self.reconstruction_loss == "cross_entropy" and getattr(data, "scale", "unit") != "unit":
+            return f"{self.kind} with reconstruction_loss: cross_entropy {BERNOULLI_INPUTS} (set data.scale: unit)"
+        return None
+
     def reported_metrics(self) -> tuple[str, ...] | None:
-        own = ("reconstruction_loss",) if self.greedy_epochs else ()  # a greedy phase's layer loss
-        return (*(super().reported_metrics() or ()), *own)
+        # a greedy phase's layer loss, or the cross-entropy beside the mse
+        own = ("reconstruction_loss",) if self.greedy_epochs or self.reconstruction_loss != "mse" else ()
+        return (*(super().reported_metrics() or ()), *own, *(("l2_loss",) if self.l2_reg else ()))
 
     def unused_fields(self) -> Unused:
         """Fields the other choices leave unused (see :data:`skate.config.fields.Unused`)."""
@@ -86,7 +103,8 @@ class DenseAutoencoderConfig(ModelConfig):
         return StackedAutoencoder(input_size=_input_size(self.kind, info), units=self.units, activation=self.activation,
                                   output_activation=self.output_activation, tied=self.tied, noise=self.noise,
                                   noise_level=self.noise_level, sparsity_target=target, sparsity_weight=weight,
-                                  greedy_epochs=self.greedy_epochs)
+                                  greedy_epochs=self.greedy_epochs, l2_reg=self.l2_reg,
+                                  cross_entropy=self.reconstruction_loss == "cross_entropy")
 
     def build(self, info: DatasetInfo) -> nn.Module:
         return self.autoencoder(info)

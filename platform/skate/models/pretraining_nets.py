@@ -14,18 +14,25 @@ class PretrainedClassifier(nn.Module):
 
     While ``pretraining`` (the first ``pretrain_epochs`` epochs), training steps run the autoencoder
     and return its reconstruction outputs; afterwards, and in every evaluation, the forward gives
-    class logits. A frozen encoder gets no gradient in the classification phase.
+    class logits. A frozen encoder gets no gradient in the classification phase, which trains on
+    the labels of :meth:`train_fraction` of the training rows.
     """
 
     unused_parameters = True  # each phase leaves the other phase's layers out of the graph
 
     def __init__(self, *, autoencoder: StackedAutoencoder, num_classes: int, pretrain_epochs: int,
-                 freeze_encoder: bool) -> None:
+                 freeze_encoder: bool, labelled_fraction: float) -> None:
         super().__init__()
         self.autoencoder = autoencoder
         self.logits = nn.Linear(autoencoder.encoders[-1].out_features, num_classes)
         self.pretrain_epochs, self.freeze_encoder = pretrain_epochs, freeze_encoder
         self.pretraining = pretrain_epochs > 0
+        self.labelled_fraction = labelled_fraction
+
+    def train_fraction(self) -> float:
+        """The share of the training rows this epoch's steps draw from (see
+        :meth:`skate.engines.replica.Replica.batches`): all while pretraining, the labelled ones after."""
+        return 1.0 if self.pretraining else self.labelled_fraction
 
     def set_epoch(self, epoch: int) -> None:
         self.pretraining = epoch <= self.pretrain_epochs  # epochs count from 1
