@@ -6,14 +6,16 @@ monotonic clock for every process of a node) at each phase of each step; the med
 timed epochs split a step into the worker's backward pass (forward, loss, backward, the guard and
 metrics), sending the gradient, the time until the next backward starts (drawing the next batch;
 for sync, also waiting for the shard and installing its reply), and, on the shard's side, its
-update (the update rule and optimizer step). The single-process loop's step on one thread is
-measured just before and after, for the ratio (of the median steps; ``mean_step_ms`` shows the
-tail that samples/s also pays).
+update (the update rule and optimizer step). The single-process loop's steps on one thread are
+measured just before and after, and the ratio is the median loop step over the median engine step
+(like with like; ``mean_step_ms`` and ``single_mean_step_ms`` show the tails that examples/s also pays).
 
     .venv/bin/python benchmarks/ps_profile.py [--modes sync async] [--workers 1] [--epochs 3] [--steps 60]
+                                              [--model seed|big] [--shards 1] [--compression none|bf16|fp16]
 
 Prints one JSON line per mode (milliseconds, medians over steps):
-{"mode": .., "n": .., "single_step_ms": .., "step_ms": .., "ratio": .., "mean_step_ms": .., "backward_ms": .., "send_ms": ..,
+{"mode": .., "n": .., "single_step_ms": .., "step_ms": .., "ratio": .., "mean_step_ms": .., "single_mean_step_ms": ..,
+ "backward_ms": .., "send_ms": ..,
  "until_next_backward_ms": .., "install_ms": .., "shard_update_ms": ..}
 """
 
@@ -29,7 +31,8 @@ import numpy as np
 import ray
 
 import skate.engines.ps.engine as ps_engine
-from ps_throughput import BATCH, MODEL, OPTIMIZER, random_data, single_process
+from harness import quiet
+from ps_arms import BIG, SEED, Bench, Loop
 from skate.data import make_table
 from skate.engines.base import Workload
 from skate.engines.ps.config import ParameterServerConfig
@@ -91,13 +94,24 @@ def _gaps(starts: list[float], ends: list[float]) -> float:
     return 1000 * statistics.median(gaps)
 
 
-def profile(mode: str, num_workers: int, epochs: int, steps: int) -> dict[str, Any]:
-    x, y = random_data(BATCH * num_workers * steps)
+def loop_step_ms(bench: Bench, steps: int, epochs: int) -> list[float]:
+    """Each step's milliseconds of the plain loop on one thread, after a warm-up epoch."""
+    loop = Loop(bench, steps)
+    loop.start()
+    try:
+        loop.run(epochs + 1)
+    finally:
+        loop.stop()
+    return [1000 * s for epoch in loop.step_s[1:] for s in epoch]
+
+
+def profile(bench: Bench, mode: str, num_workers: int, epochs: int, steps: int, **options: Any) -> dict[str, Any]:
+    x, y = bench.data(bench.batch * num_workers * steps)
     table = ray.put(make_table(x, y.astype(np.int64), num_classes=10))
-    options: dict[str, Any] = {"staleness": 2} if mode == "ssp" else {}
-    config = ParameterServerConfig(mode=mode, num_workers=num_workers, num_shards=1, **options)  # type: ignore[arg-type]
-    before = single_process(steps, 2)
-    engine = config.create(Workload(model=MODEL, optimizer=OPTIMIZER, batch_size=BATCH, seed=0,
+    options = {"num_shards": 1, **({"staleness": 2} if mode == "ssp" else {}), **options}
+    config = ParameterServerConfig(mode=mode, num_workers=num_workers, **options)  # type: ignore[arg-type]
+    single = loop_step_ms(bench, steps, epochs)
+    engine = config.create(Workload(model=bench.model, optimizer=bench.optimizer, batch_size=bench.batch, seed=0,
                                     tables={"train": table, "validation": table, "test": table}))
     worker: list[tuple[str, float]] = []
     shard: list[tuple[str, float]] = []
@@ -110,13 +124,14 @@ def profile(mode: str, num_workers: int, epochs: int, steps: int) -> dict[str, A
                 shard += marks[1]
     finally:
         engine.shutdown()
-    after = single_process(steps, 2)
+        quiet()
+    single += loop_step_ms(bench, steps, epochs)
     backward, done = _times(worker, "backward"), _times(worker, "backward_done")
     steps_ms = [1000 * (b - a) for a, b in zip(backward, backward[1:]) if b - a < 1.0]  # not across epochs
-    single_ms = 1000 * BATCH / ((before + after) / 2)
-    step_ms = statistics.median(steps_ms)
-    return {"mode": mode, "n": num_workers, "single_step_ms": round(single_ms, 2), "step_ms": round(step_ms, 2),
+    single_ms, step_ms = statistics.median(single), statistics.median(steps_ms)  # median against median
+    return {"model": bench.name, "mode": mode, "n": num_workers, **options, "single_step_ms": round(single_ms, 2), "step_ms": round(step_ms, 2),
             "ratio": round(single_ms / step_ms, 3), "mean_step_ms": round(statistics.mean(steps_ms), 2),
+            "single_mean_step_ms": round(statistics.mean(single), 2),
             "backward_ms": round(_gaps(backward, done), 2),
             "send_ms": round(_gaps(done, _times(worker, "sent")), 2),
             "until_next_backward_ms": round(_gaps(_times(worker, "sent"), backward), 2),
@@ -130,12 +145,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up)")
     parser.add_argument("--steps", type=int, default=60, help="steps per worker per epoch")
+    parser.add_argument("--model", choices=["seed", "big"], default="seed",
+                        help="the seed's classifier, or the big model (784-4096-784, 25.7 MB)")
+    parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--compression", choices=["none", "bf16", "fp16"], default="none")
     args = parser.parse_args()
+    bench = BIG if args.model == "big" else SEED
     ps_engine.PSWorker, ps_engine.ParameterShard = TimedWorker, TimedShard  # type: ignore[misc]
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
         for mode in args.modes:
-            print(json.dumps(profile(mode, args.workers, args.epochs, args.steps)), flush=True)
+            print(json.dumps(profile(bench, mode, args.workers, args.epochs, args.steps, num_shards=args.shards,
+                                     compression=args.compression)), flush=True)
     finally:
         ray.shutdown()
 

@@ -7,6 +7,8 @@ thread is measured just before and after each, and each figure is a ratio to the
 the compiled graph with the driver's nap turned off (it waits on each step in Ray's spinning read;
 see :class:`skate.engines.ps.compiled.CompiledSteps`). One engine is alive at a time: an idle
 compiled graph keeps its actors spinning on their channels, which would slow whatever runs beside it.
+Every arm is timed alike, from the driver over the same span after one warm-up epoch (see
+:mod:`harness`).
 
     .venv/bin/python benchmarks/ps_transport.py [--workers 1 2] [--rounds 3] [--epochs 3] [--steps 60]
 
@@ -23,24 +25,25 @@ import statistics
 
 import ray
 
-from ps_throughput import single_process, skate_ps
+from harness import measure
+from ps_arms import SEED, Loop, ps
 from skate.engines.ps.compiled import CompiledSteps
-from skate.engines.ps.config import ParameterServerConfig
 
 ARMS = {"sockets": ("sockets", None), "compiled_graph": ("compiled_graph", None),
         "compiled_graph_spinning": ("compiled_graph", 0.0), "actor_calls": ("actor_calls", None)}
 """Each arm: its transport and, for a compiled graph, the driver's nap (None: the default)."""
 
 
-def measure(num_workers: int, transport: str, nap: float | None, steps: int, epochs: int) -> float:
-    """Samples/s of sync steps over ``transport`` as a ratio to the single-process loop times N."""
+def transport_ratio(num_workers: int, transport: str, nap: float | None, steps: int, epochs: int) -> float:
+    """Examples/s of sync steps over ``transport`` as a ratio to the plain loop times N, every arm
+    timed alike (:func:`harness.measure`)."""
     default_nap = CompiledSteps.nap
     CompiledSteps.nap = default_nap if nap is None else nap
     try:
-        before = single_process(steps, 2)
-        rate, _ = skate_ps(ParameterServerConfig(mode="sync", num_workers=num_workers, num_shards=1,
-                                                 transport=transport), steps, epochs)  # type: ignore[arg-type]
-        after = single_process(steps, 2)
+        before = measure(Loop(SEED, steps), warm_up=1, epochs=epochs).examples_per_s
+        rate = measure(ps(SEED, num_workers, steps, mode="sync", transport=transport), warm_up=1,
+                       epochs=epochs).examples_per_s
+        after = measure(Loop(SEED, steps), warm_up=1, epochs=epochs).examples_per_s
     finally:
         CompiledSteps.nap = default_nap
     return rate / (num_workers * (before + after) / 2)
@@ -59,7 +62,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for n in args.workers:
                 for arm, (transport, nap) in ARMS.items():
-                    ratio = measure(n, transport, nap, args.steps, args.epochs)
+                    ratio = transport_ratio(n, transport, nap, args.steps, args.epochs)
                     ratios[f"n{n}"][arm].append(ratio)
                     print(json.dumps({"n": n, "transport": arm, "ratio_to_single_x_n": round(ratio, 3)}), flush=True)
     finally:
