@@ -1,11 +1,11 @@
 """Parameter-server throughput against its references, side by side in one run, every arm timed alike.
 
 The seed's MNIST-sized classifier (:data:`ps_arms.SEED`) trained by: the plain loop on one thread;
-skate's parameter server in sync (sockets, a compiled graph per step, actor calls), async and ssp
-modes (one shard); Ray Train's allreduce (TorchTrainer, DDP over gloo); and a parameter server
+skate's parameter server in sync (sockets with shared pages, the default; sockets carrying the
+payloads; a compiled graph per step; actor calls), async and ssp modes (one shard); Ray Train's allreduce (TorchTrainer, DDP over gloo); and a parameter server
 driven from the driver as in Ray's documentation. At N=1 and N=2 workers. Then the big model
 (:data:`ps_arms.BIG`, 25.7 MB) at N=2: the parameter server with 1 and 2 shards, fp32 and a 16-bit
-wire, against allreduce.
+wire, payloads in shared pages or on the socket, against allreduce.
 
 Every arm is timed by :func:`harness.measure`: one warm-up epoch, then ``--epochs`` epochs timed as
 one span where the arm is seen to end them (the driver; rank 0 after a barrier for allreduce),
@@ -38,7 +38,8 @@ from harness import Arm, measure
 from ps_arms import BIG, SEED, Allreduce, Bench, DriverLoop, Loop, allreduce_bytes, ps
 
 PS_VARIANTS: dict[str, dict[str, Any]] = {
-    "ps_sync": {"mode": "sync"},  # direct socket connections, the default transport
+    "ps_sync": {"mode": "sync"},  # direct connections with shared pages, the default transport
+    "ps_sync_payload_on_socket": {"mode": "sync", "shared_memory": False},
     "ps_sync_compiled_graph": {"mode": "sync", "transport": "compiled_graph"},
     "ps_sync_actor_calls": {"mode": "sync", "transport": "actor_calls"},
     "ps_async": {"mode": "async"},
@@ -48,7 +49,10 @@ PS_VARIANTS: dict[str, dict[str, Any]] = {
 BIG_VARIANTS: dict[str, dict[str, Any]] = {
     "ps_sync_1_shard": {"mode": "sync"},
     "ps_sync_2_shards": {"mode": "sync", "num_shards": 2},
+    "ps_sync_2_shards_payload_on_socket": {"mode": "sync", "num_shards": 2, "shared_memory": False},
     "ps_sync_2_shards_bf16": {"mode": "sync", "num_shards": 2, "compression": "bf16"},
+    "ps_sync_2_shards_bf16_payload_on_socket": {"mode": "sync", "num_shards": 2, "compression": "bf16",
+                                                "shared_memory": False},
     "ps_sync_2_shards_fp16": {"mode": "sync", "num_shards": 2, "compression": "fp16"},
     "ps_async_2_shards_bf16": {"mode": "async", "num_shards": 2, "compression": "bf16"},
 }

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import socket
 import threading
 from multiprocessing.connection import Connection
 from typing import Any, Iterator
@@ -15,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from skate.engines.ps.wire import Address, serve, ShardLink, ShardLost
+from skate.engines.ps.wire import SHARE, SHM_DIR, Address, serve, ShardLink, ShardLost
 
 TOKEN = b"t" * 32
 
@@ -140,8 +141,53 @@ def test_a_worker_that_hangs_up_mid_push_leaves_the_shard_serving(served: Served
 
 @pytest.mark.parametrize("node", ["node-a", "node-b"], ids=["unix", "tcp"])
 def test_a_connection_without_the_jobs_token_is_hung_up_on(served: Served, node: str) -> None:
-    stranger = ShardLink(served.address, token=b"x" * 32, node=node, wire_dtype=np.float32, shard=0)
-    with pytest.raises(ShardLost, match="shard 0"):
+    with pytest.raises(ShardLost, match="shard 0"):  # at the hello already, or at the first push
+        stranger = ShardLink(served.address, token=b"x" * 32, node=node, wire_dtype=np.float32, shard=0)
         stranger.send(0, 0, np.ones(5, dtype=np.float32), 1)
         stranger.receive()
     assert served.shard.pushes == []
+
+
+def _shm_names() -> set[str]:
+    return {path.name for path in SHM_DIR.glob("skate-*")}
+
+
+needs_shm = pytest.mark.skipif(not SHM_DIR.is_dir(), reason="no /dev/shm here")
+
+
+@needs_shm
+def test_on_one_node_payloads_go_through_shared_pages_and_their_names_are_gone(served: Served) -> None:
+    before = _shm_names()
+    link = ShardLink(served.address, token=TOKEN, node="node-a", wire_dtype=np.float32, shard=0, shared_bytes=20)
+    assert link.pages is not None
+    assert _shm_names() == before  # removed once the shard mapped them
+    for step in range(3):
+        link.send(1, step, np.arange(5, dtype=np.float32), 2)
+        values, version = link.receive()
+        assert version == step + 1
+        np.testing.assert_array_equal(values, np.arange(5) * 2 * (step + 1))
+    assert np.frombuffer(link.pages.request, dtype=np.float32).tolist() == list(range(5))  # the gradient lay there
+    assert served.shard.pushes == [(1, 0, 2), (1, 1, 2), (1, 2, 2)]
+    link.close()
+
+
+@needs_shm
+def test_a_worker_on_another_node_or_with_pages_of_the_wrong_size_sends_on_the_socket(served: Served) -> None:
+    far = ShardLink(served.address, token=TOKEN, node="node-b", wire_dtype=np.float32, shard=0, shared_bytes=20)
+    wrong = ShardLink(served.address, token=TOKEN, node="node-a", wire_dtype=np.float32, shard=0, shared_bytes=24)
+    assert far.pages is None and wrong.pages is None
+    for link in (far, wrong):
+        link.send(0, 0, np.ones(5, dtype=np.float32), 1)
+        assert link.receive()[0].tolist() == served.shard.params.tolist()
+        link.close()
+    assert not _shm_names()  # the refused pages' names are gone too
+
+
+@needs_shm
+def test_a_hello_naming_anything_but_a_workers_pages_is_refused(served: Served) -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(served.address.unix)
+    name = b"../../etc/passwd"
+    sock.sendall(TOKEN + SHARE.pack(len(name)) + name)
+    assert sock.recv(1) == b"\x00"  # no pages: the worker must send its payloads on the socket
+    sock.close()

@@ -38,6 +38,7 @@ class ParameterServerConfig(StrategyConfig):
     cpus_per_shard: float = param(0.0, doc="CPUs reserved for each shard (0: shards fit beside the workers)", ge=0)
     overlap: bool | None = param(None, doc="compute the next gradient while a push is in flight (one step staler); default: on for async and ssp, off for sync")
     inline_bytes: int = param(512 * 1024, doc="transport actor_calls: worker and shard actor calls carry arguments and results up to this many bytes inline, instead of through the object store (Ray's max_direct_call_object_size, 100 KB by default, set for these actors only)", ge=0)
+    shared_memory: bool = param(True, doc="transport sockets: a worker and a shard on one node pass gradients and parameters through shared pages in /dev/shm, the socket carrying only the headers (where /dev/shm is missing, the payloads go on the socket)")
     transport: Literal["sockets", "actor_calls", "compiled_graph"] = param("sockets", doc="how gradients and parameters move between workers and shards: sockets (a direct connection from each worker to each shard: Unix on one node, TCP across nodes), actor_calls (a Ray actor call per push; arrays up to inline_bytes ride in the call, larger ones go through the object store), or compiled_graph (a Ray Compiled Graph per step; sync without backup workers only)")
 
     def __post_init__(self) -> None:

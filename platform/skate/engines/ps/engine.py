@@ -124,7 +124,8 @@ class ParameterServerEngine(Engine):
         actor = ray.remote(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)(PSWorker)
         return actor.options(**self.placement.options(rank), **config.actor_options).remote(
             self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards, layout=self.layout,
-            compression=config.compression, overlap=config.overlaps, addresses=self.addresses, token=self._token)
+            compression=config.compression, overlap=config.overlaps, addresses=self.addresses, token=self._token,
+            shared_memory=config.shared_memory)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         return self._guarded(lambda: self._run_segment(epoch, start, stop), after=self._keep_snapshot)

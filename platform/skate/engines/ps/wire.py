@@ -17,17 +17,32 @@ went away raises :class:`ShardLost`, which the engine treats as the shard's deat
 Anything on the node can connect to an abstract Unix socket, and anything on the cluster's network
 to the TCP port, so a connection first sends the job's token (random, made by the engine for its
 actors alone); the shard hangs up on any other.
+
+On one node the payloads can skip the socket (``shared_memory``): after the token the worker makes
+two files in ``/dev/shm`` (its gradient's and the reply's, each the slice's size, readable by its
+user alone), names them, and removes them once the shard has mapped them (the mappings outlive the
+names, so nothing is left behind if either side dies). A push then writes the gradient into the
+shared pages and sends the header alone, with the size ``-1``; the shard reads the gradient where it
+lies and writes its parameters into the reply's pages. That saves the socket's two copies of each
+payload each way, which for a model of tens of MB is most of a step's transport. A worker on
+another node, or where ``/dev/shm`` is missing, sends ``0`` (no shared pages) and its payloads go on
+the socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hmac
+import mmap
+import os
+import re
 import secrets
 import socket
 import struct
 import uuid
+from pathlib import Path
 from typing import Awaitable, Callable
 
 import numpy as np
@@ -42,6 +57,15 @@ REPLY = struct.Struct("<qq")
 
 READ_LIMIT = 1 << 26
 """The shard's stream buffer (a whole slice may be read in one go)."""
+
+SHARE = struct.Struct("<q")
+"""After the token: the length of the name of the worker's shared pages that follows (0: none)."""
+
+IN_SHARED_MEMORY = -1
+"""The payload size of a header whose payload is in the shared pages."""
+
+SHM_DIR = Path("/dev/shm")
+_SHM_NAME = re.compile(r"^skate-[0-9a-f]{32}$")
 
 Push = Callable[[int, int, np.ndarray, int], Awaitable[None]]
 """The shard's :meth:`~skate.engines.ps.shard.ParameterShard.push`."""
@@ -88,21 +112,32 @@ async def serve(push: Push, view: View, wire_dtype: np.dtype, *, token: bytes, n
     """
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        pages: SharedPages | None = None
         try:
             if not hmac.compare_digest(await reader.readexactly(len(token)), token):
                 return  # not one of this job's workers
+            pages = await _attach(reader, writer, view()[0].nbytes)
             while True:
                 worker, read_version, count, size = REQUEST.unpack(await reader.readexactly(REQUEST.size))
-                grad = np.frombuffer(await reader.readexactly(size), dtype=wire_dtype)
+                if size == IN_SHARED_MEMORY and pages is not None:
+                    grad = np.frombuffer(pages.request, dtype=wire_dtype)
+                else:
+                    grad = np.frombuffer(await reader.readexactly(size), dtype=wire_dtype)
                 await push(worker, read_version, grad, count)
                 values, version = view()
-                writer.write(REPLY.pack(version, values.nbytes))
-                writer.write(memoryview(values).cast("B"))
+                if pages is not None:
+                    np.copyto(np.frombuffer(pages.reply, dtype=wire_dtype), values)
+                    writer.write(REPLY.pack(version, IN_SHARED_MEMORY))
+                else:
+                    writer.write(REPLY.pack(version, values.nbytes))
+                    writer.write(memoryview(values).cast("B"))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the worker went away; the engine makes it leave the shard's barriers
         finally:
             writer.close()
+            if pages is not None:
+                pages.close()
 
     unix = f"\0skate-shard-{uuid.uuid4().hex}"
     servers = [await asyncio.start_unix_server(connection, path=unix, limit=READ_LIMIT),
@@ -111,12 +146,83 @@ async def serve(push: Push, view: View, wire_dtype: np.dtype, *, token: bytes, n
     return Address(node=node, unix=unix, host=host, port=port), servers
 
 
+@dataclasses.dataclass
+class SharedPages:
+    """A worker's and a shard's two shared mappings: the gradient (``request``) and the reply."""
+
+    request: mmap.mmap
+    reply: mmap.mmap
+
+    @classmethod
+    def make(cls, nbytes: int) -> tuple[str, "SharedPages"]:
+        """New pages of ``nbytes`` each under a fresh name in :data:`SHM_DIR` (mode 0600)."""
+        name = f"skate-{uuid.uuid4().hex}"
+        return name, cls(*(_map(SHM_DIR / f"{name}{part}", nbytes, create=True) for part in (".request", ".reply")))
+
+    @classmethod
+    def open(cls, name: str, nbytes: int) -> "SharedPages":
+        """The pages a worker made under ``name``, which must hold ``nbytes`` each.
+
+        Raises:
+            ValueError: a name the worker could not have made, or pages of another size.
+        """
+        if not _SHM_NAME.match(name):
+            raise ValueError(f"not a shared-pages name: {name!r}")
+        return cls(*(_map(SHM_DIR / f"{name}{part}", nbytes, create=False) for part in (".request", ".reply")))
+
+    @staticmethod
+    def remove(name: str) -> None:
+        for part in (".request", ".reply"):
+            with contextlib.suppress(FileNotFoundError):
+                (SHM_DIR / f"{name}{part}").unlink()
+
+    def close(self) -> None:
+        """Unmap the pages; a mapping an array still views stays until that array goes."""
+        for pages in (self.request, self.reply):
+            with contextlib.suppress(BufferError):
+                pages.close()
+
+
+def _map(path: Path, nbytes: int, *, create: bool) -> mmap.mmap:
+    flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        if create:
+            os.ftruncate(fd, nbytes)
+        elif os.fstat(fd).st_size != nbytes:
+            raise ValueError(f"{path.name} holds {os.fstat(fd).st_size} bytes, not the slice's {nbytes}")
+        return mmap.mmap(fd, nbytes)
+    finally:
+        os.close(fd)
+
+
+async def _attach(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, nbytes: int) -> SharedPages | None:
+    """The shard's side of the hello: map the worker's pages, if it named any, and say whether it did."""
+    (length,) = SHARE.unpack(await reader.readexactly(SHARE.size))
+    if length <= 0:
+        return None
+    if length > 64:
+        raise ConnectionError("a shared-pages name too long")  # not a worker of this job's making
+    name = (await reader.readexactly(length)).decode("ascii", errors="replace")
+    try:
+        pages: SharedPages | None = SharedPages.open(name, nbytes)
+    except (OSError, ValueError):
+        pages = None
+    writer.write(b"\x01" if pages is not None else b"\x00")
+    await writer.drain()
+    return pages
+
+
 class ShardLink:
     """A worker's connection to one shard (blocking: the worker has nothing else to do meanwhile)."""
 
-    def __init__(self, address: Address, *, token: bytes, node: str, wire_dtype: np.dtype, shard: int) -> None:
+    def __init__(self, address: Address, *, token: bytes, node: str, wire_dtype: np.dtype, shard: int,
+                 shared_bytes: int | None = None) -> None:
+        """``shared_bytes``: the slice's size on the wire, to share pages of that size with a shard
+        on this node (``None``: payloads on the socket)."""
         self.shard = shard
         self.wire_dtype = np.dtype(wire_dtype)
+        self.pages: SharedPages | None = None
         try:
             if address.node == node:
                 self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -125,23 +231,53 @@ class ShardLink:
                 self.sock = socket.create_connection((address.host, address.port))
                 self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.sock.sendall(token)
+            self.pages = self._share(shared_bytes if address.node == node else None)
         except OSError as error:
             raise ShardLost(shard, f"does not answer at {address}: {error}") from error
 
-    def send(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
-        """Push a gradient slice (its bytes are copied into the socket before this returns)."""
-        payload = memoryview(np.ascontiguousarray(grad)).cast("B")
+    def _share(self, nbytes: int | None) -> SharedPages | None:
+        """The hello: make shared pages and name them to the shard (or name none); the names go once
+        the shard has answered."""
         try:
+            name, pages = SharedPages.make(nbytes) if nbytes else ("", None)
+        except OSError:  # no /dev/shm here, or it is full: payloads on the socket
+            name, pages = "", None
+        try:
+            self.sock.sendall(SHARE.pack(len(name)) + name.encode("ascii"))
+            if pages is None:
+                return None
+            answer = bytearray(1)
+            self._read_into(memoryview(answer))
+        finally:
+            if name:
+                SharedPages.remove(name)
+        if answer != b"\x01":
+            pages.close()
+            return None
+        return pages
+
+    def send(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
+        """Push a gradient slice (its bytes are copied into the shared pages or the socket before this
+        returns)."""
+        try:
+            if self.pages is not None:
+                np.copyto(np.frombuffer(self.pages.request, dtype=self.wire_dtype), grad)
+                self.sock.sendall(REQUEST.pack(worker, read_version, count, IN_SHARED_MEMORY))
+                return
+            payload = memoryview(np.ascontiguousarray(grad)).cast("B")
             self.sock.sendall(REQUEST.pack(worker, read_version, count, payload.nbytes))
             self.sock.sendall(payload)
         except OSError as error:
             raise ShardLost(self.shard, f"went away while a gradient was sent to it: {error}") from error
 
     def receive(self) -> tuple[np.ndarray, int]:
-        """The reply to the last push: the parameters to use next and their version."""
+        """The reply to the last push: the parameters to use next and their version (in the shared
+        pages, a view valid until the next push)."""
         header = bytearray(REPLY.size)
         self._read_into(memoryview(header))
         version, size = REPLY.unpack(header)
+        if size == IN_SHARED_MEMORY and self.pages is not None:
+            return np.frombuffer(self.pages.reply, dtype=self.wire_dtype), version
         values = np.empty(size // self.wire_dtype.itemsize, dtype=self.wire_dtype)
         self._read_into(memoryview(values).cast("B"))
         return values, version
@@ -159,3 +295,5 @@ class ShardLink:
 
     def close(self) -> None:
         self.sock.close()
+        if self.pages is not None:
+            self.pages.close()

@@ -31,11 +31,12 @@ class PSWorker:
         addresses: the shards' direct connections (:mod:`skate.engines.ps.wire`), one per shard, to push
             on instead of actor calls (``None``: actor calls).
         token: what those connections present to the shards.
+        shared_memory: pass payloads to shards on this node through shared pages.
     """
 
     def __init__(self, workload: Workload, *, rank: int, num_workers: int, shards: list[Any], layout: Layout,
                  compression: Compression, overlap: bool = False, addresses: list[Address] | None = None,
-                 token: bytes = b"") -> None:
+                 token: bytes = b"", shared_memory: bool = False) -> None:
         self.rank = rank
         self.replica = Replica(workload, rank=rank, num_replicas=num_workers,
                                device=assigned_device())
@@ -47,7 +48,7 @@ class PSWorker:
         self.versions = [0] * len(shards)
         # Connected at the first push, so that a worker starts even while a shard is down and fails
         # in its steps, where the engine handles a shard's death.
-        self.addresses, self.token = addresses, token
+        self.addresses, self.token, self.shared_memory = addresses, token, shared_memory
         self._links: list[ShardLink] | None = None
         self.begin_steps(0, 0, 0)
 
@@ -138,8 +139,10 @@ class PSWorker:
         if self._links is None:
             assert self.addresses is not None
             node = ray.get_runtime_context().get_node_id()
-            self._links = [ShardLink(address, token=self.token, node=node, wire_dtype=wire_dtype(self.compression),
-                                     shard=i) for i, address in enumerate(self.addresses)]
+            dtype = wire_dtype(self.compression)
+            self._links = [ShardLink(address, token=self.token, node=node, wire_dtype=dtype, shard=i,
+                                     shared_bytes=(hi - lo) * dtype.itemsize if self.shared_memory else None)
+                           for i, (address, (lo, hi)) in enumerate(zip(self.addresses, self.layout.shards))]
         return self._links
 
     def _install(self, results: list[tuple[Any, int]]) -> None:
