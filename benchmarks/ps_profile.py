@@ -9,20 +9,23 @@ for sync, also waiting for the shard and installing its reply), and, on the shar
 update (the update rule and optimizer step). The single-process loop's steps on one thread are
 measured just before and after, and the ratio is the median loop step over the median engine step
 (like with like; ``mean_step_ms`` and ``single_mean_step_ms`` show the tails that examples/s also pays).
+``cpu_share`` is each process's CPU time over the timed epochs' wall time (1.0: a whole core): the
+workers, the shards and the driver.
 
     .venv/bin/python benchmarks/ps_profile.py [--modes sync async] [--workers 1] [--epochs 3] [--steps 60]
                                               [--model seed|big] [--shards 1] [--compression none|bf16|fp16]
 
 Prints one JSON line per mode (milliseconds, medians over steps):
 {"mode": .., "n": .., "single_step_ms": .., "step_ms": .., "ratio": .., "mean_step_ms": .., "single_mean_step_ms": ..,
- "backward_ms": .., "send_ms": ..,
- "until_next_backward_ms": .., "install_ms": .., "shard_update_ms": ..}
+ "backward_ms": .., "send_ms": .., "until_next_backward_ms": .., "install_ms": .., "shard_update_ms": ..,
+ "cpu_share": {"worker 0": .., "shard 0": .., "driver": ..}}
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -31,7 +34,7 @@ import numpy as np
 import ray
 
 import skate.engines.ps.engine as ps_engine
-from harness import quiet
+from harness import cpu_ticks, quiet
 from ps_arms import BIG, SEED, Bench, Loop
 from skate.data import make_table
 from skate.engines.base import Workload
@@ -53,6 +56,9 @@ class _Timeline:
     def take_timeline(self) -> list[tuple[str, float]]:
         marks, self._marks = getattr(self, "_marks", []), []
         return marks
+
+    def pid(self) -> int:
+        return os.getpid()
 
 
 class TimedWorker(PSWorker, _Timeline):
@@ -116,12 +122,19 @@ def profile(bench: Bench, mode: str, num_workers: int, epochs: int, steps: int, 
     worker: list[tuple[str, float]] = []
     shard: list[tuple[str, float]] = []
     try:
+        pids = {**{f"worker {i}": ray.get(w.pid.remote()) for i, w in enumerate(engine.workers)},
+                **{f"shard {i}": ray.get(s.pid.remote()) for i, s in enumerate(engine.shards)}, "driver": os.getpid()}
         for epoch in range(1, epochs + 2):
+            if epoch == 2:  # the first epoch warms up
+                ticks, began = {name: cpu_ticks(pid) or 0 for name, pid in pids.items()}, time.perf_counter()
             engine.train_epoch(epoch)
             marks = ray.get([engine.workers[0].take_timeline.remote(), engine.shards[0].take_timeline.remote()])
-            if epoch > 1:  # the first epoch warms up
+            if epoch > 1:
                 worker += marks[0]
                 shard += marks[1]
+        wall = time.perf_counter() - began
+        cpu = {name: round(((cpu_ticks(pid) or 0) - ticks[name]) / os.sysconf("SC_CLK_TCK") / wall, 2)
+               for name, pid in pids.items()}
     finally:
         engine.shutdown()
         quiet()
@@ -136,7 +149,8 @@ def profile(bench: Bench, mode: str, num_workers: int, epochs: int, steps: int, 
             "send_ms": round(_gaps(done, _times(worker, "sent")), 2),
             "until_next_backward_ms": round(_gaps(_times(worker, "sent"), backward), 2),
             "install_ms": round(_gaps(_times(worker, "install"), _times(worker, "install_done")), 2),
-            "shard_update_ms": round(_gaps(_times(shard, "update"), _times(shard, "update_done")), 2)}
+            "shard_update_ms": round(_gaps(_times(shard, "update"), _times(shard, "update_done")), 2),
+            "cpu_share": cpu}
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from skate.engines.ps.wire import SHARE, SHM_DIR, Address, serve, ShardLink, ShardLost
+from skate.engines.ps.wire import REQUEST, SHARE, SHM_DIR, Address, serve, ShardLink, ShardLost
 
 TOKEN = b"t" * 32
 
@@ -191,3 +191,12 @@ def test_a_hello_naming_anything_but_a_workers_pages_is_refused(served: Served) 
     sock.sendall(TOKEN + SHARE.pack(len(name)) + name)
     assert sock.recv(1) == b"\x00"  # no pages: the worker must send its payloads on the socket
     sock.close()
+
+
+@pytest.mark.parametrize("size", [24, -1, -5], ids=["too-long", "shared-without-pages", "negative"])
+def test_a_push_that_is_not_the_shards_slice_is_hung_up_on_before_its_payload(served: Served, size: int) -> None:
+    link = ShardLink(served.address, token=TOKEN, node="node-a", wire_dtype=np.float32, shard=0)
+    link.sock.sendall(REQUEST.pack(0, 0, 1, size) + b"\x00" * max(size, 0))
+    with pytest.raises(ShardLost, match="shard 0"):
+        link.receive()
+    assert served.shard.pushes == []

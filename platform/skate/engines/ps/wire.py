@@ -116,13 +116,16 @@ async def serve(push: Push, view: View, wire_dtype: np.dtype, *, token: bytes, n
         try:
             if not hmac.compare_digest(await reader.readexactly(len(token)), token):
                 return  # not one of this job's workers
-            pages = await _attach(reader, writer, view()[0].nbytes)
+            expected = view()[0].nbytes
+            pages = await _attach(reader, writer, expected)
             while True:
                 worker, read_version, count, size = REQUEST.unpack(await reader.readexactly(REQUEST.size))
                 if size == IN_SHARED_MEMORY and pages is not None:
                     grad = np.frombuffer(pages.request, dtype=wire_dtype)
-                else:
+                elif size == expected:
                     grad = np.frombuffer(await reader.readexactly(size), dtype=wire_dtype)
+                else:
+                    return  # not a slice of this shard: hang up before reading it
                 await push(worker, read_version, grad, count)
                 values, version = view()
                 if pages is not None:
