@@ -9,7 +9,9 @@ for sync, also waiting for the shard and installing its reply), and, on the shar
 update (the update rule and optimizer step). The single-process loop's steps on one thread are
 measured just before and after, and the ratio is the median loop step over the median engine step
 (like with like; ``mean_step_ms`` and ``single_mean_step_ms`` show the tails that examples/s also pays).
-``cpu_share`` is each process's CPU time over the timed epochs' wall time (1.0: a whole core): the
+``epoch_outside_steps_ms`` is the driver's time for an epoch less worker 0's span from its first
+backward to its last install: what a segment costs around its steps (starting it, gathering metrics,
+the snapshot a rollback would return to). ``cpu_share`` is each process's CPU time over the timed epochs' wall time (1.0: a whole core): the
 workers, the shards and the driver.
 
     .venv/bin/python benchmarks/ps_profile.py [--modes sync async] [--workers 1] [--epochs 3] [--steps 60]
@@ -18,7 +20,7 @@ workers, the shards and the driver.
 Prints one JSON line per mode (milliseconds, medians over steps):
 {"mode": .., "n": .., "single_step_ms": .., "step_ms": .., "ratio": .., "mean_step_ms": .., "single_mean_step_ms": ..,
  "backward_ms": .., "send_ms": .., "until_next_backward_ms": .., "install_ms": .., "shard_update_ms": ..,
- "cpu_share": {"worker 0": .., "shard 0": .., "driver": ..}}
+ "epoch_outside_steps_ms": .., "cpu_share": {"worker 0": .., "shard 0": .., "driver": ..}}
 """
 
 from __future__ import annotations
@@ -124,14 +126,19 @@ def profile(bench: Bench, mode: str, num_workers: int, epochs: int, steps: int, 
     try:
         pids = {**{f"worker {i}": ray.get(w.pid.remote()) for i, w in enumerate(engine.workers)},
                 **{f"shard {i}": ray.get(s.pid.remote()) for i, s in enumerate(engine.shards)}, "driver": os.getpid()}
+        outside: list[float] = []
         for epoch in range(1, epochs + 2):
             if epoch == 2:  # the first epoch warms up
                 ticks, began = {name: cpu_ticks(pid) or 0 for name, pid in pids.items()}, time.perf_counter()
+            called = time.perf_counter()
             engine.train_epoch(epoch)
+            returned = time.perf_counter()
             marks = ray.get([engine.workers[0].take_timeline.remote(), engine.shards[0].take_timeline.remote()])
             if epoch > 1:
                 worker += marks[0]
                 shard += marks[1]
+                steps_span = _times(marks[0], "install_done")[-1] - _times(marks[0], "backward")[0]
+                outside.append(1000 * (returned - called - steps_span))
         wall = time.perf_counter() - began
         cpu = {name: round(((cpu_ticks(pid) or 0) - ticks[name]) / os.sysconf("SC_CLK_TCK") / wall, 2)
                for name, pid in pids.items()}
@@ -150,7 +157,7 @@ def profile(bench: Bench, mode: str, num_workers: int, epochs: int, steps: int, 
             "until_next_backward_ms": round(_gaps(_times(worker, "sent"), backward), 2),
             "install_ms": round(_gaps(_times(worker, "install"), _times(worker, "install_done")), 2),
             "shard_update_ms": round(_gaps(_times(shard, "update"), _times(shard, "update_done")), 2),
-            "cpu_share": cpu}
+            "epoch_outside_steps_ms": round(statistics.median(outside), 1), "cpu_share": cpu}
 
 
 def main() -> None:
