@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -200,3 +201,23 @@ def test_a_push_that_is_not_the_shards_slice_is_hung_up_on_before_its_payload(se
     with pytest.raises(ShardLost, match="shard 0"):
         link.receive()
     assert served.shard.pushes == []
+
+
+@needs_shm
+def test_pages_that_cannot_be_made_leave_no_file_and_the_payloads_go_on_the_socket(
+        served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    import skate.engines.ps.wire as wire
+
+    made = wire._map
+
+    def reply_fails(path: Path, nbytes: int, *, create: bool) -> Any:
+        if path.name.endswith(".reply"):
+            raise OSError(28, "No space left on device")
+        return made(path, nbytes, create=create)
+
+    monkeypatch.setattr(wire, "_map", reply_fails)
+    link = ShardLink(served.address, token=TOKEN, node="node-a", wire_dtype=np.float32, shard=0, shared_bytes=20)
+    assert link.pages is None and not _shm_names()
+    link.send(0, 0, np.ones(5, dtype=np.float32), 1)
+    assert link.receive()[1] == 1
+    link.close()

@@ -160,7 +160,11 @@ class SharedPages:
     def make(cls, nbytes: int) -> tuple[str, "SharedPages"]:
         """New pages of ``nbytes`` each under a fresh name in :data:`SHM_DIR` (mode 0600)."""
         name = f"skate-{uuid.uuid4().hex}"
-        return name, cls(*(_map(SHM_DIR / f"{name}{part}", nbytes, create=True) for part in (".request", ".reply")))
+        try:
+            return name, cls(*(_map(SHM_DIR / f"{name}{part}", nbytes, create=True) for part in (".request", ".reply")))
+        except OSError:
+            cls.remove(name)  # the request's file, if only the reply's failed
+            raise
 
     @classmethod
     def open(cls, name: str, nbytes: int) -> "SharedPages":
