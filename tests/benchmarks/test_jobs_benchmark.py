@@ -3,30 +3,21 @@ row (the 3-second MDP job, no Ray) read back from its run directory."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from load_benchmark import load
+
 REPO = Path(__file__).resolve().parents[2]
 JOBS = REPO / "jobs"
 
 
-def load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmark_jobs", REPO / "benchmarks" / "jobs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # as an import would: what the module defines can find it
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    return load_benchmark()
+    return load("jobs", name="benchmark_jobs")
 
 
 def test_a_row_per_job_file_and_variant(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:

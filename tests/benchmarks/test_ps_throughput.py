@@ -3,17 +3,9 @@ two workers judged round by round."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from load_benchmark import load
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # its own imports: harness, ps_arms
-
-spec = importlib.util.spec_from_file_location("ps_throughput", BENCHMARKS / "ps_throughput.py")
-assert spec is not None and spec.loader is not None
-ps_throughput = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ps_throughput)
+ps_throughput = load("ps_throughput")
 
 
 def _round(sync: float, asynchronous: float, allreduce: float, driver: float) -> dict[str, dict[str, float]]:
