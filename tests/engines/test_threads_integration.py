@@ -42,4 +42,9 @@ def test_a_worker_gets_as_many_threads_as_cpus_whatever_omp_num_threads_says(
 def test_the_driver_is_left_alone(ray_local: None) -> None:
     import torch
 
-    assert pin_threads() == torch.get_num_threads()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # not what a CPU count of the driver's would give (it holds none)
+    try:
+        assert pin_threads() == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
