@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -16,7 +17,11 @@ import ray
 # runs on this machine: without an address, ray.init() would join it.
 os.environ.setdefault("RAY_ADDRESS", "local")
 # A checkpoint key of the tests' own (skate.runs.signing), rather than one made in the home folder.
-os.environ.setdefault("SKATE_CHECKPOINT_KEY", "5a" * 32)
+if "SKATE_CHECKPOINT_KEY_FILE" not in os.environ:
+    _KEY = Path(tempfile.mkdtemp(prefix="skate-tests-key-")) / "checkpoint.key"
+    _KEY.touch(mode=0o600)
+    _KEY.write_text("5a" * 32)
+    os.environ["SKATE_CHECKPOINT_KEY_FILE"] = str(_KEY)
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = REPO / "jobs"

@@ -14,7 +14,7 @@ import traceback
 import warnings
 from typing import Any, Callable
 
-from skate.errors import SkateError, SpecError, SpecNote, describe_error
+from skate.errors import ExposureWarning, SkateError, SpecError, SpecNote, describe_error
 
 ROOT_ENV = "SKATE_ROOT"
 STORAGE_ENV = "SKATE_STORAGE"
@@ -365,6 +365,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_trust(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from skate.runs.signing import local_key, signing_key
+    from skate.runs.trust import trust_run
+
+    def confirm(question: str) -> bool:
+        if args.yes:
+            return True
+        if not sys.stdin.isatty():
+            raise SkateError("skate trust asks before it re-signs anything; pass --yes to trust without a prompt")
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    if args.address is None:
+        return trust_run(Path(args.run_dir), local_key(), confirm=confirm)
+    from skate.cluster import ray_session
+
+    with ray_session(args.address, quiet=True):
+        return trust_run(Path(args.run_dir), signing_key(), confirm=confirm)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from skate.runs.remote import local_copy
     from skate.generate import generate
@@ -570,6 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
                                   "checkpoint readable, no restart back past the last checkpoint (exit 1 if not)")
     p.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
 
+    p = add("trust", cmd_trust, "trust a run written on a cluster or another machine: list its RL checkpoints and "
+                                "Tune state with the key that signed each, then re-sign those whose files are as "
+                                "signed with this machine's key (exit 1 if any is not)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run or experiment directory on this machine")
+    p.add_argument("--address", help="re-sign with this Ray cluster's key instead (a run moved to another cluster)")
+    p.add_argument("--yes", action="store_true", help="do not ask before re-signing")
+
     p = add("generate", cmd_generate, "generate from a trained run: continue a series (rnn_predictor) or sample a vae")
     p.add_argument("run_dir", metavar="RUN_DIR", help=RUN_DIR_HELP)
     p.add_argument("--steps", type=int, default=300, help="steps to generate after the seed sequence (default 300)")
@@ -630,6 +658,8 @@ def _note(message: Warning | str, category: type[Warning], filename: str, lineno
 
     if issubclass(category, SpecNote):
         print(f"skate: note: {message}", file=terminal())
+    elif issubclass(category, ExposureWarning):
+        print(f"skate: warning: {message}", file=terminal())
     else:
         warning_stream(filename).write(warnings.formatwarning(message, category, filename, lineno, line))
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 import ray
 
 from skate.errors import SkateError
-from skate.runs.signing import KEY_ENV, key_env
+from skate.runs.signing import SOURCE_ENV, cluster_env
 
 
 @contextlib.contextmanager
@@ -29,10 +29,26 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, quie
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    # The cluster's processes get this user's checkpoint key (skate.runs.signing); a driver that
-    # skate submit started has it in its job's environment already, which a runtime_env here would replace.
+    # On a cluster, this driver and every process of the session sign with the cluster's key
+    # (skate.runs.signing), never this machine's. A driver that skate submit started is told so by
+    # its job's environment already, which a runtime_env here would replace.
     remote = address not in (None, "local")
-    joined = {"runtime_env": {"env_vars": key_env()}} if remote and KEY_ENV not in os.environ else {}
+    cluster_signed = remote and os.environ.get(SOURCE_ENV) != "cluster"
+    joined = {"runtime_env": {"env_vars": cluster_env()}} if cluster_signed else {}
+    if cluster_signed:
+        os.environ.update(cluster_env())
+    try:
+        _init(address, num_cpus=num_cpus, quiet=quiet, **joined)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+    finally:
+        if cluster_signed:
+            os.environ.pop(SOURCE_ENV, None)
+
+
+def _init(address: str | None, *, num_cpus: int | None, quiet: bool, **joined: Any) -> None:
     try:
         ray.init(address=address or "local", num_cpus=None if address else num_cpus,
                  logging_level=logging.ERROR, log_to_driver=not quiet, **joined)
@@ -42,8 +58,4 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, quie
         if address is None:
             raise
         raise SkateError(f"cannot join the Ray cluster at {address}: {error}") from error
-    try:
-        yield
-    finally:
-        ray.shutdown()
 

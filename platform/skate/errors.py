@@ -13,6 +13,10 @@ class SpecNote(UserWarning):
     """Something a spec's loading did for the user that they should know of (a field it dropped)."""
 
 
+class ExposureWarning(UserWarning):
+    """A secret of the user's is, or is about to be, where others can read it."""
+
+
 class SpecError(SkateError, ValueError):
     """One or more problems in a job spec, each naming where it is and what was expected."""
 

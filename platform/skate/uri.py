@@ -8,8 +8,17 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 
+LOCAL_SCHEMES = ("file", "local")
+"""The URI schemes pyarrow opens on the local filesystem."""
+
+
 def is_uri(location: str | Path) -> bool:
     return "://" in str(location)
+
+
+def on_local_disk(location: str) -> bool:
+    """Whether the URI ``location`` names this machine's filesystem (``file://``, ``local://``)."""
+    return location.partition(":")[0].strip().lower() in LOCAL_SCHEMES
 
 
 def join(location: str, *names: str) -> str:

@@ -55,6 +55,14 @@ def test_launcher_configs_keep_the_dashboard_on_loopback_and_token_auth_on(name:
     assert any("pip install -e /home/ubuntu/skate" in command for command in config["setup_commands"])
 
 
+@pytest.mark.parametrize("name", LAUNCHER_FILES)
+def test_launcher_configs_never_turn_core_dumps_on(name: str) -> None:
+    """A core dump of a Ray process would hold the cluster's token (and the PS shards' tokens)."""
+    commands = yaml.safe_load((CLUSTERS / name).read_text())
+    text = " ".join(commands["head_start_ray_commands"] + commands["worker_start_ray_commands"])
+    assert "ulimit -c" not in text and "ulimit -n 65536" in text
+
+
 def test_kuberay_manifests_keep_token_auth_and_run_a_job_that_exists() -> None:
     cluster = yaml.safe_load((CLUSTERS / "kuberay-cluster.yaml").read_text())
     job = yaml.safe_load((CLUSTERS / "kuberay-job.yaml").read_text())

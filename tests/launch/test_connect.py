@@ -68,3 +68,39 @@ def test_refusals_say_whether_the_token_was_missing_or_wrong() -> None:
     assert "refused the authentication token from" in str(wrong)
     assert auth_problem(500, token) is None
     assert str(translated(RuntimeError("Job x does not exist\ndetails"), token, "u")) == "u: Job x does not exist"
+
+
+def test_a_token_file_others_can_read_is_warned_of(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import warnings
+
+    from skate.errors import ExposureWarning
+
+    token = tmp_path / "tok"
+    token.write_text("secret")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    token.chmod(0o644)
+    with pytest.warns(ExposureWarning, match=r"tok: the Ray token is readable by others \(mode 644\); chmod 600"):
+        assert find_token().value == "secret"
+    token.chmod(0o600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert find_token().value == "secret"
+
+
+@pytest.mark.parametrize(("url", "warned"), [
+    ("http://10.0.0.5:8265", True), ("http://head.example.com:8265", True), ("http://127.0.0.1:8265", False),
+    ("http://localhost:8265", False), ("http://[::1]:8265", False), ("https://head.example.com:8265", False),
+])
+def test_a_token_over_plain_http_to_another_host_is_warned_of(url: str, warned: bool) -> None:
+    import warnings
+
+    from skate.errors import ExposureWarning
+    from skate.launch.connect import Token, warn_if_in_clear
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_if_in_clear(url, Token("secret", "RAY_AUTH_TOKEN"))
+        warn_if_in_clear(url, Token(None, "~/.ray/auth_token"))  # no token, nothing to expose
+    assert [w.category for w in caught] == ([ExposureWarning] if warned else [])
+    if warned:
+        assert "over plain http, readable on the way" in str(caught[0].message)

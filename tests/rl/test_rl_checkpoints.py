@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from skate.rl.checkpoints import MANIFEST, Checkpoints, verify
+from skate.rl.checkpoints import MANIFEST, Checkpoints, private_copy, verify
 from skate.runs.checkpoint import CorruptCheckpoint
 
 
@@ -92,9 +92,35 @@ def test_a_checkpoint_without_a_manifest_is_not_trusted(tmp_path: Path) -> None:
 
 def test_a_checkpoint_signed_with_another_key_is_never_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     checkpoints, paths = saved(tmp_path, iterations=1)
-    monkeypatch.setenv("SKATE_CHECKPOINT_KEY", "cd" * 32)  # someone else's
-    with pytest.raises(CorruptCheckpoint, match="not signed with this user's checkpoint key"):
+    ours = signing_key_id()
+    other = tmp_path / "other.key"
+    other.write_text("cd" * 32)
+    other.chmod(0o600)
+    monkeypatch.setenv("SKATE_CHECKPOINT_KEY_FILE", str(other))  # someone else's
+    with pytest.raises(CorruptCheckpoint, match=f"signed with key {ours}, not this machine's key"
+                                                 f".*skate trust RUN"):
         checkpoints.latest()
+
+
+def signing_key_id() -> str:
+    from skate.runs.signing import signing_key
+
+    return signing_key().id
+
+
+def test_a_checkpoint_is_loaded_from_a_private_copy_checked_after_copying(tmp_path: Path) -> None:
+    import stat
+
+    _, paths = saved(tmp_path, iterations=1)
+    with private_copy(paths[0]) as (copy, row):
+        assert copy.name == paths[0].name and copy != paths[0] and row["iteration"] == 1
+        assert stat.S_IMODE(copy.parent.stat().st_mode) == 0o700
+        (paths[0] / "algorithm_state.pkl").write_bytes(b"swapped after the check")  # the copy is unaffected
+        assert (copy / "algorithm_state.pkl").read_bytes().startswith(b"state 1")
+    assert not copy.exists()
+    with pytest.raises(CorruptCheckpoint, match="SHA-256 differs|were written"):  # the swap, caught at the next load
+        with private_copy(paths[0]):
+            pass
 
 
 def test_a_swapped_file_with_a_manifest_edited_to_match_is_refused(tmp_path: Path) -> None:
@@ -107,5 +133,5 @@ def test_a_swapped_file_with_a_manifest_edited_to_match_is_refused(tmp_path: Pat
     manifest = json.loads((paths[0] / MANIFEST).read_text())
     manifest["files"]["algorithm_state.pkl"] = {"bytes": len(evil), "sha256": hashlib.sha256(evil).hexdigest()}
     (paths[0] / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(CorruptCheckpoint, match="not signed"):
+    with pytest.raises(CorruptCheckpoint, match="signature does not match its content.*it was edited"):
         checkpoints.latest()

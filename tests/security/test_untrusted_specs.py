@@ -60,6 +60,8 @@ def test_a_model_kind_is_a_registered_name_never_an_import_path(kind: str) -> No
     ("checkpoint", {"location": "../outside"}, "checkpoint.location"),
     ("checkpoint", {"location": "/abs/path"}, "checkpoint.location"),
     ("checkpoint", {"location": "file:///etc"}, "checkpoint: location: a file:// URI would write outside the run root"),
+    ("checkpoint", {"location": "local:///etc"}, "checkpoint: location: a local:// URI would write outside the run root"),
+    ("checkpoint", {"location": "FILE:///etc"}, "checkpoint: location: a FILE:// URI would write outside the run root"),
     ("logging", {"mlflow": True, "mlflow_tracking_uri": "sqlite:///../../mlflow.db"}, "logging.mlflow_tracking_uri"),
     ("logging", {"mlflow": True, "mlflow_tracking_uri": "/tmp/mlruns"}, "logging.mlflow_tracking_uri"),
 ])

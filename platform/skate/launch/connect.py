@@ -10,16 +10,19 @@ names, else ``~/.ray/auth_token``. Nothing here turns authentication off.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import socket
+import stat
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
-from skate.errors import SkateError
+from skate.errors import ExposureWarning, SkateError
 
 CONFIG_ENV = "SKATE_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/skate/config.yaml")
@@ -79,8 +82,31 @@ def find_token() -> Token:
     path = Path(path_env).expanduser() if path_env else Path("~/.ray/auth_token").expanduser()
     source = f"RAY_AUTH_TOKEN_PATH ({path})" if path_env else str(path)
     if path.is_file():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            warnings.warn(f"{path}: the Ray token is readable by others (mode {mode:o}); chmod 600 {path}",
+                          ExposureWarning, stacklevel=2)
         return Token(path.read_text(encoding="utf-8").strip() or None, source)
     return Token(None, source)
+
+
+def warn_if_in_clear(url: str, token: Token) -> None:
+    """Warn when ``token`` would cross the network unencrypted: plain ``http://`` to a host that is
+    not this machine's loopback (forward the dashboard's port instead, or use https)."""
+    host = urlsplit(url).hostname or ""
+    if token.value and urlsplit(url).scheme == "http" and not _loopback(host):
+        warnings.warn(f"{url}: the Ray token from {token.source} goes to {host} over plain http, readable on the "
+                      f"way; forward the dashboard's port to 127.0.0.1 (ray dashboard CLUSTER.yaml, or ssh -L "
+                      f"8265:127.0.0.1:8265 HEAD) or put it behind https", ExposureWarning, stacklevel=2)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_listening(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
@@ -118,6 +144,7 @@ def jobs_client(address: str | None) -> Any:
     check_listening(url)
     quiet_ray_client()
     token = find_token()
+    warn_if_in_clear(url, token)
     # Always our own header: an empty one when we found no token, so that Ray's client, in a process
     # where Ray enabled token auth for a local cluster, does not send that cluster's token instead.
     headers = {"Authorization": f"Bearer {token.value}" if token.value else ""}

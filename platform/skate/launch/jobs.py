@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from skate.errors import SkateError
-from skate.runs.signing import key_env
+from skate.runs.signing import cluster_env
 from skate.uri import join
 
 EXCLUDES = ["/runs/*/", ".venv/", "venv/", ".git/", "__pycache__/", "*.pyc", ".mypy_cache/", ".pytest_cache/",
@@ -139,7 +139,7 @@ def _submission(command: list[str], folder: Path, *, job: str, stamp: str, kind:
         command = [*command, "--verbose"]
     runtime_env: dict[str, Any] = {"working_dir": str(folder), "excludes": list(EXCLUDES),
                                    "py_modules": [str(Path(skate.__file__).parent)],
-                                   "env_vars": key_env()}  # so RL checkpoints written there verify here
+                                   "env_vars": cluster_env()}  # signs with the cluster's key, not ours
     if (folder / "requirements.txt").is_file():
         runtime_env["pip"] = str(folder / "requirements.txt")
     return Submission(submission_id=f"skate-{job}-{stamp}-{time.time_ns() % 10**6:06d}",

@@ -1,34 +1,37 @@
 """RL checkpoints: ``checkpoints/iter-<n>/``, RLlib's algorithm state with skate's beside it.
 
 Each is written into ``iter-<n>.tmp/`` and renamed into place once whole. ``manifest.json`` holds
-every file's size and SHA-256, signed with this user's checkpoint key (:mod:`skate.runs.signing`);
+every file's size and SHA-256, signed with this process's key (:mod:`skate.runs.signing`,
+:mod:`skate.runs.manifest`);
 ``skate.json`` (the iteration's metrics row), written last, marks the checkpoint complete.
 
 RLlib's state files are pickles, which can run code when loaded. So before RLlib reads a checkpoint,
 its manifest's signature and every file are checked: a checkpoint signed with another key (from
-someone else), or with a truncated, altered, added or missing file, is refused with the reason, and
-:meth:`Checkpoints.latest` falls back to the one before it.
+someone else, or on a cluster), or with a truncated, altered, added or missing file, is refused with
+the reason, and :meth:`Checkpoints.latest` falls back to the one before it. What is loaded is a
+private copy, checked after copying (:func:`private_copy`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import shutil
+import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from skate.runs.checkpoint import CorruptCheckpoint
 from skate.runs.events import EventLog
-from skate.runs.signing import KEY_ENV, sign, signed_by_us
+from skate.runs.manifest import MANIFEST, differs, digest_path, dumps, sealed, signature_problem
+from skate.runs.signing import Key, signing_key
 
 if TYPE_CHECKING:
     from skate.progress import Progress
     from skate.runs.rundir import RunDir
 
 PROGRESS = "skate.json"
-MANIFEST = "manifest.json"
 _OURS = (PROGRESS, MANIFEST)
 
 
@@ -90,22 +93,38 @@ def report_rejected(checkpoints: Checkpoints, run: "RunDir", display: "Progress"
     checkpoints.rejected.clear()
 
 
-def seal(folder: Path, row: dict[str, float]) -> None:
-    """Write the signed manifest of every file RLlib wrote in ``folder``, then the progress file
-    (last: it marks the checkpoint complete)."""
-    files = _files(folder)
-    (folder / MANIFEST).write_text(json.dumps({"files": files, "hmac": sign(_canonical(files))}, indent=1,
-                                              sort_keys=True))
+def seal(folder: Path, row: dict[str, float], key: Key | None = None) -> None:
+    """Write the manifest of every file RLlib wrote in ``folder``, signed with ``key`` (default: this
+    process's, :func:`skate.runs.signing.signing_key`), then the progress file (last: it marks the
+    checkpoint complete)."""
+    (folder / MANIFEST).write_text(dumps(sealed({"files": _files(folder)}, key or signing_key())))
     (folder / PROGRESS).write_text(json.dumps(row))
 
 
-def verify(folder: Path) -> dict[str, float]:
-    """Check the signature of the checkpoint at ``folder`` and every file against its manifest;
-    returns its metrics row.
+def verify(folder: Path, key: Key | None = None) -> dict[str, float]:
+    """Check the signature of the checkpoint at ``folder`` under ``key`` (default: this process's) and
+    every file against its manifest; returns its metrics row.
 
     Raises:
-        CorruptCheckpoint: the manifest is not signed with this user's key, a file is missing, added,
+        CorruptCheckpoint: the manifest is not signed with the key, a file is missing, added,
             truncated or altered, or the manifest or the progress file is unreadable.
+    """
+    written, row = read_manifest(folder)
+    problem = signature_problem(written, key or signing_key())
+    if problem is not None:
+        raise CorruptCheckpoint(f"{folder}: not loaded, because RLlib's state files are pickles that can run code: "
+                                f"{MANIFEST}: {problem}")
+    problem = integrity_problem(folder, written)
+    if problem is not None:
+        raise CorruptCheckpoint(problem)
+    return row
+
+
+def read_manifest(folder: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    """The checkpoint's manifest and its metrics row.
+
+    Raises:
+        CorruptCheckpoint: either is missing, unreadable or not a JSON object.
     """
     try:
         written = json.loads((folder / MANIFEST).read_text())
@@ -114,46 +133,37 @@ def verify(folder: Path) -> dict[str, float]:
         raise CorruptCheckpoint(f"{folder}: no {MANIFEST} (written before manifests, or cut short)") from None
     except (OSError, ValueError) as error:
         raise CorruptCheckpoint(f"{folder}: unreadable {MANIFEST} or {PROGRESS}: {error}") from error
-    if not isinstance(written, dict) or not isinstance(row, dict):
-        raise CorruptCheckpoint(f"{folder}: {MANIFEST} or {PROGRESS} is not a JSON object")
-    files, signature = written.get("files"), written.get("hmac")
-    if not isinstance(files, dict) or not isinstance(signature, str) or not signed_by_us(_canonical(files), signature):
-        raise CorruptCheckpoint(
-            f"{folder}: {MANIFEST} is not signed with this user's checkpoint key (a run written elsewhere, with "
-            f"another key, or an edited manifest); not loaded, because RLlib's state files are pickles that can "
-            f"run code. To trust a run of your own from another machine, set ${KEY_ENV} to that machine's key")
-    written = files
+    if not isinstance(written, dict) or not isinstance(row, dict) or not isinstance(written.get("files"), dict):
+        raise CorruptCheckpoint(f"{folder}: {MANIFEST} or {PROGRESS} is not a JSON object, or lists no files")
+    return written, row
+
+
+def integrity_problem(folder: Path, written: dict[str, Any]) -> str | None:
+    """The first file of ``folder`` that differs from the manifest ``written`` (and how), or ``None``."""
     found = _files(folder)
-    for name in sorted(set(written) | set(found)):
-        problem = _differs(written.get(name), found.get(name))
+    for name in sorted(set(written["files"]) | set(found)):
+        problem = differs(written["files"].get(name), found.get(name))
         if problem is not None:
-            raise CorruptCheckpoint(f"{folder / name}: {problem}")
-    return row
+            return f"{folder / name}: {problem}"
+    return None
 
 
-def _canonical(files: dict[str, Any]) -> bytes:
-    return json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
+@contextlib.contextmanager
+def private_copy(folder: Path) -> Iterator[tuple[Path, dict[str, float]]]:
+    """A copy of the checkpoint at ``folder`` in a folder only this user can open, verified there
+    (:func:`verify`), and its metrics row: what is loaded is what was checked, even if the original
+    is replaced in between. Removed on leaving the block."""
+    with tempfile.TemporaryDirectory(prefix="skate-checkpoint-") as private:  # made 0700
+        copy = Path(private) / folder.name
+        try:
+            shutil.copytree(folder, copy)  # a link is copied as the file it names
+        except (OSError, shutil.Error) as error:
+            raise CorruptCheckpoint(f"{folder}: cannot copy it to check it: {error}") from error
+        yield copy, verify(copy)
 
 
 def _files(folder: Path) -> dict[str, dict[str, Any]]:
     """Each file under ``folder`` but skate's own: its size and SHA-256, by path relative to it."""
-    entries = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        name = path.relative_to(folder).as_posix()
-        if name in _OURS:
-            continue
-        with path.open("rb") as file:
-            entries[name] = {"bytes": path.stat().st_size, "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
-    return entries
-
-
-def _differs(written: dict[str, Any] | None, found: dict[str, Any] | None) -> str | None:
-    if written is None:
-        return "not in the manifest: added after the checkpoint was written"
-    if found is None:
-        return "in the manifest but missing"
-    if found["bytes"] != written.get("bytes"):
-        return f"{found['bytes']} bytes, {written.get('bytes')} were written (truncated?)"
-    if found["sha256"] != written.get("sha256"):
-        return "SHA-256 differs from the one written: the file was altered"
-    return None
+    return {path.relative_to(folder).as_posix(): digest_path(path)
+            for path in sorted(p for p in folder.rglob("*") if p.is_file())
+            if path.relative_to(folder).as_posix() not in _OURS}

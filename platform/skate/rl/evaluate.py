@@ -18,7 +18,7 @@ import torch
 
 from skate.errors import SkateError
 from skate.rl.envs import make_env
-from skate.rl.checkpoints import Checkpoints
+from skate.rl.checkpoints import Checkpoints, private_copy
 from skate.rl.recording import check_recording_path, write_recording
 from skate.rl.spec import RLJobSpec
 from skate.runs.rundir import RunDir
@@ -87,7 +87,8 @@ def evaluate(run_dir: str | Path, *, episodes: int = 10, seed: int = 0, record: 
     path = latest[0]
     env = _env(spec.rl.env, dict(spec.rl.env_config), record)
     try:
-        module = load_policy(spec, path, env)
+        with private_copy(path) as (copy, _):  # loads what was checked
+            module = load_policy(spec, copy, env)
         return _play(env, lambda observation: greedy_action(module, observation), episodes=episodes, seed=seed,
                      record=record, max_steps=max_steps, name=path.name)
     finally:

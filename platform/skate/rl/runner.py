@@ -15,7 +15,7 @@ from typing import Any
 from skate import phases
 from skate.errors import SkateError
 from skate.progress import Progress
-from skate.rl.checkpoints import Checkpoints, report_rejected
+from skate.rl.checkpoints import Checkpoints, private_copy, report_rejected
 from skate.rl.guard import REFUSED
 from skate.rl.spec import RLJobSpec
 from skate.rl.placement import placement, rl_room
@@ -167,7 +167,8 @@ def _train(spec: RLJobSpec, run: RunDir, *, resume: bool, progress: bool,
     try:
         algo, waited_s = _build(spec)
         if found:
-            algo.restore_from_path(str(found[0].resolve()))
+            with private_copy(found[0]) as (copy, _):  # loads what was checked
+                algo.restore_from_path(str(copy))
     except BaseException:
         loggers.close()
         raise

@@ -2,7 +2,8 @@
 
 ``runs/tune-<name>-<timestamp>/`` holds ``spec.yaml`` (the job and its search), ``experiment.json``
 (status, metric, best trial), ``trials/<trial id>/`` (each trial's run directory), ``tune/`` (Ray
-Tune's own state, which ``--resume`` restores), and at the end ``trials.parquet``, ``best.yaml`` and
+Tune's own state, which ``--resume`` restores once its signature checks out: see
+:mod:`skate.search.signed_state`), and at the end ``trials.parquet``, ``best.yaml`` and
 ``trials.png``.
 """
 
@@ -36,6 +37,7 @@ from skate.runs.rundir import DEFAULT_ROOT, RunDir, now_iso
 from skate.spec import JobSpec, dump_spec, load_spec
 from skate.uri import is_uri, join, open_location
 from skate.search.paths import explicit_data
+from skate.search.signed_state import TUNER_STATE, StateSigner, check_state
 from skate.search.config import SearchConfig
 from skate.search.results import (BEST_SPEC, PLOT, TRIALS_TABLE, TrialRecord, best_record, trial_record,
                                 write_best_spec, write_trials_plot, write_trials_table)
@@ -43,8 +45,6 @@ from skate.search.trial import TRIALS, run_trial, time_attr, trial_bundles, tria
 
 STATE = "experiment.json"
 TUNE_DIR = "tune"
-TUNER_STATE = "tuner.pkl"
-"""What Tune restores a search from, in :data:`TUNE_DIR`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +125,7 @@ def _resume_search(path: Path, *, progress: bool, storage: str | None = None) ->
     if filesystem.get_file_info(posixpath.join(tune_dir, TUNER_STATE)).type != pafs.FileType.File:
         raise SkateError(f"{storage or path}: no Ray Tune state to resume ({TUNE_DIR}/{TUNER_STATE} is missing): "
                          f"the search never started")
+    check_state(filesystem, tune_dir)
     spec = load_spec(RunDir.open(path).spec_path)
     _save_state(path, {**state, "status": "running"})
     return _search(spec, path, restore=True, progress=progress, storage=storage)
@@ -208,7 +209,8 @@ def _fit(trainable: Any, spec: JobSpec | RLJobSpec, tune_at: tuple[pafs.FileSyst
         tuner = tune.Tuner(trainable, param_space={p: d.to_tune() for p, d in search.space.items()},
                            tune_config=_tune_config(search, first, metric=metric, mode=mode, attr=attr),
                            run_config=tune.RunConfig(name=TUNE_DIR, storage_path=posixpath.dirname(tune_dir),
-                                                     storage_filesystem=filesystem, verbose=0, callbacks=[table],
+                                                     storage_filesystem=filesystem, verbose=0,
+                                                     callbacks=[table, StateSigner()],
                                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
     return tuner.fit()
 

@@ -12,6 +12,7 @@ from skate.models import ModelConfig
 from skate.config.fields import param
 from skate.runs.loggers import LoggingConfig
 from skate.search.config import SearchConfig
+from skate.uri import on_local_disk
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 NAME_PATTERN_DOC = "a name of letters, digits, '_', '-' and '.', starting with a letter or digit"
@@ -64,8 +65,9 @@ class CheckpointConfig:
     best_mode: Literal["max", "min"] | None = param(None, doc="whether a higher (max) or lower (min) best_metric is better")
 
     def __post_init__(self) -> None:
-        if self.location is not None and self.location.lower().startswith("file:"):
-            raise ValueError("location: a file:// URI would write outside the run root; local checkpoints "
+        if self.location is not None and on_local_disk(self.location):
+            scheme = self.location.partition(":")[0]
+            raise ValueError(f"location: a {scheme}:// URI would write outside the run root; local checkpoints "
                              "always go to the run directory (choose where with 'skate run --root')")
 
 
