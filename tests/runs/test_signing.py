@@ -94,3 +94,13 @@ def test_the_cluster_key_is_made_on_the_cluster_and_names_no_secret_in_the_envir
     assert key != signing.local_key() and signing.signing_key() == key  # made once
     assert signing.cluster_env() == {signing.SOURCE_ENV: "cluster"}
     assert all(key.secret.hex() not in value for value in os.environ.values())
+
+
+def test_a_cluster_whose_nodes_name_a_key_file_takes_that_key(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              ray_local: None) -> None:
+    from ray.experimental import internal_kv
+
+    internal_kv._internal_kv_del(signing.KV_KEY, namespace=signing.KV_NAMESPACE)  # a cluster made again
+    monkeypatch.setenv(signing.SOURCE_ENV, "cluster")
+    monkeypatch.setenv(signing.CLUSTER_KEY_FILE_ENV, str(key_file(home / "cluster.key", "ef" * 32)))
+    assert signing.signing_key().secret == bytes.fromhex("ef" * 32)

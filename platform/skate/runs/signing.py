@@ -9,7 +9,8 @@ Which key a process uses depends on where it runs:
 - **A cluster** (``skate submit``, ``--address``, the Python API with an address, and every process
   those start, on any node): the cluster's key, made on the cluster on first use and kept in its
   GCS key-value store, which every node reads through Ray. ``$SKATE_KEY_SOURCE=cluster`` (not a
-  secret) tells a process it is one of these.
+  secret) tells a process it is one of these. A cluster made again (its GCS lost) has a new key,
+  unless its nodes name a key file with ``$SKATE_CLUSTER_KEY_FILE``.
 
 One key per cluster rather than per run: a search's trials on other nodes, and a resume submitted
 later as another job, must verify what the first job signed, and a per-run key would have to be
@@ -36,6 +37,9 @@ RETIRED_KEY_ENV = "SKATE_CHECKPOINT_KEY"
 """Where skate once took key material from; refused, since a cluster's processes all see their
 environment (``/proc/PID/environ``, and the Jobs API lists a job's ``env_vars``)."""
 SOURCE_ENV = "SKATE_KEY_SOURCE"
+CLUSTER_KEY_FILE_ENV = "SKATE_CLUSTER_KEY_FILE"
+"""Set on a cluster's nodes (a Kubernetes secret mounted as a file, say): the key the cluster takes
+when it first needs one, so that a cluster made again keeps its key; otherwise it is random."""
 KEY_FILE = Path("~/.config/skate/checkpoint.key")
 MIN_KEY_BYTES = 32
 KV_NAMESPACE = "skate"
@@ -96,8 +100,9 @@ def cluster_key() -> Key:
                          f"is kept in its GCS")
     secret = internal_kv._internal_kv_get(KV_KEY, namespace=KV_NAMESPACE)
     if secret is None:
-        internal_kv._internal_kv_put(KV_KEY, secrets.token_bytes(MIN_KEY_BYTES), overwrite=False,
-                                     namespace=KV_NAMESPACE)  # the first writer wins
+        kept = os.environ.get(CLUSTER_KEY_FILE_ENV)
+        made = _read(Path(kept)) if kept else secrets.token_bytes(MIN_KEY_BYTES)
+        internal_kv._internal_kv_put(KV_KEY, made, overwrite=False, namespace=KV_NAMESPACE)  # the first writer wins
         secret = internal_kv._internal_kv_get(KV_KEY, namespace=KV_NAMESPACE)
     return Key(bytes(secret), "the cluster's key")
 
