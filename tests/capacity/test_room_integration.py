@@ -1,9 +1,11 @@
 """Room on a local Ray without an autoscaler: the autoscaler request taken back, a busy cluster waited
-for within the limit, Ctrl-C during the wait (a real local Ray, 2 CPUs)."""
+for within the limit, Ctrl-C during the wait, a job the cluster could never hold refused at once (a
+real local Ray, 2 CPUs)."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,11 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from skate.capacity import reserve
 from skate.capacity import room as room_module
 from skate.capacity.request import CHANNEL, AutoscalerRequest
+from skate.capacity.wait import WAIT_ENV
 from skate.errors import SkateError
+from skate.runner import run_job
+from skate.runs.rundir import RunDir
+from skate.spec import load_spec_data
 
 from conftest import JOBS
 
@@ -85,3 +91,27 @@ def test_validate_address_refuses_a_job_whose_actors_fit_no_node(ray_local: None
     (line,) = err.splitlines()
     assert line.startswith(f"{job}:") and ": train.strategy: " in line and "{CPU: 4}" in line, line
     assert main(["validate", str(job)]) == 0  # without a cluster, nothing says it is too big
+
+
+@pytest.mark.parametrize(("strategy", "refused"), [
+    ({"kind": "parameter_server", "num_workers": 3, "cpus_per_worker": 1},
+     "the job's 3 actors reserve {CPU: 3} in all, more than the cluster's nodes hold together, and the cluster has "
+     "no autoscaler"),
+    ({"kind": "parameter_server", "num_workers": 1, "gpus_per_worker": 1},
+     "one actor reserves {GPU: 1, CPU: 1}, but no node of the cluster holds that (the largest has {CPU: 2"),
+], ids=["cpus", "gpus"])
+def test_a_run_asking_more_than_the_cluster_has_is_refused_at_once_naming_what_does_not_fit(
+        ray_local: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: dict, refused: str) -> None:
+    """On the 2-CPU local Ray, without GPUs: three 1-CPU workers together, or one worker with a GPU."""
+    monkeypatch.setenv(WAIT_ENV, "30")  # were the job not refused, it would wait this long for room, not 600 s
+    data = yaml.safe_load((JOBS / "digits_rnn.yaml").read_text())
+    spec = load_spec_data({**data, "train": {**data["train"], "epochs": 1, "strategy": strategy}})
+    started = time.monotonic()
+    with pytest.raises(SkateError) as error:
+        run_job(spec, root=tmp_path, progress=False)
+    assert time.monotonic() - started < 10, "refused only after waiting for room"
+    assert str(error.value).startswith(f"train.strategy (parameter_server): {refused}"), str(error.value)
+    (run_dir,) = tmp_path.iterdir()
+    summary = RunDir.open(run_dir).read_summary()
+    assert summary["status"] == "failed" and refused in summary["error"], summary
+    assert not live_groups()  # refused before any placement group was made

@@ -15,6 +15,7 @@ from skate.engines.ps.config import ParameterServerConfig
 from skate.engines.single import SingleStrategyConfig
 from skate.engines.strategy import StrategyConfig
 from skate.models.rnn import RnnClassifierConfig
+from skate.objectives import Objective, classification
 
 pytestmark = pytest.mark.integration
 MODEL = RnnClassifierConfig(num_units=16)
@@ -31,6 +32,19 @@ def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return float(torch.sqrt(sum(((a[n] - b[n]) ** 2).sum() for n in a)))
 
 
+def logits_dtype_recorded() -> Objective:
+    """Classification, plus a metric of the dtype the model's logits came out in: ``fp16_logits`` is
+    1 for an example whose forward pass ran in fp16. (Made in a function, so that cloudpickle takes
+    it to the workers by value: they cannot import this test module.)"""
+
+    def objective(logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        values = classification(logits, inputs, targets)
+        values["fp16_logits"] = torch.full_like(values["loss"], float(logits.dtype == torch.float16))
+        return values
+
+    return objective
+
+
 @pytest.mark.parametrize("strategy", [
     SingleStrategyConfig(),
     ParameterServerConfig(mode="sync", num_workers=2, cpus_per_worker=0.5),
@@ -38,7 +52,7 @@ def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 ], ids=["single", "parameter_server", "allreduce"])
 def test_each_engine_clips_every_step_and_trains_in_fp16(refs: dict, strategy: StrategyConfig) -> None:
     workload = Workload(model=MODEL, optimizer=OptimizerConfig(name="sgd", lr=LR), batch_size=128, seed=1, tables=refs,
-                        clip_norm=CLIP, precision="fp16")
+                        clip_norm=CLIP, precision="fp16", objective=logits_dtype_recorded())
     engine = strategy.create(workload)
     try:
         before = engine.state()["model"]
@@ -50,6 +64,7 @@ def test_each_engine_clips_every_step_and_trains_in_fp16(refs: dict, strategy: S
     moved = distance(after, before)
     assert 0 < moved <= engine.steps_per_epoch * LR * CLIP * 1.001
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+    assert metrics["train/fp16_logits"] == 1.0  # every training example's forward pass ran under fp16 autocast
 
 
 def test_bf16_changes_the_arithmetic_not_the_learning(refs: dict) -> None:

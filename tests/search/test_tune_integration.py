@@ -45,7 +45,13 @@ def check_trial_runs(records: list[Any], epochs: int) -> None:
         assert (record.state == "completed") == (record.iterations == epochs) == ("test/accuracy" in record.final)
 
 
-def test_optuna_and_asha_search_a_supervised_job_and_hand_back_a_runnable_best(ray_local: None, tmp_path: Path) -> None:
+def val_accuracy(record: Any) -> list[float]:
+    """A trial's validation accuracy after each epoch it ran."""
+    return read_metrics(Path(record.run_dir) / "metrics.parquet").column("val/accuracy").to_pylist()
+
+
+def test_optuna_and_asha_search_a_supervised_job_stop_a_trial_early_and_hand_back_a_runnable_best(
+        ray_local: None, tmp_path: Path) -> None:
     spec = load_spec_data({**JOB, "search": {"num_samples": 4, "algorithm": "optuna", "space": SPACE, "scheduler": {
         "kind": "asha", "max_t": 4, "grace_period": 1, "reduction_factor": 2}}})
     result = run_search(spec, root=tmp_path, progress=False)
@@ -53,6 +59,9 @@ def test_optuna_and_asha_search_a_supervised_job_and_hand_back_a_runnable_best(r
     assert result.status == "completed" and len(result.trials) == 4
     assert all(r.error is None and r.state in ("completed", "stopped") for r in result.trials)
     check_trial_runs(result.trials, 4)
+    stopped = [r for r in result.trials if r.iterations < 4]  # max_t
+    assert stopped and all(r.state == "stopped" for r in stopped), \
+        [(r.trial, r.state, r.iterations) for r in result.trials]
     assert all(1e-3 <= r.values["train.optimizer.lr"] <= 2e-2 and r.values["model.num_units"] in (8, 16)
                for r in result.trials)
     table = pq.read_table(result.path / "trials.parquet").to_pylist()
@@ -62,6 +71,9 @@ def test_optuna_and_asha_search_a_supervised_job_and_hand_back_a_runnable_best(r
     best = result.best
     assert best is not None and best.best == max(r.best for r in result.trials if r.best is not None)
     assert best.state == "completed", "ASHA lets the leader run to max_t"
+    leader = val_accuracy(best)
+    for record in stopped:  # each below the leader at the rung where ASHA stopped it
+        assert val_accuracy(record)[-1] < leader[record.iterations - 1], (val_accuracy(record), leader)
     spec_back = load_spec(result.best_spec)
     assert isinstance(spec_back, JobSpec) and spec_back.search is None
     assert spec_back.train.optimizer.lr == best.values["train.optimizer.lr"]
