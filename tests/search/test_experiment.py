@@ -48,6 +48,19 @@ def test_allreduce_trials_run_no_more_at_once_than_the_cluster_holds(monkeypatch
     assert concurrency(with_search().search, with_search()) is None  # placement groups hold the others back
 
 
+def test_the_random_generator_holds_the_concurrency_limit_itself() -> None:
+    """Tune applies max_concurrent_trials to searchers only; the random and grid generator would run
+    every trial at once."""
+    from ray.tune.search import Searcher
+
+    spec = with_search(algorithm="random", max_concurrent_trials=1)
+    config = experiment._tune_config(spec.search, spec, metric="val/accuracy", mode="max", attr="epoch")
+    assert not isinstance(config.search_alg, Searcher) and config.search_alg.max_concurrent == 1
+    optuna = with_search(algorithm="optuna", max_concurrent_trials=1)
+    assert experiment._tune_config(optuna.search, optuna, metric="val/accuracy", mode="max",
+                                   attr="epoch").max_concurrent_trials == 1
+
+
 def test_optuna_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import ray.tune.search.optuna  # noqa: F401  (imported with optuna present, as it would be)
 

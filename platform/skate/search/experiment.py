@@ -240,9 +240,11 @@ def summary_lines(result: SearchResult) -> list[str]:
 def _tune_config(search: SearchConfig, first: JobSpec | RLJobSpec, *, metric: str, mode: str, attr: str) -> Any:
     from ray import tune
 
+    limit = concurrency(search, first)
+    algorithm = search_algorithm(search, metric=metric, mode=mode, max_concurrent=limit)
     return tune.TuneConfig(
         metric=metric, mode=mode, num_samples=search.num_samples,
-        max_concurrent_trials=concurrency(search, first), search_alg=search_algorithm(search, metric=metric, mode=mode),
+        max_concurrent_trials=limit if isinstance(algorithm, tune.search.Searcher) else None, search_alg=algorithm,
         scheduler=search.scheduler.create(time_attr=attr, space=search.space, seed=search.seed),
         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name)
 
@@ -251,8 +253,10 @@ def _trial_name(trial: Any) -> str:
     return str(trial.trial_id)
 
 
-def search_algorithm(search: SearchConfig, *, metric: str, mode: str) -> Any:
-    """Ray Tune's search algorithm for ``search.algorithm``, seeded."""
+def search_algorithm(search: SearchConfig, *, metric: str, mode: str, max_concurrent: int | None = None) -> Any:
+    """Ray Tune's search algorithm for ``search.algorithm``, seeded. ``max_concurrent`` goes to the
+    random and grid generator itself: Tune applies ``max_concurrent_trials`` to searchers only, and
+    ignores it (with a log line) for that generator."""
     if search.algorithm == "optuna":
         try:
             from ray.tune.search.optuna import OptunaSearch
@@ -262,7 +266,7 @@ def search_algorithm(search: SearchConfig, *, metric: str, mode: str) -> Any:
         return OptunaSearch(metric=metric, mode=mode, seed=search.seed)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=search.seed)
+    return BasicVariantGenerator(random_state=search.seed, max_concurrent=max_concurrent or 0)
 
 
 def concurrency(search: SearchConfig, spec: JobSpec | RLJobSpec) -> int | None:
