@@ -20,6 +20,7 @@ PS = "train.strategy.kind=parameter_server"
         (["train.strategy.backup_workers=2"], "backup_workers (2) must be fewer than num_workers (2)"),
         (["train.strategy.stale_policy=drop", "train.strategy.mode=async"], "stale_policy drop and max_staleness go together"),
         (["train.strategy.compression=fp8"], "train.strategy.compression: unknown value 'fp8'"),
+        (["train.strategy.authenticate_messages=sometimes"], "train.strategy.authenticate_messages: unknown value 'sometimes'"),
         (["train.strategy.mode=asynch"], "unknown value 'asynch' (did you mean 'async'?)"),
         (["train.strategy.overlap=true"], "overlap needs mode async or ssp"),
         (["train.strategy.mode=async", "train.strategy.transport=compiled_graph"],
@@ -37,6 +38,7 @@ def test_bad_parameter_server_settings_are_named(overrides: list[str], expected:
 def test_defaults() -> None:
     strategy = load_spec(JOBS / "digits_rnn.yaml", [PS]).train.strategy
     assert (strategy.mode, strategy.num_workers, strategy.num_shards, strategy.compression) == ("sync", 2, 1, "none")
+    assert strategy.authenticate_messages == "auto"
     assert not strategy.overlaps
     assert load_spec(JOBS / "digits_rnn.yaml", [PS, "train.strategy.mode=async"]).train.strategy.overlaps
 

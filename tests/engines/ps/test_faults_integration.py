@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 import ray
 import torch
@@ -16,6 +17,7 @@ from skate.engines.base import Workload
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.config import ParameterServerConfig
 from skate.engines.ps.engine import ParameterServerEngine
+from skate.engines.ps.wire import ShardLink, ShardLost
 from skate.models.rnn import RnnClassifierConfig
 
 pytestmark = pytest.mark.integration
@@ -125,3 +127,27 @@ def test_a_shard_lost_between_epochs_costs_no_step(refs: dict) -> None:
         torch.testing.assert_close(after["model"][name], value)
     assert [s["version"] for s in after["optimizer"]["shards"]] == [s["version"] for s in before["optimizer"]["shards"]]
     assert second["faults/rollbacks"] == 1 and [e["kind"] for e in events] == ["rolled_back"]
+
+
+def test_a_rollback_gives_the_new_shards_a_new_token_and_they_refuse_the_old_one(refs: dict) -> None:
+    engine = start_engine(refs, mode="sync")
+    try:
+        engine.train_epoch(1)
+        old = engine._token
+        ray.kill(engine.shards[0])
+        engine.evaluate("validation")  # pulls from the dead shard: the engine rolls back
+        new, address = engine._token, engine.addresses[0]
+        lo, hi = engine.layout.shards[0]
+
+        def connect(token: bytes) -> ShardLink:  # by TCP, as a worker on another node
+            return ShardLink(address, token=token, node="another node", wire_dtype=np.float32, shard=0,
+                             slice_bytes=(hi - lo) * 4)
+
+        with pytest.raises(ShardLost, match="shard 0 closed its connection during the handshake"):
+            connect(old)
+        connect(new).close()
+        second = engine.train_epoch(2)  # the replaced workers hold the new token
+    finally:
+        engine.shutdown()
+    assert new != old
+    assert second["faults/rollbacks"] == 1 and second["perf/epoch_samples"] > 0

@@ -19,12 +19,13 @@ from skate.engines.base import Engine, Metrics, Workload
 from skate.engines.faults import actor_died, EngineLost, spent
 from skate.engines.placement import JobPlacement, actor_nodes, placed_event
 from skate.engines.ps.asynchronous import AsyncRule
+from skate.engines.ps.auth import new_token
 from skate.engines.ps.compiled import CompiledSteps
 from skate.engines.ps.layout import Layout
 from skate.engines.ps.shard import ParameterShard, UpdateRule
 from skate.engines.ps.ssp import SspRule
 from skate.engines.ps.sync import SyncRule
-from skate.engines.ps.wire import new_token, ShardLost
+from skate.engines.ps.wire import ShardLost
 from skate.engines.ps.worker import PSWorker
 from skate.engines.replica import EpochClock, means
 from skate.errors import first_line
@@ -65,7 +66,7 @@ class ParameterServerEngine(Engine):
         model = workload.model.create(workload.info())
         self.layout = Layout.of(model, config.num_shards)
         self._snapshot: dict[str, Any] | None = None
-        self._token = new_token()  # what workers present to the shards' sockets
+        self._token = b""  # what workers prove they hold to the shards' sockets (made with the shards)
         # Worker r goes in bundle r (its replacement too); a shard in its own bundle if it reserves
         # CPUs, else in any (it then runs beside the workers).
         self.placement = JobPlacement(config.bundles(), name="parameter_server", strategy=config.placement)
@@ -108,7 +109,11 @@ class ParameterServerEngine(Engine):
                     refuse_grad_norm=self.workload.refuse_grad_norm)
             for i, (lo, hi) in enumerate(self.layout.shards)
         ]
-        self.addresses = ray.get([shard.serve.remote(self._token) for shard in self.shards]) if config.uses_sockets else None
+        # A new token for new shards (at the start and at each rollback): a worker of a set rolled
+        # back, or anyone who learnt the last token, cannot talk to them.
+        self._token = new_token()
+        self.addresses = (ray.get([shard.serve.remote(self._token, num_workers=config.num_workers)
+                                   for shard in self.shards]) if config.uses_sockets else None)
         self.workers = [self._new_worker(rank) for rank in range(config.num_workers)]
         self._graph = CompiledSteps(self.workers, self.shards) if config.compiles else None
 
@@ -125,7 +130,7 @@ class ParameterServerEngine(Engine):
         return actor.options(**self.placement.options(rank), **config.actor_options).remote(
             self.workload, rank=rank, num_workers=config.num_workers, shards=self.shards, layout=self.layout,
             compression=config.compression, overlap=config.overlaps, addresses=self.addresses, token=self._token,
-            shared_memory=config.shared_memory)
+            shared_memory=config.shared_memory, authenticate_messages=config.authenticate_messages)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> Metrics:
         return self._guarded(lambda: self._run_segment(epoch, start, stop), after=self._keep_snapshot)

@@ -118,11 +118,11 @@ class ParameterShard:
         decoded, count = self._guarded(grad, count)
         await self.rule.push(self.core, worker=worker, read_version=read_version, grad=decoded, count=count)
 
-    async def serve(self, token: bytes) -> Address:
-        """Serve pushes on direct connections too, to workers that present ``token`` (see
-        :mod:`skate.engines.ps.wire`); returns where."""
+    async def serve(self, token: bytes, *, num_workers: int) -> Address:
+        """Serve pushes on direct connections too, to the job's ``num_workers`` workers, which prove
+        they hold ``token`` (see :mod:`skate.engines.ps.wire`); returns where."""
         address, self._servers = await serve(self.push, self.wire_view, wire_dtype(self.compression), token=token,
-                                             node=ray.get_runtime_context().get_node_id(),
+                                             num_workers=num_workers, node=ray.get_runtime_context().get_node_id(),
                                              host=ray.util.get_node_ip_address())
         return address
 

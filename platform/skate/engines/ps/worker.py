@@ -9,9 +9,9 @@ import numpy as np
 import ray
 
 from skate.engines.base import Metrics, Workload
-from skate.engines.ps.config import Compression
+from skate.engines.ps.config import Compression, MessageAuth
 from skate.engines.ps.layout import FlatModel, Layout, decode, encode, wire_dtype
-from skate.engines.ps.wire import Address, REPLY, REQUEST, ShardLink
+from skate.engines.ps.wire import Address, ShardLink
 from skate.engines.replica import assigned_device, EpochClock, Replica
 
 Replies = Callable[[], list[tuple[np.ndarray, int]]]
@@ -30,13 +30,15 @@ class PSWorker:
         overlap: compute the next gradient while the last push is in flight.
         addresses: the shards' direct connections (:mod:`skate.engines.ps.wire`), one per shard, to push
             on instead of actor calls (``None``: actor calls).
-        token: what those connections present to the shards.
+        token: what those connections prove they hold (and the shards too).
         shared_memory: pass payloads to shards on this node through shared pages.
+        authenticate_messages: whether pushes and replies on those connections carry tags
+            (:func:`~skate.engines.ps.auth.seals_messages`).
     """
 
     def __init__(self, workload: Workload, *, rank: int, num_workers: int, shards: list[Any], layout: Layout,
                  compression: Compression, overlap: bool = False, addresses: list[Address] | None = None,
-                 token: bytes = b"", shared_memory: bool = False) -> None:
+                 token: bytes = b"", shared_memory: bool = False, authenticate_messages: MessageAuth = "auto") -> None:
         self.rank = rank
         self.replica = Replica(workload, rank=rank, num_replicas=num_workers,
                                device=assigned_device())
@@ -49,6 +51,7 @@ class PSWorker:
         # Connected at the first push, so that a worker starts even while a shard is down and fails
         # in its steps, where the engine handles a shard's death.
         self.addresses, self.token, self.shared_memory = addresses, token, shared_memory
+        self.authenticate_messages = authenticate_messages
         self._links: list[ShardLink] | None = None
         self.begin_steps(0, 0, 0)
 
@@ -132,7 +135,7 @@ class PSWorker:
         links = self._connected()
         for i, (link, grad) in enumerate(zip(links, grads)):
             link.send(self.rank, self.versions[i], grad, count)
-        self.wire_bytes += len(links) * (REQUEST.size + REPLY.size)  # the messages' headers
+        self.wire_bytes += sum(link.framing_bytes for link in links)  # the messages' headers and tags
         return lambda: [link.receive() for link in links]
 
     def _connected(self) -> list[ShardLink]:
@@ -141,7 +144,8 @@ class PSWorker:
             node = ray.get_runtime_context().get_node_id()
             dtype = wire_dtype(self.compression)
             self._links = [ShardLink(address, token=self.token, node=node, wire_dtype=dtype, shard=i,
-                                     shared_bytes=(hi - lo) * dtype.itemsize if self.shared_memory else None)
+                                     slice_bytes=(hi - lo) * dtype.itemsize, shared_memory=self.shared_memory,
+                                     authenticate=self.authenticate_messages)
                            for i, (address, (lo, hi)) in enumerate(zip(self.addresses, self.layout.shards))]
         return self._links
 
