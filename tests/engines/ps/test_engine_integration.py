@@ -83,10 +83,24 @@ def test_every_mode_learns(refs: dict, config: ParameterServerConfig) -> None:
         assert all(m["ps/staleness_mean"] > 0 for m in metrics), metrics
     if config.mode == "ssp":
         # Between a worker's read and its next push, each other worker applies at most 2 x staleness + 1
-        # gradients (see test_rules.py).
+        # gradients (see test_rules.py), and with overlap the worker's own previous push lands too.
         assert config.staleness is not None
-        bound = (config.num_workers - 1) * (2 * config.staleness + 1)
+        bound = (config.num_workers - 1) * (2 * config.staleness + 1) + int(config.overlaps)
         assert all(m["ps/staleness_mean"] <= bound for m in metrics), metrics
+
+
+def test_with_overlap_a_worker_s_own_previous_push_makes_its_gradient_stale(refs: dict) -> None:
+    """One async worker computes each gradient while its previous push is applied, so every push but a
+    segment's first was computed one version behind the shard (reported as staleness 0 when the worker
+    sent the version it installed after computing the gradient)."""
+    config = ParameterServerConfig(mode="async", num_workers=1)
+    assert config.overlaps
+    engine = config.create(workload(refs, batch_size=BATCH, optimizer=OptimizerConfig(lr=0.01)))
+    try:
+        metrics = engine.train_epoch(1)
+    finally:
+        engine.shutdown()
+    assert 0.5 < metrics["ps/staleness_mean"] <= 1.0, metrics
 
 
 def test_state_round_trips_through_a_new_engine(refs: dict) -> None:

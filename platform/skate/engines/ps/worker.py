@@ -67,10 +67,11 @@ class PSWorker:
         in_flight: Replies | None = None
         batch = next(self._batches, None)
         while batch is not None:
+            read = list(self.versions)  # the versions this gradient is computed on
             count = self._backward(batch)
             if in_flight is not None:
-                self._install(in_flight())
-            in_flight = self._push(count)
+                self._install(in_flight())  # newer parameters, for the next gradient, not this one
+            in_flight = self._push(count, read)
             batch = next(self._batches, None)  # drawn while the push is in flight
             if not self.overlap:
                 self._install(in_flight())
@@ -125,16 +126,17 @@ class PSWorker:
         self.wire_bytes += sum(g.nbytes for g in grads) * 2  # the parameters come back in the same format
         return grads
 
-    def _push(self, count: int) -> Replies:
-        """Send this step's gradient slices (copied out now, so the buffer is free again)."""
+    def _push(self, count: int, read: list[int]) -> Replies:
+        """Send this step's gradient slices (copied out now, so the buffer is free again), computed on
+        the parameters of versions ``read`` (one per shard)."""
         grads = self._encoded_grads()
         if self.addresses is None:
-            refs = [shard.push_pull.remote(self.rank, self.versions[i], grad, count)
+            refs = [shard.push_pull.remote(self.rank, read[i], grad, count)
                     for i, (shard, grad) in enumerate(zip(self.shards, grads))]
             return lambda: ray.get(refs)
         links = self._connected()
         for i, (link, grad) in enumerate(zip(links, grads)):
-            link.send(self.rank, self.versions[i], grad, count)
+            link.send(self.rank, read[i], grad, count)
         self.wire_bytes += sum(link.framing_bytes for link in links)  # the messages' headers and tags
         return lambda: [link.receive() for link in links]
 
