@@ -5,7 +5,7 @@ skate's parameter server in sync (sockets with shared pages, the default; socket
 payloads; a compiled graph per step; actor calls), async and ssp modes (one shard); Ray Train's allreduce (TorchTrainer, DDP over gloo); and a parameter server
 driven from the driver as in Ray's documentation. At N=1 and N=2 workers. Then the big model
 (:data:`ps_arms.BIG`, 25.7 MB) at N=2: the parameter server with 1 and 2 shards, fp32 and a 16-bit
-wire, payloads in shared pages or on the socket, against allreduce.
+wire, payloads in shared pages or on the socket (with HMAC tags, as between nodes, and without), against allreduce.
 
 Every arm is timed by :func:`harness.measure`: one warm-up epoch, then ``--epochs`` epochs timed as
 one span where the arm is seen to end them (the driver; rank 0 after a barrier for allreduce),
@@ -49,7 +49,9 @@ PS_VARIANTS: dict[str, dict[str, Any]] = {
 BIG_VARIANTS: dict[str, dict[str, Any]] = {
     "ps_sync_1_shard": {"mode": "sync"},
     "ps_sync_2_shards": {"mode": "sync", "num_shards": 2},
-    "ps_sync_2_shards_payload_on_socket": {"mode": "sync", "num_shards": 2, "shared_memory": False},
+    "ps_sync_2_shards_payload_on_socket": {"mode": "sync", "num_shards": 2, "shared_memory": False},  # tagged
+    "ps_sync_2_shards_payload_on_socket_untagged": {"mode": "sync", "num_shards": 2, "shared_memory": False,
+                                                    "authenticate_messages": "never"},
     "ps_sync_2_shards_bf16": {"mode": "sync", "num_shards": 2, "compression": "bf16"},
     "ps_sync_2_shards_bf16_payload_on_socket": {"mode": "sync", "num_shards": 2, "compression": "bf16",
                                                 "shared_memory": False},
