@@ -15,9 +15,7 @@ here).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import dataclasses
 import secrets
 import socket
 import threading
@@ -31,7 +29,9 @@ from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.auth import new_nonce, NONCE_BYTES, POLICIES, proof, Session, TAG_BYTES
 from skate.engines.ps.shard import ParameterShard
 from skate.engines.ps.sync import SyncRule
-from skate.engines.ps.wire import Address, HELLO, REQUEST, serve, SHM_DIR, ShardLink, ShardLost
+from skate.engines.ps.wire import Address, HELLO, REQUEST, SHM_DIR, ShardLink, ShardLost
+
+from ps_sockets import Proxy, Served
 
 pytestmark = pytest.mark.skipif(not SHM_DIR.is_dir(), reason="no /dev/shm here: the first worker shares pages")
 
@@ -45,7 +45,7 @@ HELLO_BYTES = HELLO.size + TAG_BYTES  # a hello without shared pages
 PUSH_BYTES = REQUEST.size + SLICE + TAG_BYTES  # a tagged push on the socket
 
 
-class LiveShard:
+class LiveShard(Served):
     """A parameter shard serving its sockets on an event loop in a thread."""
 
     def __init__(self) -> None:
@@ -54,52 +54,8 @@ class LiveShard:
                                     rule=SyncRule(num_workers=WORKERS, backup_workers=0), compression="none",
                                     total_steps=STEPS, updates_per_step=1)
         torch.set_num_threads(threads)  # the shard sets its process's; this process is the tests'
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        self.address, self.servers = asyncio.run_coroutine_threadsafe(
-            serve(self.shard.push, self.shard.wire_view, np.dtype(np.float32), token=TOKEN, num_workers=WORKERS,
-                  node="node-a", host="127.0.0.1", deadline_s=DEADLINE_S), self.loop).result(timeout=10)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            for server in self.servers:
-                server.close()
-            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-
-class Recorder:
-    """A TCP proxy for one connection to the shard that keeps what the worker sends."""
-
-    def __init__(self, shard: Address) -> None:
-        self.shard = shard
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = dataclasses.replace(shard, port=self.listener.getsockname()[1])
-        self.sent = bytearray()
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        worker, _ = self.listener.accept()
-        shard = socket.create_connection((self.shard.host, self.shard.port))
-        for sock in (worker, shard):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the worker's and the shard's are
-        threading.Thread(target=self._pipe, args=(worker, shard, self.sent), daemon=True).start()
-        self._pipe(shard, worker, None)
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket, kept: bytearray | None) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := source.recv(1 << 16):
-                if kept is not None:
-                    kept += chunk
-                sink.sendall(chunk)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
+        super().__init__(self.shard.push, self.shard.wire_view, np.float32, token=TOKEN, num_workers=WORKERS,
+                         deadline_s=DEADLINE_S)
 
 
 def _gradient(rank: int, step: int, params: np.ndarray) -> np.ndarray:
@@ -110,7 +66,7 @@ def run_job(attack: Attack | None) -> tuple[np.ndarray, int, list[str]]:
     """A sync job of two workers, attacked halfway if ``attack`` is given; returns the shard's
     parameters and version after it, and what went wrong in the attacks."""
     live = LiveShard()
-    recorder = Recorder(live.address)
+    recorder = Proxy(live.address)
     links = [ShardLink(live.address, token=TOKEN, node="node-a", wire_dtype=np.float32, shard=0, slice_bytes=SLICE,
                        shared_memory=True),
              ShardLink(recorder.address, token=TOKEN, node="node-b", wire_dtype=np.float32, shard=0, slice_bytes=SLICE)]
@@ -184,7 +140,7 @@ class Attack:
         self.rng = np.random.default_rng(0)
         self.insider_done = threading.Event()
 
-    def start(self, live: LiveShard, recorder: Recorder) -> list[threading.Thread]:
+    def start(self, live: LiveShard, recorder: Proxy) -> list[threading.Thread]:
         """Start every attack on ``live``; returns their threads."""
         address, recorded = live.address, bytes(recorder.sent)
         assert len(recorded) >= NONCE_BYTES + TAG_BYTES + HELLO_BYTES + PUSH_BYTES  # the worker has pushed

@@ -64,10 +64,8 @@ def signed_in(run: Path) -> list[Signed]:
     return found
 
 
-def trust(found: list[Signed], key: Key) -> list[Signed]:
-    """Re-sign with ``key`` each of ``found`` whose files are as signed and that ``key`` did not sign;
-    returns those re-signed."""
-    chosen = [item for item in found if item.problem is None and not item.signer_is(key)]
+def trust(chosen: list[Signed], key: Key) -> None:
+    """Re-sign each of ``chosen`` (whose files are as signed) with ``key``, noting who signed it before."""
     for item in chosen:
         trusted = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "signed_by": item.signer}
         if item.kind == "Tune state":
@@ -75,7 +73,6 @@ def trust(found: list[Signed], key: Key) -> list[Signed]:
             (item.path / signed_state.STATE_MANIFEST).write_text(dumps(sealed(content, key)))
         else:
             (item.path / MANIFEST).write_text(dumps(sealed({**body(item.manifest), "trusted": trusted}, key)))
-    return chosen
 
 
 def trust_run(run: Path, key: Key, *, confirm: Callable[[str], bool], say: Callable[[str], None] = print) -> int:

@@ -77,22 +77,19 @@ def check_state(filesystem: pafs.FileSystem, folder: str, key: Key | None = None
         SkateError: no manifest, one signed with another key or edited, or a file Tune would read that
             it does not list as written.
     """
-    problems = state_problems(filesystem, folder, key or signing_key())
+    problems = _problems(filesystem, folder, key or signing_key())
     if problems:
         raise SkateError(f"{folder}: not resumed, because Tune's state holds pickles that can run code: "
                          + "; ".join(problems))
 
 
-def state_problems(filesystem: pafs.FileSystem, folder: str, key: Key | None) -> list[str]:
-    """What stops the Tune state in ``folder`` from being trusted: its manifest's signature under
-    ``key`` (not checked when ``None``), and each file that differs from what it lists."""
+def _problems(filesystem: pafs.FileSystem, folder: str, key: Key) -> list[str]:
     manifest = read_manifest(filesystem, folder)
     if manifest is None:
         return [f"no {STATE_MANIFEST} (a search started by an older skate, or killed before its first save)"]
-    if key is not None:
-        problem = signature_problem(manifest, key)
-        if problem is not None:
-            return [f"{STATE_MANIFEST}: {problem}"]
+    problem = signature_problem(manifest, key)
+    if problem is not None:
+        return [f"{STATE_MANIFEST}: {problem}"]
     return [f"{name}: {problem}" for name, problem in file_problems(filesystem, folder, body(manifest)).items()]
 
 

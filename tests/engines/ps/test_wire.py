@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import multiprocessing
 import os
 import pickle
@@ -24,6 +23,9 @@ import pytest
 from skate.engines.ps.auth import (CONNECTIONS_PER_WORKER, new_nonce, NONCE_BYTES, PENDING_SLACK, POLICIES, proof,
                                    Session, TAG_BYTES)
 from skate.engines.ps.wire import HELLO, REPLY, REQUEST, SHM_DIR, Address, serve, ShardLink, ShardLost
+
+import ps_sockets
+from ps_sockets import Proxy
 
 TOKEN = b"t" * 32
 WORKERS = 4
@@ -48,29 +50,12 @@ class FakeShard:
         return self.params, self.version
 
 
-class Served:
+class Served(ps_sockets.Served):
     """A fake shard served on an event loop in a thread."""
 
     def __init__(self, shard: FakeShard, dtype: Any, *, num_workers: int = WORKERS, deadline_s: float = 5.0) -> None:
         self.shard = shard
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        started = asyncio.run_coroutine_threadsafe(
-            serve(shard.push, shard.view, np.dtype(dtype), token=TOKEN, num_workers=num_workers, node="node-a",
-                  host="127.0.0.1", deadline_s=deadline_s), self.loop)
-        self.address, self.servers = started.result(timeout=10)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            for server in self.servers:
-                server.close()
-            connections = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in connections:
-                task.cancel()
-            await asyncio.gather(*connections, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        super().__init__(shard.push, shard.view, dtype, token=TOKEN, num_workers=num_workers, deadline_s=deadline_s)
 
 
 def _serve_forever(sender: Connection) -> None:
@@ -332,37 +317,6 @@ class Impostor:
         self.done.set()
 
 
-class Tamperer:
-    """Forwards one TCP connection to a shard and flips the bit of the shard's stream at ``offset``."""
-
-    def __init__(self, shard: Address, offset: int) -> None:
-        self.shard, self.offset = shard, offset
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = dataclasses.replace(shard, port=self.listener.getsockname()[1])
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        worker, _ = self.listener.accept()
-        shard = socket.create_connection((self.shard.host, self.shard.port))
-        for sock in (worker, shard):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the worker's and the shard's are
-        threading.Thread(target=self._pipe, args=(worker, shard, None), daemon=True).start()
-        self._pipe(shard, worker, self.offset)
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket, offset: int | None) -> None:
-        seen = 0
-        with contextlib.suppress(OSError):
-            while chunk := source.recv(1 << 16):
-                if offset is not None and seen <= offset < seen + len(chunk):
-                    chunk = bytearray(chunk)
-                    chunk[offset - seen] ^= 1
-                seen += len(chunk)
-                sink.sendall(chunk)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-
 def test_a_worker_sends_only_its_nonce_and_proof_to_a_shard_that_cannot_prove_the_token() -> None:
     impostor = Impostor()
     with pytest.raises(ShardLost, match="shard 0 did not prove it holds the job's token"):
@@ -489,7 +443,7 @@ def test_a_push_replayed_is_hung_up_on_and_applied_once(served: Served, where: s
 
 def test_a_reply_altered_on_the_way_is_refused_by_the_worker(served: Served) -> None:
     handshake_and_hello = NONCE_BYTES + TAG_BYTES + 1 + TAG_BYTES  # what the shard sends before its first reply
-    tamperer = Tamperer(served.address, offset=handshake_and_hello + REPLY.size)  # the reply's first byte of payload
+    tamperer = Proxy(served.address, flip_at=handshake_and_hello + REPLY.size)  # the reply's first byte of payload
     link = _link(tamperer.address, node="node-b")
     link.send(0, 0, np.ones(5, dtype=np.float32), 1)
     with pytest.raises(ShardLost, match="shard 0 sent a reply whose tag is wrong"):
