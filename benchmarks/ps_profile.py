@@ -37,7 +37,7 @@ import ray
 
 import skate.engines.ps.engine as ps_engine
 from harness import cpu_ticks, quiet
-from ps_arms import BIG, SEED, Bench, Loop
+from ps_arms import BIG, SEED, Bench, cores, Loop
 from skate.data import make_table
 from skate.engines.base import Workload
 from skate.engines.ps.config import ParameterServerConfig
@@ -70,8 +70,8 @@ class TimedWorker(PSWorker, _Timeline):
         self._mark("backward_done")
         return count
 
-    def _push(self, count: int) -> Any:
-        replies = super()._push(count)
+    def _push(self, count: int, read: list[int]) -> Any:
+        replies = super()._push(count, read)
         self._mark("sent")
         return replies
 
@@ -102,9 +102,11 @@ def _gaps(starts: list[float], ends: list[float]) -> float:
     return 1000 * statistics.median(gaps)
 
 
-def loop_step_ms(bench: Bench, steps: int, epochs: int) -> list[float]:
-    """Each step's milliseconds of the plain loop on one thread, after a warm-up epoch."""
-    loop = Loop(bench, steps)
+def loop_step_ms(bench: Bench, steps: int, epochs: int, *, at: int) -> list[float]:
+    """Each step's milliseconds of the plain loop on one thread, after a warm-up epoch, pinned to
+    the ``at``-th core (see :class:`~ps_arms.Loop`: measured once on each of two)."""
+    available = cores()
+    loop = Loop(bench, steps, core=available[at % len(available)])
     loop.start()
     try:
         loop.run(epochs + 1)
@@ -118,7 +120,7 @@ def profile(bench: Bench, mode: str, num_workers: int, epochs: int, steps: int, 
     table = ray.put(make_table(x, y.astype(np.int64), num_classes=10))
     options = {"num_shards": 1, **({"staleness": 2} if mode == "ssp" else {}), **options}
     config = ParameterServerConfig(mode=mode, num_workers=num_workers, **options)  # type: ignore[arg-type]
-    single = loop_step_ms(bench, steps, epochs)
+    single = loop_step_ms(bench, steps, epochs, at=0)
     engine = config.create(Workload(model=bench.model, optimizer=bench.optimizer, batch_size=bench.batch, seed=0,
                                     tables={"train": table, "validation": table, "test": table}))
     worker: list[tuple[str, float]] = []
@@ -145,7 +147,7 @@ def profile(bench: Bench, mode: str, num_workers: int, epochs: int, steps: int, 
     finally:
         engine.shutdown()
         quiet()
-    single += loop_step_ms(bench, steps, epochs)
+    single += loop_step_ms(bench, steps, epochs, at=1)
     backward, done = _times(worker, "backward"), _times(worker, "backward_done")
     steps_ms = [1000 * (b - a) for a, b in zip(backward, backward[1:]) if b - a < 1.0]  # not across epochs
     single_ms, step_ms = statistics.median(single), statistics.median(steps_ms)  # median against median

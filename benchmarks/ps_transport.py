@@ -26,7 +26,7 @@ import statistics
 import ray
 
 from harness import measure
-from ps_arms import SEED, Loop, ps
+from ps_arms import SEED, ps, reference
 from skate.engines.ps.compiled import CompiledSteps
 
 ARMS = {"sockets": ("sockets", None), "compiled_graph": ("compiled_graph", None),
@@ -40,10 +40,10 @@ def transport_ratio(num_workers: int, transport: str, nap: float | None, steps: 
     default_nap = CompiledSteps.nap
     CompiledSteps.nap = default_nap if nap is None else nap
     try:
-        before = measure(Loop(SEED, steps), warm_up=1, epochs=epochs).examples_per_s
+        before = reference(SEED, steps, epochs, at=0)
         rate = measure(ps(SEED, num_workers, steps, mode="sync", transport=transport), warm_up=1,
                        epochs=epochs).examples_per_s
-        after = measure(Loop(SEED, steps), warm_up=1, epochs=epochs).examples_per_s
+        after = reference(SEED, steps, epochs, at=1)
     finally:
         CompiledSteps.nap = default_nap
     return rate / (num_workers * (before + after) / 2)

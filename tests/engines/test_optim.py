@@ -27,3 +27,14 @@ def test_adamw_decays_the_weight_apart_from_the_gradient() -> None:
     assert one_step(OptimizerConfig(name="adamw", lr=0.1, weight_decay=0.5)) == pytest.approx(2.0 * (1 - 0.1 * 0.5))
     assert one_step(OptimizerConfig(name="adam", lr=0.1)) == pytest.approx(2.0)
     assert isinstance(OptimizerConfig(name="adamw").build([torch.nn.Parameter(torch.zeros(1))]), torch.optim.AdamW)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "adamw"])
+def test_every_rule_builds_torch_s_fused_step_on_the_cpu(name: str) -> None:
+    optimizer = OptimizerConfig(name=name).build([torch.nn.Parameter(torch.zeros(3))])
+    assert optimizer.defaults["fused"] is True
+
+
+def test_a_parameter_torch_cannot_fuse_for_gets_the_per_tensor_step() -> None:
+    optimizer = OptimizerConfig(name="adam").build([torch.nn.Parameter(torch.zeros(3, device="meta"))])
+    assert optimizer.defaults["fused"] is None

@@ -39,15 +39,24 @@ class OptimizerConfig:
         return unused
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        """A torch optimizer over ``params``."""
+        """A torch optimizer over ``params``: torch's fused implementation (one kernel a step) where
+        every parameter allows it, its per-tensor loop elsewhere.
+
+        Fused, an Adam step on a 6.4M-float vector took 7.1 ms instead of 24.4 ms on one core of the
+        2-core VM, and on the seed's 28.5k floats 59 us instead of 105 us: on a parameter-server
+        shard that step is on every synchronous step's path. The two differ in rounding only (7e-9
+        apart after 100 steps).
+        """
         import torch
 
+        params = list(params)
+        fused = fusable(params) or None
         if self.name in ("adam", "adamw"):
             adam = torch.optim.AdamW if self.name == "adamw" else torch.optim.Adam
             return adam(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps,
-                        weight_decay=self.weight_decay)
+                        weight_decay=self.weight_decay, fused=fused)
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum if self.name == "momentum" else 0.0,
-                               weight_decay=self.weight_decay)
+                               weight_decay=self.weight_decay, fused=fused)
 
     def set_rate(self, optimizer: torch.optim.Optimizer, step: int, total_steps: int, *, scale: float = 1.0) -> float:
         """Give ``optimizer`` the scheduled rate of gradient step ``step`` (from 0) of ``total_steps``,
@@ -56,3 +65,12 @@ class OptimizerConfig:
         for group in optimizer.param_groups:
             group["lr"] = rate
         return rate
+
+
+def fusable(params: list[torch.nn.Parameter]) -> bool:
+    """Whether torch has fused optimizer kernels for every one of ``params``: floating point, on a
+    device it fuses for (the CPU and CUDA among them)."""
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+    devices = _get_fused_kernels_supported_devices()
+    return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
