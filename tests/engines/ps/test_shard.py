@@ -38,3 +38,14 @@ def test_a_version_without_a_gradient_moves_the_version_only() -> None:
     assert core.version == 1 and core.stats["applied"] == 0
     assert core.params.detach().numpy() == pytest.approx([1.0, 1.0])
     assert weighted_mean([(np.ones(2), 0)]) is None
+
+
+def test_the_weighted_mean_in_a_shard_s_buffers_is_the_plain_formula_and_reuses_them() -> None:
+    rng = np.random.default_rng(0)
+    grads = [(rng.standard_normal(1000, dtype=np.float32), count) for count in (150, 0, 75, 32)]
+    plain = sum(g * np.float32(c) for g, c in grads if c) / np.float32(150 + 75 + 32)
+    core = ShardCore(np.zeros(1000), OptimizerConfig(), total_steps=1, updates_per_step=1)
+    first = core.mean(grads)
+    np.testing.assert_array_equal(first, plain)
+    assert core.mean(grads[::-1]) is first  # the same buffer, written again
+    np.testing.assert_array_equal(weighted_mean(grads), plain)

@@ -34,6 +34,11 @@ class ShardCore:
         self.changed = asyncio.Condition()
         self.stats = {"applied": 0, "dropped": 0, "staleness_sum": 0, "refused": 0}
         self.warm_up = WarmUp(optimizer)
+        self._mean = np.empty(len(self.params), np.float32), np.empty(len(self.params), np.float32)
+
+    def mean(self, grads: list[tuple[np.ndarray, int]]) -> np.ndarray | None:
+        """:func:`weighted_mean` of ``grads`` in this shard's own buffers (valid until the next call)."""
+        return weighted_mean(grads, out=self._mean[0], scratch=self._mean[1])
 
     def apply(self, grad: np.ndarray | None, *, lr_scale: float = 1.0) -> None:
         """One optimizer step with ``grad`` (``None``: nothing to apply, the version still moves), at
@@ -55,14 +60,26 @@ class ShardCore:
             await self.changed.wait_for(predicate)
 
 
-def weighted_mean(grads: list[tuple[np.ndarray, int]]) -> np.ndarray | None:
+def weighted_mean(grads: list[tuple[np.ndarray, int]], *, out: np.ndarray | None = None,
+                  scratch: np.ndarray | None = None) -> np.ndarray | None:
     """The example-weighted mean of mean gradients (``None`` when no example was seen; the one
-    gradient itself when only one has examples)."""
+    gradient itself when only one has examples), ``sum(grad * count) / total`` in float32.
+
+    Written into ``out``, with ``scratch`` for each term, when given (float32, the gradients' size):
+    a shard reuses the two, since a fresh array of tens of MB costs its page faults at every step.
+    """
     seen = [(grad, count) for grad, count in grads if count]
     if len(seen) <= 1:
         return seen[0][0] if seen else None
     total = sum(count for _, count in seen)
-    return sum(grad * np.float32(count) for grad, count in seen) / np.float32(total)
+    size = len(seen[0][0])
+    out = np.empty(size, np.float32) if out is None else out
+    scratch = np.empty(size, np.float32) if scratch is None else scratch
+    np.multiply(seen[0][0], np.float32(seen[0][1]), out=out)
+    for grad, count in seen[1:]:
+        np.multiply(grad, np.float32(count), out=scratch)
+        np.add(out, scratch, out=out)
+    return np.divide(out, np.float32(total), out=out)
 
 
 class UpdateRule(Protocol):
@@ -129,7 +146,7 @@ class ParameterShard:
     def apply_mean(self, *pushed: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
         """One synchronous step from every worker's ``(gradient, example count)`` at once, as a
         compiled graph delivers them; returns the new parameters and version like :meth:`push_pull`."""
-        self.core.apply(weighted_mean([self._guarded(grad, count) for grad, count in pushed]))
+        self.core.apply(self.core.mean([self._guarded(grad, count) for grad, count in pushed]))
         return self.pull()
 
     def begin_segment(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skate.engines.ps.shard import ShardCore, weighted_mean
+from skate.engines.ps.shard import ShardCore
 
 
 class SyncRule:
@@ -36,7 +36,7 @@ class SyncRule:
             await core.wait_until(lambda: core.version > read_version)
 
     async def _apply(self, core: ShardCore) -> None:
-        mean = weighted_mean(self._pushed)
+        mean = core.mean(self._pushed)
         self._pushed = []
         core.apply(mean)
         await core.notify()
