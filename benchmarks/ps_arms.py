@@ -70,9 +70,9 @@ BIG = Bench("big", StackedAutoencoderConfig(units=(4096,)), (784,), 32)
 class Loop:
     """The plain loop on one thread, in this process: the reference.
 
-    On a VM the cores are not alike: on the 2-core VM the loop pinned to core 0 (which takes the
-    interrupts) ran 5-7 % slower than on core 1, three times out of three, and unpinned it lands on
-    either. So a reference is measured once on each core (:func:`cores`) and averaged."""
+    On a VM the cores need not be alike (``loop_spread.py`` on the 2-core VM: core 0's median step
+    2 % slower than core 1's in one run), and unpinned the loop lands on either. So a reference is
+    measured once on each core (:func:`cores`) and averaged."""
 
     def __init__(self, bench: Bench, steps: int, *, core: int | None = None) -> None:
         self.bench, self.steps, self.core = bench, steps, core
