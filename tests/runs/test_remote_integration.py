@@ -64,9 +64,23 @@ def killed_when(command: list[str], ready: Callable[[], bool], *, root: Path, li
         proc.kill()
 
 
-def skate(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "skate", *argv], cwd=REPO, env=dict(os.environ), capture_output=True,
-                          text=True, timeout=300)  # a resume works in the download cache
+def skate(*argv: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    """``skate ARGV`` to its end (a resume works in the download cache). One still running after
+    ``timeout_s`` fails the test with every thread's stack (faulthandler, on SIGABRT) and its output."""
+    command = [sys.executable, "-m", "skate", *argv]
+    proc = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        pytest.fail(f"skate {' '.join(argv)} still ran after {timeout_s:.0f} s; its stacks and output:\n"
+                    f"{err[-20000:]}\n{out[-5000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def test_a_run_mirrored_to_s3_is_listed_reported_and_verified_from_there(
