@@ -264,9 +264,9 @@ def search_algorithm(search: SearchConfig, *, metric: str, mode: str, max_concur
         except ImportError:
             raise SkateError("search.algorithm optuna needs the optuna package: pip install optuna") from None
         return OptunaSearch(metric=metric, mode=mode, seed=search.seed)
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from skate.search.variants import LimitedVariantGenerator
 
-    return BasicVariantGenerator(random_state=search.seed, max_concurrent=max_concurrent or 0)
+    return LimitedVariantGenerator(random_state=search.seed, max_concurrent=max_concurrent or 0)
 
 
 def concurrency(search: SearchConfig, spec: JobSpec | RLJobSpec) -> int | None:
