@@ -113,12 +113,16 @@ def cores() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def reference(bench: Bench, steps: int, epochs: int, at: int) -> float:
-    """The plain loop's examples/s (one warm-up epoch, then ``epochs``), pinned to the ``at``-th
-    core, counted round the :func:`cores` (measure it at 0 and 1 around an arm: one on each core of a
-    2-core machine)."""
+def core_at(at: int) -> int:
+    """The ``at``-th of the :func:`cores`, counted round them (0 and 1 around an arm: one on each
+    core of a 2-core machine)."""
     available = cores()
-    return measure(Loop(bench, steps, core=available[at % len(available)]), warm_up=1, epochs=epochs).examples_per_s
+    return available[at % len(available)]
+
+
+def reference(bench: Bench, steps: int, epochs: int, at: int) -> float:
+    """The plain loop's examples/s (one warm-up epoch, then ``epochs``), pinned to :func:`core_at`."""
+    return measure(Loop(bench, steps, core=core_at(at)), warm_up=1, epochs=epochs).examples_per_s
 
 
 class SkateEngine:

@@ -37,7 +37,7 @@ import ray
 
 import skate.engines.ps.engine as ps_engine
 from harness import cpu_ticks, quiet
-from ps_arms import BIG, SEED, Bench, cores, Loop
+from ps_arms import BIG, SEED, Bench, core_at, Loop
 from skate.data import make_table
 from skate.engines.base import Workload
 from skate.engines.ps.config import ParameterServerConfig
@@ -104,9 +104,8 @@ def _gaps(starts: list[float], ends: list[float]) -> float:
 
 def loop_step_ms(bench: Bench, steps: int, epochs: int, *, at: int) -> list[float]:
     """Each step's milliseconds of the plain loop on one thread, after a warm-up epoch, pinned to
-    the ``at``-th core (see :class:`~ps_arms.Loop`: measured once on each of two)."""
-    available = cores()
-    loop = Loop(bench, steps, core=available[at % len(available)])
+    the :func:`~ps_arms.core_at` ``at`` (see :class:`~ps_arms.Loop`: measured once on each of two)."""
+    loop = Loop(bench, steps, core=core_at(at))
     loop.start()
     try:
         loop.run(epochs + 1)

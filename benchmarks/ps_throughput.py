@@ -63,6 +63,9 @@ BIG_VARIANTS: dict[str, dict[str, Any]] = {
 
 Factory = Callable[[], Arm]
 
+JUDGED = ("ps_sync", "ps_async", "allreduce", "driver_loop_ps")
+"""The arms the targets compare, measured first in each round."""
+
 
 def arms(bench: Bench, n: int, steps: int, variants: dict[str, dict[str, Any]]) -> dict[str, Factory]:
     """Every arm of a round at ``n`` workers, by name, each made afresh when measured. The arms the
@@ -72,7 +75,7 @@ def arms(bench: Bench, n: int, steps: int, variants: dict[str, dict[str, Any]]) 
     made["allreduce"] = lambda: Allreduce(bench, n, steps)
     if bench is SEED:
         made["driver_loop_ps"] = lambda: DriverLoop(bench, n, steps)
-    first = [name for name in ("ps_sync", "ps_async", "allreduce", "driver_loop_ps") if name in made]
+    first = [name for name in JUDGED if name in made]
     return {name: made[name] for name in [*first, *(name for name in made if name not in first)]}
 
 
@@ -156,8 +159,7 @@ def summary(rounds: list[dict[str, dict[str, float]]], big_rounds: list[dict[str
     out["spread"] = {key: {arm: [round(min(r[key][arm] for r in rounds), 3), round(max(r[key][arm] for r in rounds), 3)]
                            for arm in rounds[0][key]} for key in keys}
     out["rounds"] = [{key: {arm: round(v, 3) for arm, v in r[key].items()} for key in r} for r in rounds]
-    judged = {"ps_sync", "ps_async", "allreduce", "driver_loop_ps"}
-    if judged <= set(rounds[0].get("n2", {})):
+    if set(JUDGED) <= set(rounds[0].get("n2", {})):
         out["n2_targets"] = [{mode: {"over_allreduce": round(r["n2"][mode] / r["n2"]["allreduce"], 3),
                                      "over_driver_loop": round(r["n2"][mode] / r["n2"]["driver_loop_ps"], 3),
                                      "met": (r["n2"][mode] >= r["n2"]["allreduce"]

@@ -62,4 +62,3 @@ def test_the_reference_is_taken_on_each_core_in_turn(affinity: set[int], monkeyp
     for at in range(3):
         ps_arms.reference(ps_arms.SEED, 1, 1, at=at)
     assert pinned == [4, 7, 4]
-

@@ -41,7 +41,8 @@ def test_a_restored_generator_counts_a_running_trial_again_once_it_reports() -> 
     restored.on_trial_result("resumed", {"score": 1.0})
     assert restored.next_trial() is None
     restored.on_trial_complete("resumed")
-    assert restored.next_trial() is not None
-    restored.on_trial_result("resumed", {"score": 1.0})  # a late result of a finished trial
-    new = restored.next_trial()
-    assert new is None  # the trial just handed out runs
+    handed = restored.next_trial()
+    assert handed is not None
+    restored.on_trial_result("resumed", {"score": 1.0})  # a late result of the finished trial
+    restored.on_trial_complete(handed.trial_id)
+    assert restored.next_trial() is not None  # the late result did not count "resumed" again
