@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from skate.data import DatasetInfo
-from skate.engines.ps.layout import FlatModel, Layout, balanced_cuts, decode, encode
+from skate.engines.ps.layout import FlatModel, Layout, balanced_cuts, decode, encode, wire_dtype
 from skate.models.rnn import RnnClassifierConfig
 
 DIGITS = DatasetInfo(x_shape=(8, 8), y_shape=(), num_classes=10)
@@ -43,7 +43,7 @@ def test_more_shards_than_tensors_is_a_clear_error() -> None:
         Layout.of(model, 7)
 
 
-def test_flat_model_parameters_and_gradients_are_views() -> None:
+def test_flat_model_parameters_are_views_and_fresh_values_reach_the_model() -> None:
     torch.manual_seed(0)
     model = RnnClassifierConfig(num_units=4).build(DIGITS)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -51,13 +51,52 @@ def test_flat_model_parameters_and_gradients_are_views() -> None:
     flat = FlatModel(model, layout)
     for name, tensor in before.items():  # wrapping keeps the values
         torch.testing.assert_close(dict(model.named_parameters())[name].detach(), tensor)
-    model(torch.randn(3, 8, 8)).sum().backward()
-    assert float(flat.grads.abs().sum()) > 0
-    grad_of_logits = model.logits.bias.grad.clone()
-    slot = next(s for s in layout.slots if s.name == "logits.bias")
-    torch.testing.assert_close(flat.grads[slot.start : slot.stop], grad_of_logits)
     flat.set_slice(0, layout.size, np.zeros(layout.size, dtype=np.float32))
     assert all(float(p.detach().abs().sum()) == 0 for p in model.parameters())
+    lo, hi = layout.shards[1]
+    flat.set_slice(lo, hi, encode(np.full(hi - lo, 0.5, np.float32), "bf16"), "bf16")  # decoded as it is copied
+    assert float(flat.params[lo:hi].min()) == float(flat.params[lo:hi].max()) == 0.5
+
+
+def test_a_moved_slice_lives_in_its_new_home_with_its_values() -> None:
+    torch.manual_seed(0)
+    model = RnnClassifierConfig(num_units=4).build(DIGITS)
+    layout = Layout.of(model, 2)
+    flat = FlatModel(model, layout)
+    lo, hi = layout.shards[1]
+    before = flat.params[lo:hi].clone()
+    home = np.zeros(hi - lo, np.float32)
+    flat.move(lo, hi, home)
+    np.testing.assert_array_equal(home, before.numpy())  # the values came along
+    home[:] = 2.0  # as a shard's reply lands there
+    moved = [p for s, p in zip(layout.slots, model.parameters()) if lo <= s.start]
+    assert moved and all(float(p.detach().min()) == 2.0 for p in moved)
+    flat.set_slice(lo, hi, home)  # a reply already in place: nothing to do
+    flat.set_slice(lo, hi, np.full(hi - lo, 3.0, np.float32))  # any other values are copied in
+    assert home.min() == home.max() == 3.0
+    with pytest.raises(ValueError, match=f"need {hi - lo} float32 values"):
+        flat.move(lo, hi, np.zeros(hi - lo, np.float16))
+
+
+@pytest.mark.parametrize("compression", ["none", "fp16", "bf16"])
+def test_a_shard_s_gradient_is_written_at_its_slots_in_the_wire_format(compression: str) -> None:
+    torch.manual_seed(0)
+    model = RnnClassifierConfig(num_units=4).build(DIGITS)
+    layout = Layout.of(model, 2)
+    flat = FlatModel(model, layout)
+    model(torch.randn(3, 8, 8)).sum().backward()
+    model.logits.bias.grad = None  # a parameter without a gradient is written as zeros
+    for lo, hi in layout.shards:
+        out = np.full(hi - lo, 7, wire_dtype(compression))  # type: ignore[arg-type]
+        assert flat.write_grads(lo, hi, out, compression) is out  # type: ignore[arg-type]
+        for slot in layout.slots:
+            if lo <= slot.start and slot.stop <= hi:
+                grad = dict(model.named_parameters())[slot.name].grad
+                expected = np.zeros(slot.stop - slot.start, np.float32) if grad is None else grad.reshape(-1).numpy()
+                got = decode(out[slot.start - lo : slot.stop - lo], compression)  # type: ignore[arg-type]
+                np.testing.assert_array_equal(got, decode(encode(expected, compression), compression))  # type: ignore[arg-type]
+    flat.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
 
 
 @pytest.mark.parametrize(("compression", "tolerance", "dtype"), [("none", 0.0, np.float32), ("fp16", 1e-3, np.float16), ("bf16", 1e-2, np.int16)])
@@ -78,3 +117,14 @@ def test_fp16_on_the_wire_rounds_as_ieee_half_precision_down_to_the_subnormals()
     read_only = wire.copy()
     read_only.setflags(write=False)  # as arrays from Ray's object store come
     assert decode(read_only, "fp16").tolist() == values.astype(np.float16).astype(np.float32).tolist()
+
+
+def test_the_shards_slices_unflatten_as_the_flat_vector_does() -> None:
+    model = RnnClassifierConfig(num_units=4).build(DIGITS)
+    layout = Layout.of(model, 3)
+    flat = np.arange(layout.size, dtype=np.float32)
+    joined = layout.unflatten_shards([flat[lo:hi] for lo, hi in layout.shards])
+    expected = layout.unflatten(flat)
+    assert list(joined) == list(expected)
+    for name, tensor in expected.items():
+        torch.testing.assert_close(joined[name], tensor)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from skate.engines.optim import OptimizerConfig
-from skate.engines.ps.shard import ShardCore, weighted_mean
+from skate.engines.ps.shard import as_arrays, as_tensors, ShardCore, weighted_mean
 from skate.engines.schedule import CosineSchedule, StepSchedule
 
 
@@ -40,12 +41,34 @@ def test_a_version_without_a_gradient_moves_the_version_only() -> None:
     assert weighted_mean([(np.ones(2), 0)]) is None
 
 
-def test_the_weighted_mean_in_a_shard_s_buffers_is_the_plain_formula_and_reuses_them() -> None:
+def test_the_weighted_mean_in_a_shard_s_buffer_is_the_count_weighted_mean_and_reuses_it() -> None:
     rng = np.random.default_rng(0)
     grads = [(rng.standard_normal(1000, dtype=np.float32), count) for count in (150, 0, 75, 32)]
-    plain = sum(g * np.float32(c) for g, c in grads if c) / np.float32(150 + 75 + 32)
+    exact = sum(g.astype(np.float64) * c for g, c in grads) / (150 + 75 + 32)
     core = ShardCore(np.zeros(1000), OptimizerConfig(), total_steps=1, updates_per_step=1)
     first = core.mean(grads)
-    np.testing.assert_array_equal(first, plain)
+    assert first.dtype == np.float32
+    np.testing.assert_allclose(first, exact, rtol=1e-6, atol=1e-6)
     assert core.mean(grads[::-1]) is first  # the same buffer, written again
-    np.testing.assert_array_equal(weighted_mean(grads), plain)
+    np.testing.assert_allclose(first, exact, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(weighted_mean(grads), exact, rtol=1e-6, atol=1e-6)
+
+
+def test_two_equal_counts_average_exactly() -> None:
+    a, b = np.float32([1.0, 3.0, -2.5]), np.float32([3.0, -1.0, 0.5])
+    assert weighted_mean([(a, 32), (b, 32)]).tolist() == [2.0, 1.0, -1.0]
+
+
+def test_a_shard_s_state_travels_as_arrays_and_comes_back_as_tensors() -> None:
+    state = {"params": torch.arange(4.0), "optimizer": {"state": {0: {"step": torch.tensor(3.0),
+                                                                      "exp_avg": torch.ones(4)}},
+                                                        "param_groups": [{"lr": 0.1, "params": [0]}]},
+             "version": 7, "half": torch.ones(2, dtype=torch.bfloat16)}
+    arrays = as_arrays(state)
+    assert isinstance(arrays["params"], np.ndarray) and isinstance(arrays["optimizer"]["state"][0]["step"], np.ndarray)
+    assert isinstance(arrays["half"], torch.Tensor)  # numpy has no bfloat16: left a tensor
+    back = as_tensors(arrays)
+    assert back["version"] == 7 and back["optimizer"]["param_groups"] == [{"lr": 0.1, "params": [0]}]
+    torch.testing.assert_close(back["optimizer"]["state"][0]["exp_avg"], torch.ones(4))
+    torch.testing.assert_close(back["params"], torch.arange(4.0))
+    assert back["optimizer"]["state"][0]["step"].shape == ()

@@ -22,7 +22,7 @@ from skate.engines.ps.asynchronous import AsyncRule
 from skate.engines.ps.auth import new_token
 from skate.engines.ps.compiled import CompiledSteps
 from skate.engines.ps.layout import Layout
-from skate.engines.ps.shard import ParameterShard, UpdateRule
+from skate.engines.ps.shard import as_tensors, ParameterShard, UpdateRule
 from skate.engines.ps.ssp import SspRule
 from skate.engines.ps.sync import SyncRule
 from skate.engines.ps.wire import ShardLost
@@ -359,9 +359,10 @@ class ParameterServerEngine(Engine):
         return self._guarded(self._fetch_state)
 
     def _fetch_state(self) -> dict[str, Any]:
-        shards = ray.get([shard.state.remote() for shard in self.shards])
-        flat = torch.cat([s["params"] for s in shards]).numpy()
-        return {"model": self.layout.unflatten(flat),
+        shards = ray.get([shard.state.remote() for shard in self.shards])  # arrays, read where they lie
+        model = self.layout.unflatten_shards([s["params"] for s in shards])
+        shards = as_tensors(shards)
+        return {"model": model,
                 "optimizer": {"shards": [{"optimizer": s["optimizer"], "version": s["version"]} for s in shards]}}
 
     def load_state(self, state: dict[str, Any]) -> None:

@@ -1,12 +1,13 @@
 """One flat float32 vector for all of a model's parameters, cut into shards at tensor boundaries.
 
-Workers keep their model's parameters and gradients as views into two flat buffers, so what
-crosses the wire is a slice of a numpy array (zero-copy through Ray's object store) and setting
-fresh parameters is one copy per shard.
+Workers keep their model's parameters as views into one flat buffer, so that setting fresh
+parameters is one copy per shard, and write their gradients into a shard's slice of the same layout
+(:meth:`FlatModel.write_grads`), so that what crosses the wire is one numpy array per shard.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import warnings
 
@@ -65,7 +66,18 @@ class Layout:
 
     def unflatten(self, flat: np.ndarray) -> dict[str, torch.Tensor]:
         """The flat vector as named tensors (a state dict of parameters)."""
-        return {s.name: torch.from_numpy(np.array(flat[s.start : s.stop])).reshape(s.shape) for s in self.slots}
+        return self.unflatten_shards([flat], starts=[0])
+
+    def unflatten_shards(self, slices: list[np.ndarray], *, starts: list[int] | None = None) -> dict[str, torch.Tensor]:
+        """The shards' slices, in order, as named tensors (each value copied once: no concatenation
+        first). ``starts``: where each slice begins in the flat vector (default: the shards')."""
+        starts = [lo for lo, _ in self.shards] if starts is None else starts
+
+        def values(slot: Slot) -> np.ndarray:
+            i = bisect.bisect_right(starts, slot.start) - 1
+            return slices[i][slot.start - starts[i] : slot.stop - starts[i]]
+
+        return {s.name: torch.from_numpy(np.array(values(s))).reshape(s.shape) for s in self.slots}
 
 
 def balanced_cuts(sizes: list[int], parts: int) -> list[int]:
@@ -96,28 +108,80 @@ def balanced_cuts(sizes: list[int], parts: int) -> list[int]:
 
 
 class FlatModel:
-    """A model whose parameters and gradients are views into two flat float32 buffers."""
+    """A model whose parameters are views into one flat float32 buffer (fresh parameters are one copy
+    per shard; a shard's slice may live in memory of its own, see :meth:`move`), and whose gradients
+    are written into a shard's slice of that layout when pushed.
+
+    The gradients stay the backward pass's own tensors (set to ``None`` before each), each written
+    once, converted to the wire format as it goes, where the push reads it (the shared pages, a
+    socket's buffer): gradients kept as views into a flat buffer would cost zeroing that buffer and
+    adding each new gradient into it, two more passes over the model at every step.
+    """
 
     def __init__(self, model: nn.Module, layout: Layout) -> None:
         self.layout = layout
         device = next(model.parameters()).device
         self.params = torch.zeros(layout.size, dtype=torch.float32, device=device)
-        self.grads = torch.zeros_like(self.params)
         named = dict(model.named_parameters())
-        for slot in layout.slots:
-            param = named[slot.name]
+        self.parameters = [named[slot.name] for slot in layout.slots]
+        self._moved: dict[tuple[int, int], torch.Tensor] = {}  # slices that live elsewhere (see move)
+        for slot, param in zip(layout.slots, self.parameters):
             self.params[slot.start : slot.stop].copy_(param.detach().reshape(-1))
             param.data = self.params[slot.start : slot.stop].view(slot.shape)
-            param.grad = self.grads[slot.start : slot.stop].view(slot.shape)
+
+    def move(self, start: int, stop: int, home: np.ndarray) -> None:
+        """Keep the parameters ``[start, stop)`` (a shard's slice) in ``home`` from now on, with their
+        values: float32 memory of that size on the parameters' device (on one node, the shared pages
+        the shard writes its reply into, so that taking the reply copies nothing)."""
+        target = torch.from_numpy(home)
+        if target.dtype != torch.float32 or target.shape != (stop - start,) or self.params.device.type != "cpu":
+            raise ValueError(f"parameters [{start}, {stop}) need {stop - start} float32 values on "
+                             f"{self.params.device}, not {tuple(target.shape)} {target.dtype} on the CPU")
+        target.copy_(self._slice(start, stop))
+        for slot, param in zip(self.layout.slots, self.parameters):
+            if start <= slot.start and slot.stop <= stop:
+                param.data = target[slot.start - start : slot.stop - start].view(slot.shape)
+        self._moved[(start, stop)] = target
+
+    def _slice(self, start: int, stop: int) -> torch.Tensor:
+        """Where the parameters ``[start, stop)`` live (within one shard's slice)."""
+        for (lo, hi), home in self._moved.items():
+            if lo <= start and stop <= hi:
+                return home[start - lo : stop - lo]
+        return self.params[start:stop]
 
     def zero_grad(self) -> None:
-        self.grads.zero_()
+        for param in self.parameters:
+            param.grad = None
 
-    def grad_slice(self, start: int, stop: int) -> np.ndarray:
-        return self.grads[start:stop].cpu().numpy()
+    def write_grads(self, start: int, stop: int, out: np.ndarray, compression: Compression) -> np.ndarray:
+        """The gradient of the parameters in ``[start, stop)`` (a shard's slice, whose bounds are
+        tensors') written into ``out`` in the wire format of ``compression`` (:func:`wire_dtype`;
+        zero for a parameter with no gradient); returns ``out``."""
+        target = _as_torch(out, compression)
+        for slot, param in zip(self.layout.slots, self.parameters):
+            if start <= slot.start and slot.stop <= stop:
+                part = target[slot.start - start : slot.stop - start]
+                if param.grad is None:
+                    part.zero_()
+                else:
+                    part.view(slot.shape).copy_(param.grad)
+        return out
 
-    def set_slice(self, start: int, stop: int, values: np.ndarray) -> None:
-        self.params[start:stop].copy_(torch.from_numpy(values))
+    def set_slice(self, start: int, stop: int, wire: np.ndarray, compression: Compression = "none") -> None:
+        """Take the parameters ``[start, stop)`` from ``wire`` (in the wire format of ``compression``,
+        converted as they are copied; only read). Nothing is copied when ``wire`` is where they live
+        (:meth:`move`)."""
+        target, source = self._slice(start, stop), _as_torch(wire, compression)
+        if source.data_ptr() == target.data_ptr() and source.dtype == target.dtype:
+            return
+        target.copy_(source)
+
+
+def _as_torch(values: np.ndarray, compression: Compression) -> torch.Tensor:
+    """The wire-format array ``values`` as a tensor of its real dtype, sharing its memory."""
+    tensor = torch.from_numpy(values)
+    return tensor.view(torch.bfloat16) if compression == "bf16" else tensor
 
 
 def wire_dtype(compression: Compression) -> np.dtype:
@@ -140,5 +204,4 @@ def decode(wire: np.ndarray, compression: Compression) -> np.ndarray:
     """The float32 values of what :func:`encode` produced (a new array; ``wire`` is only read)."""
     if compression == "none":
         return wire
-    values = torch.from_numpy(wire)
-    return (values if compression == "fp16" else values.view(torch.bfloat16)).float().numpy()
+    return _as_torch(wire, compression).float().numpy()

@@ -332,6 +332,12 @@ class ShardLink:
             self.session = self._prove(token)
             self.pages = self._hello(authenticate, share=shared_memory and local)
             self.sock.settimeout(None)
+            # Where a push's payload is best written (the shared pages, or this link's own buffer for
+            # the socket): send then copies nothing more.
+            self.payload = (np.frombuffer(self.pages.request, dtype=self.wire_dtype) if self.pages is not None
+                            else np.empty(slice_bytes // self.wire_dtype.itemsize, self.wire_dtype))
+            # Where the shard writes its replies, on one node (receive returns this array).
+            self.reply = np.frombuffer(self.pages.reply, dtype=self.wire_dtype) if self.pages is not None else None
         except ShardLost:
             self.sock.close()
             raise
@@ -380,11 +386,12 @@ class ShardLink:
         return REQUEST.size + REPLY.size + (2 * TAG_BYTES if self.session.sealed else 0)
 
     def send(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
-        """Push a gradient slice (its bytes are copied into the shared pages or the socket before this
-        returns)."""
+        """Push a gradient slice (its bytes are in the shared pages or the socket before this returns;
+        one written into :attr:`payload` is not copied again)."""
         try:
             if self.pages is not None:
-                np.copyto(np.frombuffer(self.pages.request, dtype=self.wire_dtype), grad)
+                if grad is not self.payload:
+                    np.copyto(self.payload, grad)
                 header, payload = REQUEST.pack(worker, read_version, count, IN_SHARED_MEMORY), self.pages.request
                 self.sock.sendall(header)
             else:
@@ -406,8 +413,8 @@ class ShardLink:
         """
         header = self._read(REPLY.size, "a push")
         version, size = REPLY.unpack(header)
-        if size == IN_SHARED_MEMORY and self.pages is not None:
-            values, payload = np.frombuffer(self.pages.reply, dtype=self.wire_dtype), self.pages.reply
+        if size == IN_SHARED_MEMORY and self.pages is not None and self.reply is not None:
+            values, payload = self.reply, self.pages.reply
         elif size == self.slice_bytes:
             values = np.empty(size // self.wire_dtype.itemsize, dtype=self.wire_dtype)
             payload = memoryview(values).cast("B")
@@ -437,5 +444,6 @@ class ShardLink:
 
     def close(self) -> None:
         self.sock.close()
+        self.payload, self.reply = np.empty(0, self.wire_dtype), None  # lets go of the pages
         if self.pages is not None:
             self.pages.close()

@@ -10,7 +10,7 @@ import ray
 
 from skate.engines.base import Metrics, Workload
 from skate.engines.ps.config import Compression, MessageAuth
-from skate.engines.ps.layout import FlatModel, Layout, decode, encode, wire_dtype
+from skate.engines.ps.layout import FlatModel, Layout, wire_dtype
 from skate.engines.ps.wire import Address, ShardLink
 from skate.engines.replica import assigned_device, EpochClock, Replica
 
@@ -53,6 +53,7 @@ class PSWorker:
         self.addresses, self.token, self.shared_memory = addresses, token, shared_memory
         self.authenticate_messages = authenticate_messages
         self._links: list[ShardLink] | None = None
+        self._own: list[np.ndarray] | None = None
         self.begin_steps(0, 0, 0)
 
     def train_steps(self, epoch: int, start: int, stop: int) -> dict[str, float]:
@@ -93,9 +94,10 @@ class PSWorker:
 
     def gradient(self, _step: int) -> Any:
         """The next batch's gradient: one ``(slice, example count)`` per shard (a tuple when there
-        are several shards, as the graph's ``num_returns``)."""
+        are several shards, as the graph's ``num_returns``), each a new array."""
         count = self._backward(next(self._batches))
-        grads = self._encoded_grads()
+        dtype = wire_dtype(self.compression)
+        grads = self._encoded_grads([np.empty(hi - lo, dtype) for lo, hi in self.layout.shards])
         pairs = tuple((grad, count) for grad in grads)
         return pairs if len(pairs) > 1 else pairs[0]
 
@@ -121,24 +123,33 @@ class PSWorker:
         self._steps += 1
         return count
 
-    def _encoded_grads(self) -> list[Any]:
-        grads = [encode(self.flat.grad_slice(lo, hi), self.compression) for lo, hi in self.layout.shards]
+    def _encoded_grads(self, into: list[np.ndarray]) -> list[np.ndarray]:
+        """This step's gradient, one slice per shard in the wire format, written into ``into``."""
+        grads = [self.flat.write_grads(lo, hi, out, self.compression) for (lo, hi), out in zip(self.layout.shards, into)]
         self.wire_bytes += sum(g.nbytes for g in grads) * 2  # the parameters come back in the same format
         return grads
 
     def _push(self, count: int, read: list[int]) -> Replies:
-        """Send this step's gradient slices (copied out now, so the buffer is free again), computed on
-        the parameters of versions ``read`` (one per shard)."""
-        grads = self._encoded_grads()
+        """Send this step's gradient slices (copied out now: the next backward pass may begin), computed
+        on the parameters of versions ``read`` (one per shard)."""
         if self.addresses is None:
+            grads = self._encoded_grads(self._buffers())  # copied into the call's arguments by remote()
             refs = [shard.push_pull.remote(self.rank, read[i], grad, count)
                     for i, (shard, grad) in enumerate(zip(self.shards, grads))]
             return lambda: ray.get(refs)
         links = self._connected()
+        grads = self._encoded_grads([link.payload for link in links])  # written where the link sends from
         for i, (link, grad) in enumerate(zip(links, grads)):
             link.send(self.rank, read[i], grad, count)
         self.wire_bytes += sum(link.framing_bytes for link in links)  # the messages' headers and tags
         return lambda: [link.receive() for link in links]
+
+    def _buffers(self) -> list[np.ndarray]:
+        """This worker's own buffers for the gradient slices of actor calls (made at the first)."""
+        if self._own is None:
+            dtype = wire_dtype(self.compression)
+            self._own = [np.empty(hi - lo, dtype) for lo, hi in self.layout.shards]
+        return self._own
 
     def _connected(self) -> list[ShardLink]:
         if self._links is None:
@@ -149,11 +160,22 @@ class PSWorker:
                                      slice_bytes=(hi - lo) * dtype.itemsize, shared_memory=self.shared_memory,
                                      authenticate=self.authenticate_messages)
                            for i, (address, (lo, hi)) in enumerate(zip(self.addresses, self.layout.shards))]
+            if self._params_in_replies():
+                for link, (lo, hi) in zip(self._links, self.layout.shards):
+                    if link.reply is not None:
+                        self.flat.move(lo, hi, link.reply)
         return self._links
+
+    def _params_in_replies(self) -> bool:
+        """Whether the model's parameters may live in the shared pages the shards reply into, so that
+        a reply is installed by its arrival: when they are float32 on the CPU, and the shard writes
+        the pages only while this worker waits for its reply (not with ``overlap``, where the next
+        gradient is computed meanwhile)."""
+        return not self.overlap and self.compression == "none" and self.flat.params.device.type == "cpu"
 
     def _install(self, results: list[tuple[Any, int]]) -> None:
         for i, ((values, version), (lo, hi)) in enumerate(zip(results, self.layout.shards)):
-            self.flat.set_slice(lo, hi, decode(values, self.compression))
+            self.flat.set_slice(lo, hi, values, self.compression)
             self.versions[i] = version
         self._installed = (dict(self._sums), self._steps)
 
