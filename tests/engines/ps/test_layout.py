@@ -128,3 +128,12 @@ def test_the_shards_slices_unflatten_as_the_flat_vector_does() -> None:
     assert list(joined) == list(expected)
     for name, tensor in expected.items():
         torch.testing.assert_close(joined[name], tensor)
+
+
+@pytest.mark.parametrize("compression", ["fp16", "bf16"])
+def test_a_16_bit_wire_decodes_into_a_given_buffer(compression: str) -> None:
+    values = np.random.default_rng(0).standard_normal(100).astype(np.float32)
+    wire = encode(values, compression)  # type: ignore[arg-type]
+    out = np.empty(100, np.float32)
+    assert decode(wire, compression, out=out) is out  # type: ignore[arg-type]
+    np.testing.assert_array_equal(out, decode(wire, compression))  # type: ignore[arg-type]

@@ -189,3 +189,30 @@ def test_a_backup_workers_late_gradient_is_dropped_and_leaves_the_parameters() -
     assert params(core) == pytest.approx(step - LR * (g3 + g4) / 2)
     assert core.version == 2
     assert core.stats["applied"] == 2 and core.stats["dropped"] == 1
+
+
+def test_a_synchronous_mean_is_the_same_whichever_gradient_arrives_first() -> None:
+    """Different counts, values that round differently when summed in another order: the shard's
+    parameters come out bit for bit the same."""
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal(1000).astype(np.float32) for _ in range(3)]
+    counts = [7, 32, 13]
+
+    def step(order: list[int]) -> np.ndarray:
+        core = sgd_core(1000)
+        rule = SyncRule(num_workers=3, backup_workers=0)
+
+        async def pushes() -> None:
+            waiting = []
+            for rank in order:
+                waiting.append(asyncio.create_task(rule.push(core, worker=rank, read_version=0, grad=grads[rank],
+                                                             count=counts[rank])))
+                await asyncio.sleep(0)
+            await asyncio.gather(*waiting)
+
+        run(pushes())
+        return params(core)
+
+    first = step([0, 1, 2])
+    for order in ([2, 1, 0], [1, 2, 0]):
+        np.testing.assert_array_equal(step(order), first)

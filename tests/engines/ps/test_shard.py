@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 import torch
 
 from skate.engines.optim import OptimizerConfig
-from skate.engines.ps.shard import as_arrays, as_tensors, ShardCore, weighted_mean
+from skate.engines.ps.asynchronous import AsyncRule
+from skate.engines.ps.layout import decode, encode
+from skate.engines.ps.shard import as_arrays, as_tensors, ParameterShard, ShardCore, weighted_mean
 from skate.engines.schedule import CosineSchedule, StepSchedule
 
 
@@ -72,3 +76,21 @@ def test_a_shard_s_state_travels_as_arrays_and_comes_back_as_tensors() -> None:
     torch.testing.assert_close(back["optimizer"]["state"][0]["exp_avg"], torch.ones(4))
     torch.testing.assert_close(back["params"], torch.arange(4.0))
     assert back["optimizer"]["state"][0]["step"].shape == ()
+
+
+def test_a_bf16_shard_decodes_into_each_worker_s_buffer_and_replies_into_the_pages_given() -> None:
+    threads = torch.get_num_threads()
+    try:
+        ps = ParameterShard(init=np.ones(4, dtype=np.float32), optimizer=OptimizerConfig(name="sgd", lr=0.5),
+                            rule=AsyncRule(), compression="bf16", total_steps=10, updates_per_step=1)
+    finally:
+        torch.set_num_threads(threads)  # the shard takes one thread, as in its own process
+    grad = encode(np.ones(4, dtype=np.float32), "bf16")
+    asyncio.run(ps.push(1, 0, grad, 8))
+    buffer = ps._decoded[1]
+    asyncio.run(ps.push(1, 1, grad, 8))
+    assert ps._decoded[1] is buffer and list(ps._decoded) == [1]  # one buffer a worker, reused
+    pages = np.zeros(4, np.int16)
+    values, version = ps.wire_view(pages)
+    assert values is pages and version == 2
+    assert decode(pages, "bf16").tolist() == [0.0, 0.0, 0.0, 0.0]  # 1 - 0.5 - 0.5

@@ -46,7 +46,10 @@ class FakeShard:
         self.params = self.params + grad * count
         self.version += 1
 
-    def view(self) -> tuple[np.ndarray, int]:
+    def view(self, into: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+        if into is not None:
+            np.copyto(into, self.params)
+            return into, self.version
         return self.params, self.version
 
 

@@ -158,7 +158,7 @@ class FlatModel:
         """The gradient of the parameters in ``[start, stop)`` (a shard's slice, whose bounds are
         tensors') written into ``out`` in the wire format of ``compression`` (:func:`wire_dtype`;
         zero for a parameter with no gradient); returns ``out``."""
-        target = _as_torch(out, compression)
+        target = wire_tensor(out, compression)
         for slot, param in zip(self.layout.slots, self.parameters):
             if start <= slot.start and slot.stop <= stop:
                 part = target[slot.start - start : slot.stop - start]
@@ -172,14 +172,15 @@ class FlatModel:
         """Take the parameters ``[start, stop)`` from ``wire`` (in the wire format of ``compression``,
         converted as they are copied; only read). Nothing is copied when ``wire`` is where they live
         (:meth:`move`)."""
-        target, source = self._slice(start, stop), _as_torch(wire, compression)
+        target, source = self._slice(start, stop), wire_tensor(wire, compression)
         if source.data_ptr() == target.data_ptr() and source.dtype == target.dtype:
             return
         target.copy_(source)
 
 
-def _as_torch(values: np.ndarray, compression: Compression) -> torch.Tensor:
-    """The wire-format array ``values`` as a tensor of its real dtype, sharing its memory."""
+def wire_tensor(values: np.ndarray, compression: Compression) -> torch.Tensor:
+    """The wire-format array ``values`` (:func:`wire_dtype`) as a tensor of its real dtype, sharing
+    its memory: copying into it or out of it converts from or to float32 in the same pass."""
     tensor = torch.from_numpy(values)
     return tensor.view(torch.bfloat16) if compression == "bf16" else tensor
 
@@ -200,8 +201,12 @@ def encode(values: np.ndarray, compression: Compression) -> np.ndarray:
     return (encoded if compression == "fp16" else encoded.view(torch.int16)).numpy()
 
 
-def decode(wire: np.ndarray, compression: Compression) -> np.ndarray:
-    """The float32 values of what :func:`encode` produced (a new array; ``wire`` is only read)."""
+def decode(wire: np.ndarray, compression: Compression, *, out: np.ndarray | None = None) -> np.ndarray:
+    """The float32 values of what :func:`encode` produced (``wire`` is only read): ``wire`` itself
+    uncompressed, else written into ``out`` (float32, the same length) or a new array."""
     if compression == "none":
         return wire
-    return _as_torch(wire, compression).float().numpy()
+    if out is None:
+        return wire_tensor(wire, compression).float().numpy()
+    torch.from_numpy(out).copy_(wire_tensor(wire, compression))
+    return out

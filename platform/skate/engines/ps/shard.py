@@ -17,7 +17,7 @@ import torch
 from skate.engines.guard import slice_problem
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.config import Compression
-from skate.engines.ps.layout import decode, encode, wire_dtype
+from skate.engines.ps.layout import decode, encode, wire_dtype, wire_tensor
 from skate.engines.ps.warm import WarmUp
 from skate.engines.ps.wire import Address, serve
 
@@ -113,12 +113,17 @@ class ParameterShard:
         self.rule = rule
         self.compression = compression
         self.refuse_grad_norm = refuse_grad_norm
-        self._servers: list[asyncio.AbstractServer] = []  # the direct connections' (see serve)
+        self._servers: list[asyncio.AbstractServer] = []
+        self._decoded: dict[int, np.ndarray] = {}  # each worker's decoded 16-bit gradient (see _guarded)  # the direct connections' (see serve)
 
-    def _guarded(self, grad: np.ndarray, count: int) -> tuple[np.ndarray, int]:
+    def _guarded(self, worker: int, grad: np.ndarray, count: int) -> tuple[np.ndarray, int]:
         """A pushed gradient as the update rule takes it: a refused one (see :mod:`skate.engines.guard`)
-        comes with no examples, so it arrives but is never applied."""
-        decoded = decode(grad, self.compression)
+        comes with no examples, so it arrives but is never applied. A 16-bit gradient is decoded
+        into ``worker``'s own buffer: its next push comes only once this one has been used (the
+        reply to it has been sent), and a fresh array of tens of MB costs its page faults."""
+        if self.compression != "none" and worker not in self._decoded:
+            self._decoded[worker] = np.empty(len(self.core.params), np.float32)
+        decoded = decode(grad, self.compression, out=self._decoded.get(worker))
         if count and slice_problem(decoded, self.refuse_grad_norm) is not None:
             self.core.stats["refused"] += 1
             return np.zeros_like(decoded), 0
@@ -131,7 +136,7 @@ class ParameterShard:
 
     async def push(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
         """Hand a gradient to the update rule (it returns when the pusher may go on)."""
-        decoded, count = self._guarded(grad, count)
+        decoded, count = self._guarded(worker, grad, count)
         await self.rule.push(self.core, worker=worker, read_version=read_version, grad=decoded, count=count)
 
     async def serve(self, token: bytes, *, num_workers: int) -> Address:
@@ -145,7 +150,7 @@ class ParameterShard:
     def apply_mean(self, *pushed: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
         """One synchronous step from every worker's ``(gradient, example count)`` at once, as a
         compiled graph delivers them; returns the new parameters and version like :meth:`push_pull`."""
-        self.core.apply(self.core.mean([self._guarded(grad, count) for grad, count in pushed]))
+        self.core.apply(self.core.mean([self._guarded(worker, grad, count) for worker, (grad, count) in enumerate(pushed)]))
         return self.pull()
 
     def begin_segment(self) -> None:
@@ -169,8 +174,12 @@ class ParameterShard:
         values, version = self.wire_view()
         return (values.copy() if self.compression == "none" else values), version  # fp16/bf16: encoding copied
 
-    def wire_view(self) -> tuple[np.ndarray, int]:
-        """:meth:`pull` without the copy: valid until the parameters next change."""
+    def wire_view(self, into: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+        """:meth:`pull` without the copy (valid until the parameters next change), or written into
+        ``into`` (a worker's reply pages), converted to the wire format as they are copied."""
+        if into is not None:
+            wire_tensor(into, self.compression).copy_(self.core.params.detach())
+            return into, self.core.version
         return encode(self.core.params.detach().numpy(), self.compression), self.core.version
 
     def version(self) -> int:

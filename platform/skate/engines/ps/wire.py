@@ -92,8 +92,9 @@ _SHM_NAME = re.compile(r"skate-[0-9a-f]{32}")
 Push = Callable[[int, int, np.ndarray, int], Awaitable[None]]
 """The shard's :meth:`~skate.engines.ps.shard.ParameterShard.push`."""
 
-View = Callable[[], tuple[np.ndarray, int]]
-"""The shard's parameters in the wire format, uncopied, and their version."""
+View = Callable[[np.ndarray | None], tuple[np.ndarray, int]]
+"""The shard's parameters in the wire format and their version: uncopied, or written into the
+array given (a worker's reply pages)."""
 
 
 class ShardLost(ConnectionLost):
@@ -133,7 +134,7 @@ async def serve(push: Push, view: View, wire_dtype: np.dtype, *, token: bytes, n
     if deadline_s <= 0:
         raise ValueError(f"deadline_s must be > 0, not {deadline_s}")
     admission = Admission(num_workers=num_workers)
-    nbytes = view()[0].nbytes
+    nbytes = view(None)[0].nbytes
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         opened: tuple[Session, SharedPages | None] | None = None
@@ -165,12 +166,12 @@ async def serve(push: Push, view: View, wire_dtype: np.dtype, *, token: bytes, n
             if session.sealed and not session.opens(await reader.readexactly(TAG_BYTES), header, payload):
                 return  # forged, altered or replayed on the way
             await push(worker, read_version, np.frombuffer(payload, dtype=wire_dtype), count)
-            values, version = view()
             if pages is not None:
-                np.copyto(np.frombuffer(pages.reply, dtype=wire_dtype), values)
+                _, version = view(np.frombuffer(pages.reply, dtype=wire_dtype))
                 header, payload = REPLY.pack(version, IN_SHARED_MEMORY), pages.reply
                 writer.write(header)
             else:
+                values, version = view(None)
                 header, payload = REPLY.pack(version, values.nbytes), memoryview(values).cast("B")
                 writer.write(header)
                 writer.write(payload)
