@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import ray
@@ -274,15 +274,18 @@ def means(sums: dict[str, float]) -> Metrics:
     return {name: value / count for name, value in sums.items() if name != "count"}
 
 
+def map_tree(tree: Any, leaf: Callable[[Any], Any]) -> Any:
+    """Nested dicts, lists and tuples like ``tree``, with ``leaf`` applied to everything else in it."""
+    if isinstance(tree, dict):
+        return {key: map_tree(value, leaf) for key, value in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(map_tree(value, leaf) for value in tree)
+    return leaf(tree)
+
+
 def to_cpu(tree: Any) -> Any:
     """A copy of nested dicts/lists of tensors with every tensor on the CPU (for checkpoints)."""
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().cpu()
-    if isinstance(tree, dict):
-        return {k: to_cpu(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(to_cpu(v) for v in tree)
-    return tree
+    return map_tree(tree, lambda value: value.detach().cpu() if isinstance(value, torch.Tensor) else value)
 
 
 class EpochClock:

@@ -20,6 +20,7 @@ from skate.engines.ps.config import Compression
 from skate.engines.ps.layout import decode, encode, wire_dtype, wire_tensor
 from skate.engines.ps.warm import WarmUp
 from skate.engines.ps.wire import Address, serve
+from skate.engines.replica import map_tree
 
 
 class ShardCore:
@@ -113,8 +114,8 @@ class ParameterShard:
         self.rule = rule
         self.compression = compression
         self.refuse_grad_norm = refuse_grad_norm
-        self._servers: list[asyncio.AbstractServer] = []
-        self._decoded: dict[int, np.ndarray] = {}  # each worker's decoded 16-bit gradient (see _guarded)  # the direct connections' (see serve)
+        self._servers: list[asyncio.AbstractServer] = []  # the direct connections' (see serve)
+        self._decoded: dict[int, np.ndarray] = {}  # each worker's decoded 16-bit gradient (see _guarded)
 
     def _guarded(self, worker: int, grad: np.ndarray, count: int) -> tuple[np.ndarray, int]:
         """A pushed gradient as the update rule takes it: a refused one (see :mod:`skate.engines.guard`)
@@ -212,25 +213,14 @@ def as_arrays(tree: Any) -> Any:
     through its object store without copying them into a pickle, and a reader gets them without a
     copy either (a tensor is pickled whole, and unpickled whole again), which for a big model's
     snapshot at each segment is most of its time."""
-    if isinstance(tree, torch.Tensor) and tree.device.type == "cpu" and tree.dtype in _NUMPY_DTYPES:
-        return tree.detach().numpy()
-    if isinstance(tree, dict):
-        return {key: as_arrays(value) for key, value in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(as_arrays(value) for value in tree)
-    return tree
+    return map_tree(tree, lambda value: value.detach().numpy() if isinstance(value, torch.Tensor)
+                    and value.device.type == "cpu" and value.dtype in _NUMPY_DTYPES else value)
 
 
 def as_tensors(tree: Any) -> Any:
     """Undo :func:`as_arrays`: every numpy array in ``tree`` as a tensor sharing its memory (which,
     from Ray's object store, is read-only: the tensors are only read, or pickled)."""
-    if isinstance(tree, np.ndarray):
-        return torch.from_numpy(tree)
-    if isinstance(tree, dict):
-        return {key: as_tensors(value) for key, value in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(as_tensors(value) for value in tree)
-    return tree
+    return map_tree(tree, lambda value: torch.from_numpy(value) if isinstance(value, np.ndarray) else value)
 
 
 _NUMPY_DTYPES = (torch.float32, torch.float64, torch.float16, torch.int64, torch.int32, torch.bool)

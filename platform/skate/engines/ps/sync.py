@@ -3,7 +3,8 @@
 With ``backup_workers = b`` the first ``N - b`` gradients of a version make it (TensorFlow's
 ``replicas_to_aggregate``); a straggler's gradient for a version already applied is dropped.
 Weighting by example counts makes N workers with batch B equal to one worker with batch N*B; the
-gradients are summed in the workers' order, whatever order they arrive in, so a run repeats.
+gradients are summed in the workers' order, whatever order they arrive in, so the order of arrival
+does not change a step's rounding.
 
 When fewer workers are still running a segment of steps than a version needs (the first ones
 finished it, or workers died), the engine drains the shards: a step waiting for gradients that
