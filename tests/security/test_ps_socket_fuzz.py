@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from skate.engines.optim import OptimizerConfig
-from skate.engines.ps.auth import new_nonce, NONCE_BYTES, POLICIES, proof, Session, TAG_BYTES
+from skate.engines.ps.auth import new_nonce, NONCE_BYTES, POLICIES, proof, SEAL_BYTES, Session, TAG_BYTES
 from skate.engines.ps.shard import ParameterShard
 from skate.engines.ps.sync import SyncRule
 from skate.engines.ps.wire import Address, HELLO, REQUEST, SHM_DIR, ShardLink, ShardLost
@@ -41,8 +41,8 @@ SLICE = SIZE * 4
 DEADLINE_S = 0.2
 WAIT_S = 5.0
 """The longest any attack may wait for the shard to hang up."""
-HELLO_BYTES = HELLO.size + TAG_BYTES  # a hello without shared pages
-PUSH_BYTES = REQUEST.size + SLICE + TAG_BYTES  # a tagged push on the socket
+HELLO_BYTES = HELLO.size + SEAL_BYTES  # a hello without shared pages
+PUSH_BYTES = REQUEST.size + SLICE + SEAL_BYTES  # a tagged push on the socket
 
 
 class LiveShard(Served):
@@ -214,7 +214,7 @@ class Attack:
             "a negative version": REQUEST.pack(0, -1, 1, SLICE),
             "an oversized payload": REQUEST.pack(0, 0, 1, 1 << 40),
             "shared pages it has not": REQUEST.pack(0, 0, 1, -1),
-            "a wrong tag": REQUEST.pack(0, 0, 1, SLICE) + bytes(SLICE) + bytes(TAG_BYTES),
+            "a wrong tag": REQUEST.pack(0, 0, 1, SLICE) + bytes(SLICE) + bytes(SEAL_BYTES),
             "the recorded worker's push": recorded_push,
         }
         for what, message in messages.items():

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from skate.engines.ps.auth import (CONNECTIONS_PER_WORKER, new_nonce, NONCE_BYTES, PENDING_SLACK, POLICIES, proof,
-                                   Session, TAG_BYTES)
+                                   SEAL_BYTES, Session, TAG_BYTES)
 from skate.engines.ps.wire import HELLO, REPLY, REQUEST, SHM_DIR, Address, serve, ShardLink, ShardLost
 
 import ps_sockets
@@ -280,7 +280,7 @@ def _hello(sock: socket.socket, session: Session, *, name: bytes = b"") -> bytes
     """Send a worker's hello; returns the shard's answer (1: it mapped the pages), its tag checked."""
     hello = HELLO.pack(POLICIES.index("auto"), len(name)) + name
     sock.sendall(hello + session.seal(hello))
-    answer = _recv(sock, 1 + TAG_BYTES)
+    answer = _recv(sock, 1 + SEAL_BYTES)
     assert session.opens(answer[1:], answer[:1])
     return answer[:1]
 
@@ -404,7 +404,7 @@ def test_messages_carry_tags_as_the_policy_and_the_payloads_path_say(
     link = _link(served.address, node=node, shared_memory=shared_memory, authenticate=policy)
     assert (link.pages is not None) == shared_memory
     assert link.session.sealed == sealed
-    assert link.framing_bytes == REQUEST.size + REPLY.size + (2 * TAG_BYTES if sealed else 0)
+    assert link.framing_bytes == REQUEST.size + REPLY.size + (2 * SEAL_BYTES if sealed else 0)
     for step in range(3):
         link.send(1, step, np.arange(5, dtype=np.float32), 2)
         values, version = link.receive()
@@ -445,7 +445,7 @@ def test_a_push_replayed_is_hung_up_on_and_applied_once(served: Served, where: s
 
 
 def test_a_reply_altered_on_the_way_is_refused_by_the_worker(served: Served) -> None:
-    handshake_and_hello = NONCE_BYTES + TAG_BYTES + 1 + TAG_BYTES  # what the shard sends before its first reply
+    handshake_and_hello = NONCE_BYTES + TAG_BYTES + 1 + SEAL_BYTES  # what the shard sends before its first reply
     tamperer = Proxy(served.address, flip_at=handshake_and_hello + REPLY.size)  # the reply's first byte of payload
     link = _link(tamperer.address, node="node-b")
     link.send(0, 0, np.ones(5, dtype=np.float32), 1)
@@ -468,6 +468,6 @@ def test_a_hello_that_is_not_a_workers_is_hung_up_on(served: Served, hello: str)
     name = b"x" * 100 if hello == "name-too-long" else b""
     message = HELLO.pack(policy, len(name)) + name
     tag = session.seal(message)
-    sock.sendall(message + (bytes(TAG_BYTES) if hello == "wrong-tag" else tag))
-    assert _recv(sock, 1 + TAG_BYTES) == b""
+    sock.sendall(message + (bytes(SEAL_BYTES) if hello == "wrong-tag" else tag))
+    assert _recv(sock, 1 + SEAL_BYTES) == b""
     sock.close()

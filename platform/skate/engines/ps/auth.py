@@ -8,11 +8,14 @@ anything else. Neither answer is of use on another connection (the other end's n
 a recorded handshake cannot be replayed, and a worker never talks to an impostor at a reused address.
 
 Both ends then hold a session key, ``HMAC(token, "skate-ps session" | nonce_s | nonce_w)``, new for
-each connection. A :class:`Session` tags a message (its header and payload) with
-``HMAC-SHA256(key, direction | counter | header | payload)``, the counter being how many messages
-went that way before: a message replayed, reordered or sent back the other way fails its tag. The
-hello that follows the handshake is always tagged; the pushes and replies are when
-:func:`seals_messages` says so (by default, when the payloads travel on the socket).
+each connection. A :class:`Session` tags a message (its header and payload) with Poly1305 under a
+key used for that message alone: the first 32 bytes of ChaCha20's keystream under the session key,
+with the direction and the message's counter (how many messages went that way before) as the
+nonce, as RFC 8439 derives ChaCha20-Poly1305's (section 2.6). A message replayed, reordered or
+sent back the other way fails its tag. A big model's payload is tagged at each end of each push
+and reply, and Poly1305 tags it about four times as fast as HMAC-SHA256 did (``benchmarks/message_tags.py``:
+3.9-4.5x over 25.7 MB on the 2-core VM; a header alone, though, takes 8 µs against 2). The hello that follows the handshake is always tagged; the pushes and
+replies are when :func:`seals_messages` says so (by default, when the payloads travel on the socket).
 
 This module does no I/O: :mod:`skate.engines.ps.wire` moves the bytes.
 """
@@ -20,17 +23,21 @@ This module does no I/O: :mod:`skate.engines.ps.wire` moves the bytes.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import hmac
 import secrets
 from typing import Any, Literal
+
+from cryptography.hazmat.primitives.ciphers import algorithms, Cipher
+from cryptography.hazmat.primitives.poly1305 import Poly1305
 
 from skate.engines.ps.config import MessageAuth
 
 TOKEN_BYTES = 32
 NONCE_BYTES = 32
 TAG_BYTES = 32
-"""An HMAC-SHA256: a proof in the handshake, or a message's tag."""
+"""An HMAC-SHA256: a proof in the handshake."""
+SEAL_BYTES = 16
+"""A message's tag (Poly1305)."""
 
 AUTH_DEADLINE_S = 5.0
 """How long an accepted connection has to finish the handshake and hello before the shard closes it."""
@@ -77,13 +84,19 @@ def seals_messages(policy: MessageAuth, *, shared_pages: bool) -> bool:
     return policy == "always" or (policy == "auto" and not shared_pages)
 
 
+def one_time_key(key: bytes, nonce: bytes) -> bytes:
+    """The Poly1305 key of one message: the first 32 bytes of ChaCha20's keystream under ``key`` (32
+    bytes) and ``nonce`` (12), block 0 (RFC 8439, section 2.6)."""
+    # cryptography's ChaCha20 takes the block counter (4 bytes, little-endian) and the nonce as one 16-byte value.
+    return Cipher(algorithms.ChaCha20(key, bytes(4) + nonce), mode=None).encryptor().update(bytes(32))
+
+
 class Session:
     """One connection's session key and message counters, at one end (``role``): the hello is message
     0 each way, and the pushes and replies count on from 1 when they are tagged."""
 
     def __init__(self, token: bytes, role: Role, nonce_s: bytes, nonce_w: bytes) -> None:
-        key = hmac.digest(token, b"skate-ps session" + nonce_s + nonce_w, "sha256")
-        self._mac = hmac.new(key, digestmod=hashlib.sha256)  # keyed once; copied for each message
+        self._key = hmac.digest(token, b"skate-ps session" + nonce_s + nonce_w, "sha256")
         self._sends, self._receives = (b"w", b"s") if role == "worker" else (b"s", b"w")
         self._sent = 0
         self._received = 0
@@ -91,7 +104,8 @@ class Session:
         """Whether pushes and replies carry tags (settled by the hello)."""
 
     def seal(self, *parts: Any) -> bytes:
-        """The tag of the next message this end sends, made of ``parts`` (bytes-like, in order)."""
+        """The tag (:data:`SEAL_BYTES`) of the next message this end sends, made of ``parts``
+        (bytes-like, in order)."""
         tag = self._tag(self._sends, self._sent, parts)
         self._sent += 1
         return tag
@@ -103,11 +117,10 @@ class Session:
         return hmac.compare_digest(tag, expected)
 
     def _tag(self, direction: bytes, counter: int, parts: tuple[Any, ...]) -> bytes:
-        mac = self._mac.copy()
-        mac.update(direction + counter.to_bytes(8, "little"))
+        mac = Poly1305(one_time_key(self._key, direction + counter.to_bytes(8, "little") + bytes(3)))
         for part in parts:
             mac.update(part)
-        return mac.digest()
+        return mac.finalize()
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ StalePolicy = Literal["none", "scale", "drop"]
 Compression = Literal["none", "fp16", "bf16"]
 """The wire format of gradients and parameters."""
 MessageAuth = Literal["auto", "always", "never"]
-"""Whether pushes and replies on a socket carry an HMAC tag: auto (when the payloads travel on the socket)."""
+"""Whether pushes and replies on a socket carry a Poly1305 tag: auto (when the payloads travel on the socket)."""
 
 
 @STRATEGIES.register
@@ -41,7 +41,7 @@ class ParameterServerConfig(StrategyConfig):
     overlap: bool | None = param(None, doc="compute the next gradient while a push is in flight (one step staler); default: on for async and ssp, off for sync")
     inline_bytes: int = param(512 * 1024, doc="transport actor_calls: worker and shard actor calls carry arguments and results up to this many bytes inline, instead of through the object store (Ray's max_direct_call_object_size, 100 KB by default, set for these actors only)", ge=0)
     shared_memory: bool = param(True, doc="transport sockets: a worker and a shard on one node pass gradients and parameters through shared pages in /dev/shm, the socket carrying only the headers (where /dev/shm is missing, the payloads go on the socket)")
-    authenticate_messages: MessageAuth = param("auto", doc="transport sockets: each push and reply carries an HMAC-SHA256 tag under a key of its connection, checked before its data is used (a connection that fails one is closed): auto (when the payloads travel on the socket: across nodes, or without shared pages), always, or never (the handshake still proves the job's token both ways)")
+    authenticate_messages: MessageAuth = param("auto", doc="transport sockets: each push and reply carries a Poly1305 tag under a key of its own, drawn from its connection's key, checked before its data is used (a connection that fails one is closed): auto (when the payloads travel on the socket: across nodes, or without shared pages), always, or never (the handshake still proves the job's token both ways)")
     transport: Literal["sockets", "actor_calls", "compiled_graph"] = param("sockets", doc="how gradients and parameters move between workers and shards: sockets (a direct connection from each worker to each shard: Unix on one node, TCP across nodes), actor_calls (a Ray actor call per push; arrays up to inline_bytes ride in the call, larger ones go through the object store), or compiled_graph (a Ray Compiled Graph per step; sync without backup workers only)")
 
     def __post_init__(self) -> None:

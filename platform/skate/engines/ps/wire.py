@@ -29,7 +29,7 @@ wire (:mod:`skate.engines.ps.auth`):
 A shard closes a connection that has not done all that within a deadline, closes new connections
 while too many are authenticating, and keeps two authenticated connections per worker at most
 (:class:`~skate.engines.ps.auth.Admission`). Then each push is a :data:`REQUEST` header and the
-payload, each reply a :data:`REPLY` header and the payload, each followed by a 32-byte tag when the
+payload, each reply a :data:`REPLY` header and the payload, each followed by a 16-byte tag when the
 connection seals its messages (:func:`~skate.engines.ps.auth.seals_messages`). The shard checks a
 header's fields (the worker's rank, the example count, the version read, the payload's size) before
 it reads the payload, and the tag before it uses the payload; at the first that is wrong it hangs up
@@ -63,7 +63,7 @@ import numpy as np
 
 from skate.engines.faults import ConnectionLost
 from skate.engines.ps.auth import (Admission, AUTH_DEADLINE_S, new_nonce, NONCE_BYTES, POLICIES, proof, proves,
-                                   seals_messages, Session, TAG_BYTES)
+                                   SEAL_BYTES, seals_messages, Session, TAG_BYTES)
 from skate.engines.ps.config import MessageAuth
 
 REQUEST = struct.Struct("<iqqq")
@@ -163,7 +163,7 @@ async def serve(push: Push, view: View, wire_dtype: np.dtype, *, token: bytes, n
                 return  # not a push of this job's workers: hang up before reading its payload
             payload: Any = (pages.request if pages is not None and size == IN_SHARED_MEMORY
                             else await reader.readexactly(size))
-            if session.sealed and not session.opens(await reader.readexactly(TAG_BYTES), header, payload):
+            if session.sealed and not session.opens(await reader.readexactly(SEAL_BYTES), header, payload):
                 return  # forged, altered or replayed on the way
             await push(worker, read_version, np.frombuffer(payload, dtype=wire_dtype), count)
             if pages is not None:
@@ -205,7 +205,7 @@ async def _open(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, toke
     if policy >= len(POLICIES) or not 0 <= length <= PAGES_NAME_MAX:
         return None  # not a hello of this job's making
     name = await reader.readexactly(length)
-    if not session.opens(await reader.readexactly(TAG_BYTES), hello, name):
+    if not session.opens(await reader.readexactly(SEAL_BYTES), hello, name):
         return None
     pages = _map_pages(name.decode("ascii", errors="replace"), nbytes) if length else None
     try:
@@ -365,7 +365,7 @@ class ShardLink:
         try:
             hello = HELLO.pack(POLICIES.index(policy), len(name)) + name.encode("ascii")
             self.sock.sendall(hello + self.session.seal(hello))
-            answer = self._read(1 + TAG_BYTES, "the hello")
+            answer = self._read(1 + SEAL_BYTES, "the hello")
             if not self.session.opens(answer[1:], answer[:1]):
                 raise ShardLost(self.shard, "answered the hello with a wrong tag")
         except BaseException:
@@ -384,7 +384,7 @@ class ShardLink:
     @property
     def framing_bytes(self) -> int:
         """What a push and its reply add to their payloads on the socket: the headers, and the tags."""
-        return REQUEST.size + REPLY.size + (2 * TAG_BYTES if self.session.sealed else 0)
+        return REQUEST.size + REPLY.size + (2 * SEAL_BYTES if self.session.sealed else 0)
 
     def send(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
         """Push a gradient slice (its bytes are in the shared pages or the socket before this returns;
@@ -422,7 +422,7 @@ class ShardLink:
             self._read_into(payload, "a push")
         else:
             raise ShardLost(self.shard, f"replied with {size} bytes, not its slice's {self.slice_bytes}")
-        if self.session.sealed and not self.session.opens(self._read(TAG_BYTES, "a push"), header, payload):
+        if self.session.sealed and not self.session.opens(self._read(SEAL_BYTES, "a push"), header, payload):
             raise ShardLost(self.shard, "sent a reply whose tag is wrong (forged, altered or replayed on the way)")
         return values, version
 
