@@ -13,8 +13,9 @@ key used for that message alone: the first 32 bytes of ChaCha20's keystream unde
 with the direction and the message's counter (how many messages went that way before) as the
 nonce, as RFC 8439 derives ChaCha20-Poly1305's (section 2.6). A message replayed, reordered or
 sent back the other way fails its tag. A big model's payload is tagged at each end of each push
-and reply, and Poly1305 tags it about four times as fast as HMAC-SHA256 did (``benchmarks/message_tags.py``:
-3.9-4.5x over 25.7 MB on the 2-core VM; a header alone, though, takes 8 µs against 2). The hello that follows the handshake is always tagged; the pushes and
+and reply, and Poly1305 tags it about four times as fast as HMAC-SHA256 did
+(``benchmarks/message_tags.py``: 3.9-4.5x over 25.7 MB on the 2-core VM; a header alone, though,
+takes 8 µs against 2). The hello that follows the handshake is always tagged; the pushes and
 replies are when :func:`seals_messages` says so (by default, when the payloads travel on the socket).
 
 This module does no I/O: :mod:`skate.engines.ps.wire` moves the bytes.
