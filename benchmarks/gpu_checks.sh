@@ -3,12 +3,14 @@
 #   1. tests/gpu: models, layer placement, every engine's workers and RLlib's DQN learner on CUDA,
 #      each against the same computation on the CPU;
 #   2. benchmarks/dqn_network.py: the seed's Q-network's learner updates/s and actions/s, CPU and GPU;
-#   3. the seed's Ms. Pac-Man DQN (jobs/mspacman_dqn.yaml) with its learner on the GPU for
+#   3. benchmarks/ps_gpu.py (one round): parameter-server workers on the GPU, shards on CPUs, beside
+#      allreduce on the GPU and the plain loop there, N=1 and N=2 sharing it;
+#   4. the seed's Ms. Pac-Man DQN (jobs/mspacman_dqn.yaml) with its learner on the GPU for
 #      DQN_SECONDS of training, then `skate report` (its learning curve).
 # Each step has a time limit and a failure does not stop the next. Usage, from the repository root:
 #   PYTHON=.venv/bin/python benchmarks/gpu_checks.sh OUT_DIR [DQN_SECONDS=300] [TOTAL_SECONDS]
 # With TOTAL_SECONDS, the Ms. Pac-Man run is shortened so that the whole script ends within it.
-# OUT_DIR gets at most 8 files: gpu.txt, tests.log, dqn_network.jsonl, mspacman.log, and the Ms. Pac-Man
+# OUT_DIR gets at most 9 files: gpu.txt, tests.log, dqn_network.jsonl, ps_gpu.jsonl, mspacman.log, and the Ms. Pac-Man
 # run's metrics.parquet, learning_curves.png and summary.json (prefixed mspacman_).
 set -u
 out=${1:?usage: gpu_checks.sh OUT_DIR [DQN_SECONDS]}
@@ -34,6 +36,9 @@ grep -E "difference|passed|failed|error" "$out/tests.log" | tail -12
 
 stamp "benchmarks/dqn_network.py"
 timeout 150 $python benchmarks/dqn_network.py --seconds 3 2>&1 | tee "$out/dqn_network.jsonl"
+
+stamp "benchmarks/ps_gpu.py"
+timeout 300 $python benchmarks/ps_gpu.py --rounds 1 2>/dev/null | tee "$out/ps_gpu.jsonl"
 
 if [ -n "$total" ]; then  # leave ~80 s for building the algorithm, the last iteration and the report
   left=$((start + total - $(date +%s) - 80))

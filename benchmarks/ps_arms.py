@@ -72,10 +72,11 @@ class Loop:
 
     On a VM the cores need not be alike (``loop_spread.py`` on the 2-core VM: core 0's median step
     2 % slower than core 1's in one run), and unpinned the loop lands on either. So a reference is
-    measured once on each core (:func:`cores`) and averaged."""
+    measured once on each core (:func:`cores`) and averaged. On ``device="cuda"`` the model and data
+    live on the GPU, and each mark waits for its queued work."""
 
-    def __init__(self, bench: Bench, steps: int, *, core: int | None = None) -> None:
-        self.bench, self.steps, self.core = bench, steps, core
+    def __init__(self, bench: Bench, steps: int, *, core: int | None = None, device: str = "cpu") -> None:
+        self.bench, self.steps, self.core, self.device = bench, steps, core, torch.device(device)
         self.examples_per_epoch = bench.batch * steps
 
     def start(self) -> None:
@@ -83,8 +84,8 @@ class Loop:
         if self.core is not None:
             os.sched_setaffinity(0, {self.core})
         torch.set_num_threads(1)
-        self.x, self.y = (torch.from_numpy(a) for a in self.bench.data(self.examples_per_epoch))
-        self.model = self.bench.build()
+        self.x, self.y = (torch.from_numpy(a).to(self.device) for a in self.bench.data(self.examples_per_epoch))
+        self.model = self.bench.build().to(self.device)
         self.optimizer = self.bench.optimizer.build(self.model.parameters())
 
     def run(self, epochs: int) -> list[float]:
@@ -98,8 +99,10 @@ class Loop:
                 began = time.perf_counter()
                 self.bench.step(self.model, self.x[i * b : (i + 1) * b], self.y[i * b : (i + 1) * b])
                 self.optimizer.step()
-                steps.append(time.perf_counter() - began)
+                steps.append(time.perf_counter() - began)  # on a GPU, the time to queue the step
             self.step_s.append(steps)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
             marks.append(time.perf_counter())
         return marks
 
@@ -120,9 +123,10 @@ def core_at(at: int) -> int:
     return available[at % len(available)]
 
 
-def reference(bench: Bench, steps: int, epochs: int, at: int) -> float:
-    """The plain loop's examples/s (one warm-up epoch, then ``epochs``), pinned to :func:`core_at`."""
-    return measure(Loop(bench, steps, core=core_at(at)), warm_up=1, epochs=epochs).examples_per_s
+def reference(bench: Bench, steps: int, epochs: int, at: int, *, device: str = "cpu") -> float:
+    """The plain loop's examples/s (one warm-up epoch, then ``epochs``), pinned to :func:`core_at`,
+    on ``device``."""
+    return measure(Loop(bench, steps, core=core_at(at), device=device), warm_up=1, epochs=epochs).examples_per_s
 
 
 class SkateEngine:

@@ -87,15 +87,16 @@ def chosen(made: dict[str, Factory], only: list[str] | None) -> dict[str, Factor
 
 
 def round_of(bench: Bench, n: int, made: dict[str, Factory], args: argparse.Namespace,
-             wire: dict[str, float], startup: dict[str, list[float]], rates: dict[str, list[float]]) -> dict[str, float]:
-    """One round: each arm between two measurements of the plain loop; returns each arm's ratio, and
-    adds each arm's examples/s (and the loop's, as ``single``) to ``rates``."""
+             wire: dict[str, float], startup: dict[str, list[float]], rates: dict[str, list[float]],
+             *, device: str = "cpu") -> dict[str, float]:
+    """One round: each arm between two measurements of the plain loop (on ``device``); returns each
+    arm's ratio, and adds each arm's examples/s (and the loop's, as ``single``) to ``rates``."""
     ratios = {}
     for name, make in made.items():
-        before = reference(bench, args.steps, args.epochs, at=0)
+        before = reference(bench, args.steps, args.epochs, at=0, device=device)
         arm = make()
         timing = measure(arm, warm_up=1, epochs=args.epochs)
-        after = reference(bench, args.steps, args.epochs, at=1)
+        after = reference(bench, args.steps, args.epochs, at=1, device=device)
         single = (before + after) / 2
         ratios[name] = timing.examples_per_s / (single * n)
         rates.setdefault(name, []).append(timing.examples_per_s)

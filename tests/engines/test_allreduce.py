@@ -10,7 +10,7 @@ import pytest
 from ray.exceptions import ActorDiedError
 from ray.util.queue import Empty
 
-from skate.engines.allreduce_engine import _peer_lost, AllreduceEngine, WorkerFailed
+from skate.engines.allreduce_engine import _peer_lost, AllreduceEngine, backend, WorkerFailed
 from skate.engines.faults import EngineLost
 
 
@@ -75,3 +75,10 @@ def test_a_death_seen_from_a_worker_is_told_from_an_error_of_the_code() -> None:
     assert _peer_lost(RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:4711"))
     assert not _peer_lost(ValueError("Expected input batch_size (8) to match target batch_size (7)"))
     assert _peer_lost(ActorDiedError())  # the worker's command queue died under its read
+
+
+@pytest.mark.parametrize(("cuda", "gpus", "expected"), [
+    (True, 1.0, "nccl"), (True, 2.0, "nccl"), (True, 0.5, "gloo"), (False, 1.0, "gloo"), (False, 0.0, "gloo")])
+def test_workers_average_by_nccl_only_with_a_whole_gpu_each_that_torch_sees(cuda: bool, gpus: float,
+                                                                              expected: str) -> None:
+    assert backend(cuda=cuda, gpus_per_worker=gpus) == expected

@@ -21,7 +21,7 @@ class AllreduceConfig(StrategyConfig):
     kind: str = "allreduce"
     num_workers: int = param(2, doc="Ray Train workers; train.batch_size is per worker", gt=0)
     cpus_per_worker: float = param(1.0, doc="CPUs reserved for each worker", gt=0)
-    gpus_per_worker: float = param(0.0, doc="GPUs reserved for each worker; > 0 uses cuda and nccl", ge=0)
+    gpus_per_worker: float = param(0.0, doc="GPUs reserved for each worker; > 0 uses cuda, averaging by nccl with whole GPUs and by gloo with shares of one (nccl refuses two ranks on one GPU)", ge=0)
 
     own_placement_group: ClassVar[bool] = True
     worker_resource_fields: ClassVar[tuple[str, str]] = ("cpus_per_worker", "gpus_per_worker")

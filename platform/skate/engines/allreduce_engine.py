@@ -158,6 +158,12 @@ def _serve_commands(config: dict[str, Any]) -> None:
         replies.put((rank, answer))
 
 
+def backend(*, cuda: bool, gpus_per_worker: float) -> str:
+    """How the workers average: NCCL when each has a whole GPU that torch sees, else gloo (on the CPU,
+    or over CUDA tensors when workers share a GPU: NCCL refuses two ranks on one device)."""
+    return "nccl" if cuda and gpus_per_worker >= 1 else "gloo"
+
+
 class AllreduceEngine(Engine):
     """Drives a TorchTrainer whose workers obey :func:`_worker_loop`."""
 
@@ -176,7 +182,7 @@ class AllreduceEngine(Engine):
                 warnings.warn(f"Ray grants each allreduce worker {config.gpus_per_worker:g} GPU, but torch there sees "
                               "no CUDA device: the workers train on the CPU and average by gloo", RuntimeWarning,
                               stacklevel=3)
-            self._start(config, workload, backend="nccl" if cuda else "gloo")
+            self._start(config, workload, backend=backend(cuda=cuda, gpus_per_worker=config.gpus_per_worker))
             try:
                 nodes = self._ask("where", every_rank=True)
             except BaseException:
