@@ -38,7 +38,7 @@ stamp "benchmarks/dqn_network.py"
 timeout 150 $python benchmarks/dqn_network.py --seconds 3 2>&1 | tee "$out/dqn_network.jsonl"
 
 stamp "benchmarks/ps_gpu.py"
-timeout 300 $python benchmarks/ps_gpu.py --rounds 1 2>/dev/null | tee "$out/ps_gpu.jsonl"
+timeout 300 $python benchmarks/ps_gpu.py --rounds 1 2>&1 | tee "$out/ps_gpu.jsonl"
 
 if [ -n "$total" ]; then  # leave ~80 s for building the algorithm, the last iteration and the report
   left=$((start + total - $(date +%s) - 80))

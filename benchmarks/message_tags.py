@@ -29,13 +29,10 @@ from skate.engines.ps.auth import Session
 from skate.engines.ps.wire import REQUEST
 
 
-def _median_ms(tag: Callable[[], bytes], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        tag()
-        times.append(time.perf_counter() - began)
-    return 1000 * statistics.median(times)
+def _ms(tag: Callable[[], bytes]) -> float:
+    began = time.perf_counter()
+    tag()
+    return 1000 * (time.perf_counter() - began)
 
 
 def compare(nbytes: int, repeats: int) -> dict[str, float]:
@@ -53,8 +50,8 @@ def compare(nbytes: int, repeats: int) -> dict[str, float]:
 
     poly, sha = [], []
     for _ in range(repeats):
-        poly.append(_median_ms(lambda: session.seal(header, payload), 1))
-        sha.append(_median_ms(former, 1))
+        poly.append(_ms(lambda: session.seal(header, payload)))
+        sha.append(_ms(former))
     poly_ms, sha_ms = statistics.median(poly), statistics.median(sha)
     return {"poly1305_ms": round(poly_ms, 4), "hmac_sha256_ms": round(sha_ms, 4), "ratio": round(sha_ms / poly_ms, 2)}
 

@@ -33,7 +33,7 @@ import ray
 import torch
 
 from ps_arms import BIG, Bench, ps, SEED, SkateEngine
-from ps_throughput import Factory, round_of
+from ps_throughput import Factory, median, round_of
 from skate.engines.allreduce import AllreduceConfig
 
 STEPS = {"seed": 60, "big": 20}
@@ -83,8 +83,7 @@ def summary(rounds: list[dict[str, dict[str, float]]], rates: dict[str, dict[str
             device: str) -> dict[str, Any]:
     """Median ratios and examples/s by model and worker count, and each round's ratios."""
     return {"device": device,
-            "ratios": {key: {arm: round(statistics.median(r[key][arm] for r in rounds), 3) for arm in rounds[0][key]}
-                       for key in rounds[0]},
+            "ratios": {key: {arm: median([r[key][arm] for r in rounds]) for arm in rounds[0][key]} for key in rounds[0]},
             "examples_per_s": {key: {arm: round(statistics.median(v), 1) for arm, v in by_arm.items()}
                                for key, by_arm in rates.items()},
             "rounds": [{key: {arm: round(v, 3) for arm, v in r[key].items()} for key in r} for r in rounds]}
