@@ -66,6 +66,8 @@ class ParameterServerEngine(Engine):
         model = workload.model.create(workload.info())
         self.layout = Layout.of(model, config.num_shards)
         self._snapshot: dict[str, Any] | None = None
+        self._fetched: dict[str, Any] | None = None  # the state fetched with a segment's statistics
+        self._drained = False  # whether the shards were told to drain, and not told since to stop
         self._token = b""  # what workers prove they hold to the shards' sockets (made with the shards)
         # Worker r goes in bundle r (its replacement too); a shard in its own bundle if it reserves
         # CPUs, else in any (it then runs beside the workers).
@@ -158,9 +160,11 @@ class ParameterServerEngine(Engine):
                 failure = error
 
     def _keep_snapshot(self) -> None:
-        """Fetch the state a rollback returns to (the segment is not done until it is in hand)."""
+        """Keep the state a rollback returns to (the segment is not done until it is in hand): the
+        state fetched with the segment's statistics (:meth:`_merge`), or else fetched now."""
         phases.enter("snapshot")
-        self._snapshot = self._fetch_state() if self._can_restart() else None
+        fetched, self._fetched = self._fetched, None
+        self._snapshot = (fetched or self._fetch_state()) if self._can_restart() else None
 
     def _can_restart(self) -> bool:
         return self.restarts < self.config.max_restarts
@@ -170,13 +174,15 @@ class ParameterServerEngine(Engine):
         self._where = (epoch, start)
         self._segment = (epoch, start, stop)
         self._results, self._lost = [], []
+        self._fetched = None
         if self.workload.new_phase(epoch, start):
             ray.get([shard.reset_optimizer.remote() for shard in self.shards])
         if self._graph is not None:
             self._start_version = ray.get(self.shards[0].version.remote())
             return self._finish_compiled(start=(epoch, start, stop))
-        if self.config.mode == "sync":
+        if self._drained:  # told to apply whatever arrived as the last segment ended (see _finish)
             ray.get([shard.begin_segment.remote() for shard in self.shards])
+            self._drained = False
         self._in_flight = {w.train_steps.remote(epoch, start, stop): rank for rank, w in enumerate(self.workers)}
         return self._finish(None)
 
@@ -242,7 +248,7 @@ class ParameterServerEngine(Engine):
             if not drained and self.config.mode == "sync" and self._starved():
                 # Fewer workers are left than a version needs: apply what arrives from now on.
                 ray.get([shard.drain.remote() for shard in self.shards])
-                drained = True
+                drained = self._drained = True
         self._replace_lost()
         return self._merge(self._results)
 
@@ -335,7 +341,10 @@ class ParameterServerEngine(Engine):
         if any("data/rows" in r for r in results):  # a stream: each worker's wait, on average; the rows, in all
             metrics["data/wait_s"] = sum(r.get("data/wait_s", 0.0) for r in results) / len(results)
             metrics["data/rows"] = sum(r.get("data/rows", 0.0) for r in results)
-        stats = ray.get([shard.stats.remote() for shard in self.shards])
+        # The statistics, and the state a rollback would return to, in one call to each shard.
+        ends = ray.get([shard.end_segment.remote(self._can_restart()) for shard in self.shards])
+        stats = [end["stats"] for end in ends]
+        self._fetched = self._state_of([end["state"] for end in ends]) if self._can_restart() else None
         applied = sum(s["applied"] for s in stats)
         metrics["ps/dropped_gradients"] = float(sum(s["dropped"] for s in stats))
         # Refused by the workers' guard, and by the shards' (each shard counts its slice of a gradient).
@@ -359,7 +368,10 @@ class ParameterServerEngine(Engine):
         return self._guarded(self._fetch_state)
 
     def _fetch_state(self) -> dict[str, Any]:
-        shards = ray.get([shard.state.remote() for shard in self.shards])  # arrays, read where they lie
+        return self._state_of(ray.get([shard.state.remote() for shard in self.shards]))
+
+    def _state_of(self, shards: list[dict[str, Any]]) -> dict[str, Any]:
+        """The engine's state from each shard's :meth:`~ParameterShard.state` (arrays, read where they lie)."""
         model = self.layout.unflatten_shards([s["params"] for s in shards])
         shards = as_tensors(shards)
         return {"model": model,

@@ -191,6 +191,11 @@ class ParameterShard:
         stats, self.core.stats = self.core.stats, {"applied": 0, "dropped": 0, "staleness_sum": 0, "refused": 0}
         return stats
 
+    def end_segment(self, snapshot: bool) -> dict[str, Any]:
+        """After a segment, what the engine asks in one call: the :meth:`stats`, and with ``snapshot``
+        the :meth:`state` too."""
+        return {"stats": self.stats(), "state": self.state() if snapshot else None}
+
     def state(self) -> dict[str, Any]:
         """The parameters (a copy), the optimizer's state and the version, with numpy arrays for
         tensors (:func:`as_arrays`; :func:`as_tensors` undoes it)."""
