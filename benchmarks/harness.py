@@ -8,6 +8,10 @@ serves every process of a node). The figure is the examples of the timed epochs 
 the end of the warm-up to the end of the last epoch, so an arm that fetches state between epochs
 pays for it inside the span. Start-up (actors, process groups, compiling) is reported apart.
 
+:func:`measure_beside` times an arm and its reference (the plain loop) in turn, an epoch each, so
+that the machine's drift falls on both alike; :meth:`Arm.run` is then called once per epoch, and an
+arm keeps its place between calls.
+
 After each arm, :func:`quiet` waits until no actor process of the machine uses the CPU (the arm's
 have exited, or sit idle, as Ray Train's controller does after ``fit``), so that the next measurement
 (often the reference loop) does not share the CPUs with a process still exiting.
@@ -16,9 +20,10 @@ have exited, or sit idle, as Ray Train's controller does after ``fit``), so that
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 WAIT_S = 30.0
 """How long :func:`quiet` waits for the last arm's actor processes to exit."""
@@ -35,7 +40,8 @@ class Arm(Protocol):
         """Build what the arm needs (actors, data); timed as its start-up."""
 
     def run(self, epochs: int) -> list[float]:
-        """Run ``epochs`` epochs; ``perf_counter()`` at the start and at the end of each (``epochs + 1`` marks)."""
+        """Run the next ``epochs`` epochs; ``perf_counter()`` at the start and at the end of each
+        (``epochs + 1`` marks). May be called again, for the epochs after."""
 
     def stop(self) -> None:
         """Release what :meth:`start` built."""
@@ -60,16 +66,73 @@ def measure(arm: Arm, *, warm_up: int, epochs: int) -> Timing:
     began = time.perf_counter()
     arm.start()
     try:
-        marks = arm.run(warm_up + epochs)
+        marks = _epochs(arm, warm_up + epochs)
     finally:
         arm.stop()
         left = quiet()
-    if len(marks) != warm_up + epochs + 1:
-        raise ValueError(f"{type(arm).__name__}.run gave {len(marks)} marks for {warm_up + epochs} epochs")
-    span = marks[-1] - marks[warm_up]
-    return Timing(examples_per_s=arm.examples_per_epoch * epochs / span, span_s=span,
-                  startup_s=marks[0] - began,
-                  epoch_s=tuple(b - a for a, b in zip(marks[warm_up:], marks[warm_up + 1:])), left=tuple(left))
+    epoch_s = [b - a for a, b in zip(marks[warm_up:], marks[warm_up + 1:])]
+    return _timing(arm.examples_per_epoch, epoch_s, marks[0] - began, tuple(left))
+
+
+@dataclasses.dataclass(frozen=True)
+class Beside:
+    """An arm and its reference, timed epoch by epoch in turn (:func:`measure_beside`)."""
+
+    arm: Timing
+    reference: Timing
+    others_cpu: float
+    """The CPU (in cores) that actor processes used while the reference ran: the arm's, which sit
+    idle between its epochs. Above a few hundredths, they slowed the reference."""
+
+
+def measure_beside(arm: Arm, references: Sequence[Arm], *, warm_up: int, epochs: int) -> Beside:
+    """Time ``arm`` and a reference in turn, one epoch each: the reference's ``i``-th timed epoch
+    (run by ``references[i % len(references)]``, say the plain loop on each core), then the arm's
+    ``i``-th. The machine's drift, which can move a loop's speed by a tenth within seconds, then
+    falls on both alike. Each runs ``warm_up`` epochs first; each figure is its timed epochs'
+    examples over their summed seconds; the arm's start-up is apart, as in :func:`measure`. The arm
+    is stopped, and its actors gone (:func:`quiet`), before this returns."""
+    began = time.perf_counter()
+    arm.start()
+    arm_s: list[float] = []
+    reference_s: list[float] = []
+    ticks = 0
+    try:
+        startup = _epochs(arm, warm_up)[0] - began
+        for reference in references:
+            reference.start()
+            _epochs(reference, warm_up)
+        for epoch in range(epochs):
+            before = {pid: cpu_ticks(pid) for pid in actor_processes()}
+            reference_s.append(_span(_epochs(references[epoch % len(references)], 1)))
+            ticks += sum((cpu_ticks(pid) or start) - start for pid, start in before.items() if start is not None)
+            arm_s.append(_span(_epochs(arm, 1)))
+    finally:
+        for reference in references:
+            reference.stop()
+        arm.stop()
+        left = quiet()
+    reference_examples = references[0].examples_per_epoch
+    return Beside(arm=_timing(arm.examples_per_epoch, arm_s, startup, tuple(left)),
+                  reference=_timing(reference_examples, reference_s, 0.0, ()),
+                  others_cpu=ticks / os.sysconf("SC_CLK_TCK") / sum(reference_s))
+
+
+def _epochs(arm: Arm, epochs: int) -> list[float]:
+    marks = arm.run(epochs)
+    if len(marks) != epochs + 1:
+        raise ValueError(f"{type(arm).__name__}.run gave {len(marks)} marks for {epochs} epochs")
+    return marks
+
+
+def _span(marks: list[float]) -> float:
+    return marks[-1] - marks[0]
+
+
+def _timing(examples_per_epoch: int, epoch_s: list[float], startup_s: float, left: tuple[str, ...]) -> Timing:
+    span = sum(epoch_s)
+    return Timing(examples_per_s=examples_per_epoch * len(epoch_s) / span, span_s=span, startup_s=startup_s,
+                  epoch_s=tuple(epoch_s), left=left)
 
 
 def actor_processes() -> dict[int, str]:

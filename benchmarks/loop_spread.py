@@ -24,16 +24,15 @@ from pathlib import Path
 from ps_arms import cores
 
 _ONE = """
-import json, os, statistics, sys
+import json, statistics, sys
 sys.path.insert(0, {here!r})
 from ps_arms import SEED, Loop
 loop = Loop(SEED, {steps}, core={core})
 loop.start()
-pinned = sorted(os.sched_getaffinity(0))
 loop.run({epochs} + 1)
 loop.stop()
 step_ms = round(1000 * statistics.mean(s for e in loop.step_s[1:] for s in e), 3)
-print(json.dumps({{"core": {core}, "ran_on": pinned, "mean_step_ms": step_ms}}))
+print(json.dumps({{"core": {core}, "ran_on": loop.ran_on, "mean_step_ms": step_ms}}))
 """
 
 

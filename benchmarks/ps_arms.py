@@ -8,12 +8,11 @@ of 150 units over 28 steps of 28 inputs, 114 KB, batch 150: compute-bound) or a 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import json
 import os
-import tempfile
+import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ import ray
 import torch
 from torch import nn
 
-from harness import measure
 from skate.data import DatasetInfo, make_table
 from skate.engines.base import Workload
 from skate.engines.optim import OptimizerConfig
@@ -80,16 +78,23 @@ class Loop:
         self.examples_per_epoch = bench.batch * steps
 
     def start(self) -> None:
-        self._affinity = os.sched_getaffinity(0)
-        if self.core is not None:
-            os.sched_setaffinity(0, {self.core})
         torch.set_num_threads(1)
         self.x, self.y = (torch.from_numpy(a).to(self.device) for a in self.bench.data(self.examples_per_epoch))
         self.model = self.bench.build().to(self.device)
         self.optimizer = self.bench.optimizer.build(self.model.parameters())
 
     def run(self, epochs: int) -> list[float]:
-        """The epochs' marks; each step's seconds go to ``step_s`` (by epoch)."""
+        """The epochs' marks, pinned to ``core`` meanwhile; each step's seconds go to ``step_s`` (by epoch)."""
+        affinity = os.sched_getaffinity(0)
+        if self.core is not None:
+            os.sched_setaffinity(0, {self.core})
+        self.ran_on = sorted(os.sched_getaffinity(0))
+        try:
+            return self._run(epochs)
+        finally:
+            os.sched_setaffinity(0, affinity)
+
+    def _run(self, epochs: int) -> list[float]:
         b = self.bench.batch
         marks = [time.perf_counter()]
         self.step_s: list[list[float]] = []
@@ -107,7 +112,6 @@ class Loop:
         return marks
 
     def stop(self) -> None:
-        os.sched_setaffinity(0, self._affinity)
         del self.model, self.optimizer
 
 
@@ -123,10 +127,10 @@ def core_at(at: int) -> int:
     return available[at % len(available)]
 
 
-def reference(bench: Bench, steps: int, epochs: int, at: int, *, device: str = "cpu") -> float:
-    """The plain loop's examples/s (one warm-up epoch, then ``epochs``), pinned to :func:`core_at`,
-    on ``device``."""
-    return measure(Loop(bench, steps, core=core_at(at), device=device), warm_up=1, epochs=epochs).examples_per_s
+def references(bench: Bench, steps: int, device: str = "cpu") -> list[Loop]:
+    """The plain loop pinned to each core in turn (:func:`core_at` 0, then 1), on ``device``: the
+    reference :func:`harness.measure_beside` times beside an arm."""
+    return [Loop(bench, steps, core=core_at(at), device=device) for at in (0, 1)]
 
 
 class SkateEngine:
@@ -136,6 +140,7 @@ class SkateEngine:
         self.bench, self.config = bench, config
         self.examples_per_epoch = bench.batch * config.num_workers * steps
         self.wire_bytes = 0.0
+        self.epoch = 0
 
     def start(self) -> None:
         x, y = self.bench.data(self.examples_per_epoch)
@@ -146,10 +151,11 @@ class SkateEngine:
 
     def run(self, epochs: int) -> list[float]:
         marks = [time.perf_counter()]
-        for epoch in range(1, epochs + 1):
-            metrics = self.engine.train_epoch(epoch)
+        for _ in range(epochs):
+            self.epoch += 1
+            metrics = self.engine.train_epoch(self.epoch)
             marks.append(time.perf_counter())
-        self.wire_bytes = metrics.get("perf/wire_bytes_per_worker_step", 0.0)
+            self.wire_bytes = metrics.get("perf/wire_bytes_per_worker_step", 0.0)
         return marks
 
     def stop(self) -> None:
@@ -219,30 +225,69 @@ class DriverLoop:
             ray.kill(actor)
 
 
+@ray.remote(num_cpus=0)
+class _Gate:
+    """Hands the allreduce loop its epochs a call at a time: the driver asks for some epochs and
+    waits for their marks; rank 0 waits for the ask (``0``: stop), and reports the marks."""
+
+    def __init__(self) -> None:
+        self.asked: asyncio.Queue[int] = asyncio.Queue()
+        self.marks: asyncio.Queue[list[float]] = asyncio.Queue()
+
+    async def run(self, epochs: int) -> list[float]:
+        await self.asked.put(epochs)
+        return await self.marks.get()
+
+    async def stop(self) -> None:
+        await self.asked.put(0)
+
+    async def next(self) -> int:
+        return await self.asked.get()
+
+    async def report(self, marks: list[float]) -> None:
+        await self.marks.put(marks)
+
+
 class Allreduce:
-    """Ray Train's TorchTrainer (DDP over gloo). Rank 0 marks each epoch's end after a barrier, so
-    the span is every rank's; start-up is the time from ``start`` (just before ``fit``) to the first mark."""
+    """Ray Train's TorchTrainer (DDP over gloo), its ``fit`` running in a thread of the driver from
+    ``start`` to ``stop``, its loop taking its epochs a ``run`` at a time (:class:`_Gate`; the ranks
+    wait between runs, idle, in a broadcast). Rank 0 marks each epoch's end after a barrier, so the
+    span is every rank's; start-up is the time from ``start`` to the first mark."""
 
     def __init__(self, bench: Bench, num_workers: int, steps: int) -> None:
         self.bench, self.num_workers, self.steps = bench, num_workers, steps
         self.examples_per_epoch = bench.batch * num_workers * steps
 
     def start(self) -> None:
-        pass  # Ray Train starts its workers in fit, inside run: the harness counts that as start-up
-
-    def run(self, epochs: int) -> list[float]:
         from ray.train import ScalingConfig
         from ray.train.torch import TorchTrainer
 
-        with tempfile.TemporaryDirectory() as folder:
-            out = Path(folder) / "marks.json"
-            config = {"bench": self.bench, "steps": self.steps, "epochs": epochs, "out": str(out)}
-            TorchTrainer(_allreduce_loop, train_loop_config=config,
-                         scaling_config=ScalingConfig(num_workers=self.num_workers, use_gpu=False)).fit()
-            return json.loads(out.read_text())
+        self.gate = _Gate.remote()
+        trainer = TorchTrainer(_allreduce_loop, train_loop_config={"bench": self.bench, "steps": self.steps, "gate": self.gate},
+                               scaling_config=ScalingConfig(num_workers=self.num_workers, use_gpu=False))
+        self.failed: list[BaseException] = []
+        self.fit = threading.Thread(target=self._fit, args=(trainer,), daemon=True)
+        self.fit.start()
+
+    def _fit(self, trainer: Any) -> None:
+        try:
+            trainer.fit()
+        except BaseException as error:  # noqa: BLE001 (handed to the driver's next call)
+            self.failed.append(error)
+
+    def run(self, epochs: int) -> list[float]:
+        marks = self.gate.run.remote(epochs)
+        while not ray.wait([marks], timeout=1.0)[0]:
+            if not self.fit.is_alive():
+                raise RuntimeError(f"the allreduce loop ended before its epochs: {self.failed}")
+        return ray.get(marks)
 
     def stop(self) -> None:
-        pass
+        ray.get(self.gate.stop.remote())
+        self.fit.join(timeout=120)
+        ray.kill(self.gate)
+        if self.failed:
+            raise RuntimeError(f"the allreduce loop failed: {self.failed[0]}") from self.failed[0]
 
 
 def _allreduce_loop(config: dict[str, Any]) -> None:
@@ -252,20 +297,28 @@ def _allreduce_loop(config: dict[str, Any]) -> None:
 
     torch.set_num_threads(1)
     bench: Bench = config["bench"]
-    b, steps = bench.batch, config["steps"]
+    b, steps, gate = bench.batch, config["steps"], config["gate"]
+    rank0 = ray.train.get_context().get_world_rank() == 0
     x, y = (torch.from_numpy(a) for a in bench.data(b * steps))
     model = prepare_model(bench.build())
     optimizer = bench.optimizer.build(model.parameters())
-    dist.barrier()
-    marks = [time.perf_counter()]
-    for _ in range(config["epochs"]):
-        for i in range(steps):
-            bench.step(model, x[i * b : (i + 1) * b], y[i * b : (i + 1) * b])
-            optimizer.step()
+    asked = torch.zeros(1, dtype=torch.int64)
+    while True:
+        if rank0:
+            asked[0] = ray.get(gate.next.remote())
+        dist.broadcast(asked, src=0)
+        if not asked.item():
+            return
         dist.barrier()
-        marks.append(time.perf_counter())
-    if ray.train.get_context().get_world_rank() == 0:  # Train V2 keeps no metrics without a checkpoint: a file
-        Path(config["out"]).write_text(json.dumps(marks))
+        marks = [time.perf_counter()]
+        for _ in range(int(asked.item())):
+            for i in range(steps):
+                bench.step(model, x[i * b : (i + 1) * b], y[i * b : (i + 1) * b])
+                optimizer.step()
+            dist.barrier()
+            marks.append(time.perf_counter())
+        if rank0:
+            ray.get(gate.report.remote(marks))
 
 
 def ps(bench: Bench, num_workers: int, steps: int, **options: Any) -> SkateEngine:

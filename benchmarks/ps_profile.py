@@ -7,12 +7,13 @@ timed epochs split a step into the worker's backward pass (forward, loss, backwa
 metrics), sending the gradient, the time until the next backward starts (drawing the next batch;
 for sync, also waiting for the shard and installing its reply), and, on the shard's side, its
 update (the update rule and optimizer step). The single-process loop's steps on one thread are
-measured just before and after, and the ratio is the median loop step over the median engine step
-(like with like; ``mean_step_ms`` and ``single_mean_step_ms`` show the tails that examples/s also pays).
+measured beside the engine's, an epoch of the loop (on each core in turn) before each of the
+engine's, and the ratio is the median loop step over the median engine step (like with like;
+``mean_step_ms`` and ``single_mean_step_ms`` show the tails that examples/s also pays).
 ``epoch_outside_steps_ms`` is the driver's time for an epoch less worker 0's span from its first
 backward to its last install: what a segment costs around its steps (starting it, gathering metrics,
-the snapshot a rollback would return to). ``cpu_share`` is each process's CPU time over the timed epochs' wall time (1.0: a whole core): the
-workers, the shards and the driver.
+the snapshot a rollback would return to). ``cpu_share`` is each process's CPU time over the wall
+time of the engine's timed epochs (1.0: a whole core): the workers, the shards and the driver.
 
     .venv/bin/python benchmarks/ps_profile.py [--modes sync async] [--workers 1] [--epochs 3] [--steps 60]
                                               [--model seed|big] [--shards 1] [--compression none|bf16|fp16]
@@ -37,7 +38,7 @@ import ray
 
 import skate.engines.ps.engine as ps_engine
 from harness import cpu_ticks, quiet
-from ps_arms import BIG, SEED, Bench, core_at, Loop
+from ps_arms import BIG, SEED, Bench, references
 from skate.data import make_table
 from skate.engines.base import Workload
 from skate.engines.ps.config import ParameterServerConfig
@@ -102,24 +103,13 @@ def _gaps(starts: list[float], ends: list[float]) -> float:
     return 1000 * statistics.median(gaps)
 
 
-def loop_step_ms(bench: Bench, steps: int, epochs: int, *, at: int) -> list[float]:
-    """Each step's milliseconds of the plain loop on one thread, after a warm-up epoch, pinned to
-    the :func:`~ps_arms.core_at` ``at`` (see :class:`~ps_arms.Loop`: measured once on each of two)."""
-    loop = Loop(bench, steps, core=core_at(at))
-    loop.start()
-    try:
-        loop.run(epochs + 1)
-    finally:
-        loop.stop()
-    return [1000 * s for epoch in loop.step_s[1:] for s in epoch]
-
-
 def profile(bench: Bench, mode: str, num_workers: int, epochs: int, steps: int, **options: Any) -> dict[str, Any]:
     x, y = bench.data(bench.batch * num_workers * steps)
     table = ray.put(make_table(x, y.astype(np.int64), num_classes=10))
     options = {"num_shards": 1, **({"staleness": 2} if mode == "ssp" else {}), **options}
     config = ParameterServerConfig(mode=mode, num_workers=num_workers, **options)  # type: ignore[arg-type]
-    single = loop_step_ms(bench, steps, epochs, at=0)
+    loops = references(bench, steps)
+    single: list[float] = []
     engine = config.create(Workload(model=bench.model, optimizer=bench.optimizer, batch_size=bench.batch, seed=0,
                                     tables={"train": table, "validation": table, "test": table}))
     worker: list[tuple[str, float]] = []
@@ -128,27 +118,37 @@ def profile(bench: Bench, mode: str, num_workers: int, epochs: int, steps: int, 
         pids = {**{f"worker {i}": ray.get(w.pid.remote()) for i, w in enumerate(engine.workers)},
                 **{f"shard {i}": ray.get(s.pid.remote()) for i, s in enumerate(engine.shards)}, "driver": os.getpid()}
         outside: list[float] = []
+        steps_ms: list[float] = []
+        ticks, wall = dict.fromkeys(pids, 0), 0.0  # the CPU each process used in the engine's timed epochs
+        for loop in loops:
+            loop.start()
+            loop.run(1)  # warms up
         for epoch in range(1, epochs + 2):
-            if epoch == 2:  # the first epoch warms up
-                ticks, began = {name: cpu_ticks(pid) or 0 for name, pid in pids.items()}, time.perf_counter()
+            if epoch > 1:  # the first epoch warms up; each timed one follows an epoch of the loop
+                loop = loops[epoch % len(loops)]
+                loop.run(1)
+                single += [1000 * s for s in loop.step_s[0]]
+            before = {name: cpu_ticks(pid) or 0 for name, pid in pids.items()}
             called = time.perf_counter()
             engine.train_epoch(epoch)
             returned = time.perf_counter()
             marks = ray.get([engine.workers[0].take_timeline.remote(), engine.shards[0].take_timeline.remote()])
             if epoch > 1:
+                wall += returned - called
+                for name, pid in pids.items():
+                    ticks[name] += (cpu_ticks(pid) or 0) - before[name]
                 worker += marks[0]
                 shard += marks[1]
-                steps_span = _times(marks[0], "install_done")[-1] - _times(marks[0], "backward")[0]
-                outside.append(1000 * (returned - called - steps_span))
-        wall = time.perf_counter() - began
-        cpu = {name: round(((cpu_ticks(pid) or 0) - ticks[name]) / os.sysconf("SC_CLK_TCK") / wall, 2)
-               for name, pid in pids.items()}
+                backward = _times(marks[0], "backward")
+                steps_ms += [1000 * (b - a) for a, b in zip(backward, backward[1:])]
+                outside.append(1000 * (returned - called - (_times(marks[0], "install_done")[-1] - backward[0])))
+        cpu = {name: round(ticks[name] / os.sysconf("SC_CLK_TCK") / wall, 2) for name, pid in pids.items()}
     finally:
+        for loop in loops:
+            loop.stop()
         engine.shutdown()
         quiet()
-    single += loop_step_ms(bench, steps, epochs, at=1)
     backward, done = _times(worker, "backward"), _times(worker, "backward_done")
-    steps_ms = [1000 * (b - a) for a, b in zip(backward, backward[1:]) if b - a < 1.0]  # not across epochs
     single_ms, step_ms = statistics.median(single), statistics.median(steps_ms)  # median against median
     return {"model": bench.name, "mode": mode, "n": num_workers, **options, "single_step_ms": round(single_ms, 2), "step_ms": round(step_ms, 2),
             "ratio": round(single_ms / step_ms, 3), "mean_step_ms": round(statistics.mean(steps_ms), 2),

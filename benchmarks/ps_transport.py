@@ -1,16 +1,16 @@
 """Parameter-server transports side by side: direct sockets, a compiled graph per step, actor calls.
 
 Sync steps of the seed's MNIST-sized classifier (BasicRNN 150, 28x28, batch 150 per worker,
-random data), with each transport in turn, round after round; the single-process loop on one
-thread is measured just before and after each, and each figure is a ratio to their mean times N
-(this shared machine's speed drifts by up to 2x within minutes). ``compiled_graph_spinning`` is
-the compiled graph with the driver's nap turned off (it waits on each step in Ray's spinning read;
-see :class:`skate.engines.ps.compiled.CompiledSteps`). One engine is alive at a time: an idle
-compiled graph keeps its actors spinning on their channels, which would slow whatever runs beside it.
-Every arm is timed alike, from the driver over the same span after one warm-up epoch (see
-:mod:`harness`).
+random data), with each transport in turn, round after round. Each is timed beside the plain loop
+on one thread, epoch by epoch in turn (this shared machine's speed drifts by up to 2x within
+minutes), and each figure is a ratio to the loop times N; see ``ps_throughput.timed``, and
+:mod:`harness` for how every arm is timed alike. ``compiled_graph_spinning`` is the compiled graph
+with the driver's nap turned off (it waits on each step in Ray's spinning read; see
+:class:`skate.engines.ps.compiled.CompiledSteps`). One engine is alive at a time: an idle compiled
+graph keeps its actors spinning on their channels, which would slow whatever runs beside it (so
+its arms are timed between two runs of the loop instead).
 
-    .venv/bin/python benchmarks/ps_transport.py [--workers 1 2] [--rounds 3] [--epochs 3] [--steps 60]
+    .venv/bin/python benchmarks/ps_transport.py [--workers 1 2] [--rounds 3] [--epochs 4] [--steps 60]
 
 Prints one JSON line per measurement, then the summary (median ratios over the rounds):
 {"n1": {"sockets": .., "compiled_graph": .., "compiled_graph_spinning": .., "actor_calls": ..,
@@ -25,8 +25,8 @@ import statistics
 
 import ray
 
-from harness import measure
-from ps_arms import SEED, ps, reference
+from ps_arms import SEED, ps
+from ps_throughput import timed
 from skate.engines.ps.compiled import CompiledSteps
 
 ARMS = {"sockets": ("sockets", None), "compiled_graph": ("compiled_graph", None),
@@ -36,24 +36,21 @@ ARMS = {"sockets": ("sockets", None), "compiled_graph": ("compiled_graph", None)
 
 def transport_ratio(num_workers: int, transport: str, nap: float | None, steps: int, epochs: int) -> float:
     """Examples/s of sync steps over ``transport`` as a ratio to the plain loop times N, every arm
-    timed alike (:func:`harness.measure`)."""
+    timed alike (:func:`ps_throughput.timed`)."""
     default_nap = CompiledSteps.nap
     CompiledSteps.nap = default_nap if nap is None else nap
     try:
-        before = reference(SEED, steps, epochs, at=0)
-        rate = measure(ps(SEED, num_workers, steps, mode="sync", transport=transport), warm_up=1,
-                       epochs=epochs).examples_per_s
-        after = reference(SEED, steps, epochs, at=1)
+        _, t = timed(SEED, lambda: ps(SEED, num_workers, steps, mode="sync", transport=transport), steps, epochs)
     finally:
         CompiledSteps.nap = default_nap
-    return rate / (num_workers * (before + after) / 2)
+    return t.arm.examples_per_s / (num_workers * t.single)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3, help="times each transport is measured, in turn")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement (after one warm-up)")
+    parser.add_argument("--epochs", type=int, default=4, help="timed epochs per measurement (after one warm-up)")
     parser.add_argument("--steps", type=int, default=60, help="steps per worker per epoch")
     args = parser.parse_args()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)

@@ -1,5 +1,5 @@
 """``benchmarks/ps_arms.py``'s reference loop: pinned to the core it is given while it runs (the
-cores of a VM are not alike), and the reference taken once on each core."""
+cores of a VM are not alike), and the references one loop on each core."""
 
 from __future__ import annotations
 
@@ -46,19 +46,16 @@ def affinity() -> Any:
     os.sched_setaffinity(0, before)
 
 
-def test_the_loop_runs_pinned_to_its_core_and_gives_the_process_its_cores_back(affinity: set[int]) -> None:
+def test_the_loop_runs_pinned_to_its_core_and_gives_the_process_its_cores_back(affinity: set[int],
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(harness, "quiet", lambda: [])
     core = max(affinity)
     bench = RecordingBench()
-    ps_arms.measure(ps_arms.Loop(bench, 3, core=core), warm_up=1, epochs=1)
+    harness.measure(ps_arms.Loop(bench, 3, core=core), warm_up=1, epochs=1)
     assert bench.seen and all(seen == {core} for seen in bench.seen)
     assert os.sched_getaffinity(0) == affinity
 
 
-def test_the_reference_is_taken_on_each_core_in_turn(affinity: set[int], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_references_are_the_loop_on_each_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ps_arms, "cores", lambda: [4, 7])
-    pinned: list[int | None] = []
-    timing = harness.Timing(examples_per_s=1.0, span_s=1.0, startup_s=0.0, epoch_s=(1.0,), left=())
-    monkeypatch.setattr(ps_arms, "measure", lambda loop, **_: pinned.append(loop.core) or timing)
-    for at in range(3):
-        ps_arms.reference(ps_arms.SEED, 1, 1, at=at)
-    assert pinned == [4, 7, 4]
+    assert [loop.core for loop in ps_arms.references(ps_arms.SEED, 1)] == [4, 7]
