@@ -82,7 +82,8 @@ class Beside:
     reference: Timing
     others_cpu: float
     """The CPU (in cores) that actor processes used while the reference ran: the arm's, which sit
-    idle between its epochs. Above a few hundredths, they slowed the reference."""
+    idle between its epochs (Ray Train's helpers use a few hundredths of a core, on the core the
+    loop leaves free; a compiled graph's actors, which poll, nearly a whole one)."""
 
 
 def measure_beside(arm: Arm, references: Sequence[Arm], *, warm_up: int, epochs: int) -> Beside:

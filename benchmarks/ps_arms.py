@@ -112,7 +112,8 @@ class Loop:
         return marks
 
     def stop(self) -> None:
-        del self.model, self.optimizer
+        self.__dict__.pop("model", None)  # also where start did not get as far
+        self.__dict__.pop("optimizer", None)
 
 
 def cores() -> list[int]:
@@ -263,7 +264,8 @@ class Allreduce:
         from ray.train.torch import TorchTrainer
 
         self.gate = _Gate.remote()
-        trainer = TorchTrainer(_allreduce_loop, train_loop_config={"bench": self.bench, "steps": self.steps, "gate": self.gate},
+        config = {"bench": self.bench, "steps": self.steps, "gate": self.gate}
+        trainer = TorchTrainer(_allreduce_loop, train_loop_config=config,
                                scaling_config=ScalingConfig(num_workers=self.num_workers, use_gpu=False))
         self.failed: list[BaseException] = []
         self.fit = threading.Thread(target=self._fit, args=(trainer,), daemon=True)
