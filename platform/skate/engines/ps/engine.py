@@ -162,9 +162,11 @@ class ParameterServerEngine(Engine):
     def _keep_snapshot(self) -> None:
         """Keep the state a rollback returns to (the segment is not done until it is in hand): the
         state fetched with the segment's statistics (:meth:`_merge`), or else fetched now."""
-        phases.enter("snapshot")
         fetched, self._fetched = self._fetched, None
-        self._snapshot = (fetched or self._fetch_state()) if self._can_restart() else None
+        if fetched is None:
+            phases.enter("snapshot")
+            fetched = self._fetch_state() if self._can_restart() else None
+        self._snapshot = fetched if self._can_restart() else None
 
     def _can_restart(self) -> bool:
         return self.restarts < self.config.max_restarts
@@ -342,9 +344,12 @@ class ParameterServerEngine(Engine):
             metrics["data/wait_s"] = sum(r.get("data/wait_s", 0.0) for r in results) / len(results)
             metrics["data/rows"] = sum(r.get("data/rows", 0.0) for r in results)
         # The statistics, and the state a rollback would return to, in one call to each shard.
-        ends = ray.get([shard.end_segment.remote(self._can_restart()) for shard in self.shards])
+        snapshot = self._can_restart()
+        if snapshot:
+            phases.enter("snapshot")
+        ends = ray.get([shard.end_segment.remote(snapshot) for shard in self.shards])
         stats = [end["stats"] for end in ends]
-        self._fetched = self._state_of([end["state"] for end in ends]) if self._can_restart() else None
+        self._fetched = self._state_of([end["state"] for end in ends]) if snapshot else None
         applied = sum(s["applied"] for s in stats)
         metrics["ps/dropped_gradients"] = float(sum(s["dropped"] for s in stats))
         # Refused by the workers' guard, and by the shards' (each shard counts its slice of a gradient).
