@@ -2,17 +2,18 @@
 the plain loop there: the parameter-server benchmark where a GPU is lent (``gpu_checks.sh`` runs it).
 
 The seed's classifier and the big model (:mod:`ps_arms`), each trained by:
-- the plain loop on the GPU in this process: the reference, measured before and after each arm;
+- the plain loop on the GPU in this process: the reference, timed beside each arm, an epoch each in turn;
 - skate's parameter server, sync and async, its workers on the GPU (``gpus_per_worker`` 1 at N=1,
   0.5 at N=2: the two share it) and its shards on CPUs (one for the seed's model, two for the big one);
 - skate's allreduce on the same shares of the GPU: NCCL at N=1; at N=2 its two ranks share the GPU,
   which NCCL refuses, so they average by gloo over CUDA tensors
   (:func:`skate.engines.allreduce_engine.backend`).
 
-Every arm is timed as in ``ps_throughput.py`` (:func:`harness.measure`: the same warm-up and span from
-the driver, start-up apart), and its figure is its examples/s over the loop's times N.
+Every arm is timed as in ``ps_throughput.py`` (:func:`ps_throughput.timed`: beside the loop, epoch by
+epoch in turn, after the same warm-up, start-up apart), and its figure is its examples/s over the
+loop's times N.
 
-    .venv/bin/python benchmarks/ps_gpu.py [--workers 1 2] [--rounds 2] [--epochs 3] [--models seed big]
+    .venv/bin/python benchmarks/ps_gpu.py [--workers 1 2] [--rounds 2] [--epochs 4] [--models seed big]
                                           [--fake-gpu]
 
 ``--fake-gpu`` declares a GPU to Ray on a machine without one: every arm then runs on the CPU (its
@@ -52,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], choices=[1, 2])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up)")
+    parser.add_argument("--epochs", type=int, default=4, help="timed epochs (after one warm-up)")
     parser.add_argument("--models", nargs="+", default=["seed", "big"], choices=list(STEPS))
     parser.add_argument("--fake-gpu", action="store_true", help="declare a GPU to Ray where there is none (the CPU runs)")
     args = parser.parse_args()
