@@ -166,7 +166,7 @@ class ParameterServerEngine(Engine):
         if fetched is None:
             phases.enter("snapshot")
             fetched = self._fetch_state() if self._can_restart() else None
-        self._snapshot = fetched if self._can_restart() else None
+        self._snapshot = fetched
 
     def _can_restart(self) -> bool:
         return self.restarts < self.config.max_restarts
