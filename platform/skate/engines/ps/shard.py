@@ -15,12 +15,13 @@ import ray
 import torch
 
 from skate.engines.guard import slice_problem
+from skate.engines.heap import keep_freed_memory
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.config import Compression
 from skate.engines.ps.layout import decode, encode, wire_dtype, wire_tensor
 from skate.engines.ps.warm import WarmUp
 from skate.engines.ps.wire import Address, serve
-from skate.engines.replica import map_tree
+from skate.engines.replica import in_ray_worker, map_tree
 
 
 class ShardCore:
@@ -110,6 +111,8 @@ class ParameterShard:
                  compression: Compression, total_steps: int, updates_per_step: int,
                  refuse_grad_norm: float | None = None) -> None:
         torch.set_num_threads(1)
+        if in_ray_worker():
+            keep_freed_memory()
         self.core = ShardCore(init, optimizer, total_steps=total_steps, updates_per_step=updates_per_step)
         self.rule = rule
         self.compression = compression
