@@ -95,6 +95,40 @@ def test_a_push_comes_back_as_the_shards_parameters_and_version(served: Served, 
     link.close()
 
 
+class SlowShard(FakeShard):
+    """Takes ``delay_s`` over each push, as a shard's update does."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__(5, np.float32)
+        self.delay_s = delay_s
+
+    async def push(self, worker: int, read_version: int, grad: np.ndarray, count: int) -> None:
+        await asyncio.sleep(self.delay_s)
+        await super().push(worker, read_version, grad, count)
+
+
+@pytest.mark.parametrize(("node", "delay_s", "polls"), [("node-a", 0.0003, True), ("node-b", 0.0003, False),
+                                                        ("node-a", 0.01, True)],
+                         ids=["unix-within-the-poll", "tcp", "unix-past-the-poll"])
+def test_on_one_node_a_worker_polls_for_its_reply_and_still_gets_one_that_comes_later(
+        monkeypatch: pytest.MonkeyPatch, node: str, delay_s: float, polls: bool) -> None:
+    server = Served(SlowShard(delay_s), np.float32)
+    yields: list[None] = []
+    try:
+        link = _link(server.address, node=node)
+        monkeypatch.setattr(os, "sched_yield", lambda: yields.append(None))
+        began = time.perf_counter()
+        for step in range(3):
+            link.send(1, step, np.ones(5, dtype=np.float32), 1)
+            values, version = link.receive()
+            assert version == step + 1 and values.tolist() == [step + 1.0] * 5
+        assert time.perf_counter() - began >= 3 * delay_s
+        assert bool(yields) == polls
+        link.close()
+    finally:
+        server.stop()
+
+
 def test_compressed_payloads_keep_their_dtype() -> None:
     server = Served(FakeShard(4, np.float16), np.float16)
     try:

@@ -4,9 +4,11 @@ An actor call costs about a millisecond of Ray's machinery on each side, and a R
 keeps a reader spinning on every channel (on a small machine the spinning takes CPU from the
 workers' computation). Here each worker holds one stream socket to each shard: a Unix socket
 when both are on one node, TCP between nodes. A push is a 28-byte header and the gradient's
-bytes; the reply is the shard's version and its parameters in the same wire format. Both sides
-block in the kernel while they wait, so nothing spins, and a round trip costs tens of
-microseconds plus the copies.
+bytes; the reply is the shard's version and its parameters in the same wire format. The shard
+blocks in the kernel while it waits; on one node a worker polls its socket for the reply for up to
+:data:`POLL_S` first (giving its core to any other process ready on it), because a reply there
+comes within a fraction of a millisecond, sooner than a sleep and a wake-up (:meth:`ShardLink.receive`).
+A round trip costs tens of microseconds plus the copies.
 
 The shard serves the connections on its asyncio event loop, through the same update rule as an
 actor call (:meth:`~skate.engines.ps.shard.ParameterShard.push`), so sync barriers and SSP
@@ -55,6 +57,7 @@ import os
 import re
 import socket
 import struct
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -85,6 +88,12 @@ READ_LIMIT = 1 << 26
 
 IN_SHARED_MEMORY = -1
 """The payload size of a header whose payload is in the shared pages."""
+
+POLL_S = 0.001
+"""How long a worker polls for a shard's reply on one node before it sleeps on the socket. A
+synchronous step of the seed's classifier at one worker has its reply 0.3-0.4 ms after the push
+(the shard's update and two hand-overs); sleeping for it instead cost 1.5-2 % of the step's
+throughput (``docs/engines.md``). Longer waits, for the other workers of a synchronous step, sleep."""
 
 SHM_DIR = Path("/dev/shm")
 _SHM_NAME = re.compile(r"skate-[0-9a-f]{32}")
@@ -324,7 +333,7 @@ class ShardLink:
         self.wire_dtype = np.dtype(wire_dtype)
         self.slice_bytes = slice_bytes
         self.pages: SharedPages | None = None
-        local = address.node == node
+        self.local = local = address.node == node
         try:
             self.sock = _connect(address, local=local)
         except OSError as error:
@@ -412,6 +421,8 @@ class ShardLink:
         Raises:
             ShardLost: the shard went away, or sent a reply that is not its slice or fails its tag.
         """
+        if self.local:
+            self._poll()
         header = self._read(REPLY.size, "a push")
         version, size = REPLY.unpack(header)
         if size == IN_SHARED_MEMORY and self.pages is not None and self.reply is not None:
@@ -425,6 +436,19 @@ class ShardLink:
         if self.session.sealed and not self.session.opens(self._read(SEAL_BYTES, "a push"), header, payload):
             raise ShardLost(self.shard, "sent a reply whose tag is wrong (forged, altered or replayed on the way)")
         return values, version
+
+    def _poll(self) -> None:
+        """Return once the reply's first bytes are there, the shard hung up, or :data:`POLL_S` has
+        passed, checking the socket without sleeping on it (the read that follows reports a hang-up)."""
+        deadline = time.perf_counter() + POLL_S
+        while time.perf_counter() < deadline:
+            try:
+                self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                return
+            except BlockingIOError:
+                os.sched_yield()
+            except OSError:
+                return
 
     def _read(self, nbytes: int, during: str) -> bytes:
         buffer = bytearray(nbytes)
