@@ -4,10 +4,12 @@ A step allocates its activations and gradients and frees them at its end. glibc 
 its heap back to the operating system whenever more than ``M_TRIM_THRESHOLD`` bytes are free there,
 and the next step takes the pages back one page fault at a time. That threshold starts at 128 KiB
 and moves with the process's history: freeing a block that had its own mapping raises it to twice
-that block's size, up to 64 MiB. So two worker processes doing the same work can differ by a tenth.
-In one measurement, a parameter-server worker on the seed's classifier took 27,000 to 56,000 page
-faults per 60-step epoch, and its plain loop ran 12-14 % slower than the same loop after
-:func:`keep_freed_memory`, which brought it down to a few faults an epoch (``docs/engines.md``).
+that block's size, up to 64 MiB. So two worker processes doing the same work can differ by a tenth
+or more.
+Measured on the seed's classifier (``benchmarks/worker_heap.py``, ``docs/engines.md``): the plain
+loop in a Ray actor that took its data from the object store, as the engines' workers do, took
+about 46,000 page faults per 60-step epoch, and ran 1.14x faster after :func:`keep_freed_memory`,
+with a few faults an epoch.
 """
 
 from __future__ import annotations
