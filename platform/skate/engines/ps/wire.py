@@ -93,7 +93,7 @@ POLL_S = 0.001
 """How long a worker polls for a shard's reply on one node before it sleeps on the socket. A
 synchronous step of the seed's classifier at one worker has its reply 0.3-0.4 ms after the push
 (the shard's update and two hand-overs); sleeping for it instead cost 1.5-2 % of the step's
-throughput (``docs/engines.md``). Longer waits, for the other workers of a synchronous step, sleep."""
+throughput (``docs/internals.md``). Longer waits, for the other workers of a synchronous step, sleep."""
 
 SHM_DIR = Path("/dev/shm")
 _SHM_NAME = re.compile(r"skate-[0-9a-f]{32}")
