@@ -36,7 +36,8 @@ class HeapLoop:
     """The plain loop on data taken from the object store; its heap kept (``keep``) or glibc's."""
 
     def __init__(self, data: tuple[np.ndarray, np.ndarray], steps: int, keep: bool) -> None:
-        self.kept = keep_freed_memory() if keep else False
+        if keep:
+            keep_freed_memory()
         torch.set_num_threads(1)
         self.loop = Loop(SEED, steps)
         self.loop.x, self.loop.y = (torch.from_numpy(np.require(a, requirements="W")) for a in data)
