@@ -39,6 +39,18 @@ def churn_faults(_actor: object = None, rounds: int = 3) -> int:
     return page_faults() - before
 
 
+def churn_faults_on_event_loop(shard: object) -> int:
+    """:func:`churn_faults` on a shard's event loop, the thread its pushes run on (a thread other
+    than the main one: glibc gives it an arena of its own, of 64 MiB heaps)."""
+    import asyncio
+
+    async def churn() -> int:
+        return churn_faults()
+
+    loop = shard._servers[0].get_loop()  # type: ignore[attr-defined]
+    return asyncio.run_coroutine_threadsafe(churn(), loop).result(timeout=60)
+
+
 @ray.remote(num_cpus=0)
 class _Plain:
     def faults(self) -> int:
@@ -70,8 +82,9 @@ def test_the_parameter_servers_worker_and_shard_keep_it(refs: dict) -> None:
                         batch_size=32, seed=0, tables=refs)
     engine = ParameterServerConfig(mode="sync", num_workers=1, num_shards=1).create(workload)
     try:
-        worker, shard = ray.get([engine.workers[0].__ray_call__.remote(churn_faults),
-                                 engine.shards[0].__ray_call__.remote(churn_faults)])
+        worker, shard, shard_loop = ray.get([engine.workers[0].__ray_call__.remote(churn_faults),
+                                             engine.shards[0].__ray_call__.remote(churn_faults),
+                                             engine.shards[0].__ray_call__.remote(churn_faults_on_event_loop)])
     finally:
         engine.shutdown()
-    assert worker < 200 and shard < 200, (worker, shard)
+    assert worker < 200 and shard < 200 and shard_loop < 200, (worker, shard, shard_loop)
