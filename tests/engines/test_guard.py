@@ -31,6 +31,7 @@ def with_gradient(values: list[float]) -> list[torch.nn.Parameter]:
 def test_a_gradient_is_refused_for_nan_inf_or_its_norm(values: list[float], bound: float | None,
                                                       problem: str | None) -> None:
     assert gradient_problem(with_gradient(values), bound) == problem
+    assert gradient_problem(with_gradient(values[:1]) + with_gradient(values[1:]), bound) == problem  # two tensors
     assert slice_problem(np.array(values, dtype=np.float32), bound) == problem
 
 

@@ -20,6 +20,8 @@ from skate.engines.allreduce import AllreduceConfig
 from skate.engines.base import Workload
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.config import ParameterServerConfig
+from skate.engines.ps.layout import encode, Layout
+from skate.engines.ps.worker import PSWorker
 from skate.engines.single import SingleStrategyConfig
 from skate.engines.strategy import StrategyConfig
 from skate.models.base import MODELS
@@ -87,6 +89,27 @@ def test_nan_gradients_are_refused_and_training_still_learns(refs: dict, strateg
     assert steps // 5 - 1 <= refused <= steps  # every 5th step of a replica (of each PS worker) was NaN
     assert finite(state)
     assert val["accuracy"] > 0.6 and metrics[-1]["train/loss"] < metrics[0]["train/loss"]
+
+
+@pytest.mark.parametrize(("compression", "clip_norm"), [("none", None), ("bf16", None), ("none", 1e6)],
+                         ids=["as_written", "bf16_before_the_write", "clipped_before_clipping"])
+def test_a_parameter_server_worker_pushes_a_nan_gradient_with_no_examples_and_leaves_out_its_metrics(
+        refs: dict, compression: str, clip_norm: float | None) -> None:
+    """The worker's guard, wherever it checks (the float32 gradient as written for the wire when
+    nothing clips it, else the model's gradients first): the 5th step goes out with no examples."""
+    workload = Workload(model=PoisonedConfig(num_units=8), optimizer=OptimizerConfig(lr=0.01), batch_size=BATCH,
+                        seed=2, tables=refs, clip_norm=clip_norm)
+    layout = Layout.of(workload.model.create(workload.info()), 1)
+    worker = PSWorker(workload, rank=0, num_workers=1, shards=[None], layout=layout, compression=compression)  # type: ignore[arg-type]
+    assert worker._guard_written == (compression == "none" and clip_norm is None)
+    worker.begin_steps(1, 0, 5)
+    pushed = [worker.gradient(step) for step in range(5)]
+    worker.install((encode(worker.flat.params.numpy(), compression), 1))  # a reply: the steps' metrics count
+    metrics = worker.end_steps()
+    assert [count for _, count in pushed] == [BATCH] * 4 + [0]
+    assert np.isfinite(pushed[0][0].astype(np.float32)).all() and pushed[0][0].any()
+    assert metrics["count"] == 4 * BATCH and np.isfinite(metrics["loss"])
+    assert metrics["guard/refused_gradients"] == 1
 
 
 def test_a_nan_pushed_straight_to_the_shards_is_refused_there(refs: dict) -> None:

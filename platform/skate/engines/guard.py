@@ -3,10 +3,12 @@ is refused and never applied.
 
 Every replica checks its whole gradient before it is used (the single and allreduce engines then
 skip the step; under allreduce the gradient is already averaged, so every rank refuses alike; a
-parameter-server worker pushes it with no examples, which the shards do not apply). Each shard checks
-again the slice it receives, so that what a worker did not catch (a gradient that overflowed on its
-way in fp16, a worker that skipped the check) still never reaches the parameters. Refusals are
-counted in the ``guard/refused_gradients`` metric.
+parameter-server worker pushes it with no examples, which the shards do not apply; where its wire
+carries the gradient as it is, float32 and unclipped, the worker checks the slices it has just
+written for the wire, while they are still in its cache, rather than the model's gradients before).
+Each shard checks again the slice it receives, so that what a worker did not catch (a gradient that
+overflowed on its way in fp16, a worker that skipped the check) still never reaches the parameters.
+Refusals are counted in the ``guard/refused_gradients`` metric.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def global_norm(grads: list[torch.Tensor]) -> float:
     """The L2 norm of all of ``grads`` together (0 for none); NaN or Inf if any holds one."""
     if not grads:
         return 0.0
+    if len(grads) == 1:
+        return float(torch.linalg.vector_norm(grads[0].detach().float()))
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads])))
 
 

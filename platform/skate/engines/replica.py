@@ -16,7 +16,7 @@ import torch
 
 from skate.data.base import info_of, to_numpy
 from skate.engines.base import Metrics, Workload
-from skate.engines.guard import gradient_problem
+from skate.engines.guard import global_norm, gradient_problem, norm_problem
 from skate.engines.heap import keep_freed_memory
 from skate.engines.precision import autocast, LossScaler
 
@@ -213,14 +213,21 @@ class Replica:
         loss = self._measure(self.train_model, batch, sums)
         return loss.mean() if divisor is None else loss.sum() / divisor
 
-    def gradient(self, batch: Batch, sums: dict[str, float], *, divisor: float | None = None) -> bool:
+    def gradient(self, batch: Batch, sums: dict[str, float], *, divisor: float | None = None,
+                 guard: bool = True) -> bool:
         """Compute the batch's gradient into the model (see :meth:`loss`), at the workload's precision
         and clipped; ``False`` when the step must be skipped: an fp16 gradient overflowed, or the
         guard refused it (NaN, Inf, or beyond ``refuse_grad_norm``). The gradient is then zero, and a
-        refused batch's metrics are left out of ``sums`` (it is counted in ``guard/refused_gradients``)."""
+        refused batch's metrics are left out of ``sums`` (it is counted in ``guard/refused_gradients``).
+
+        With ``guard=False`` the caller checks the gradient itself, with :meth:`refuses`, before it
+        is used (and takes the batch's metrics back out of ``sums`` if it is refused); only where
+        nothing clips it, since the guard must see it unclipped."""
+        if not guard and self.clips:
+            raise ValueError("a clipped gradient is checked by the guard before it is clipped: guard=True")
         batch_sums: dict[str, float] = {}
         healthy = self.scaler.backward(self.loss(batch, batch_sums, divisor=divisor), self.model.parameters())
-        if healthy and gradient_problem(self.model.parameters(), self.refuse_grad_norm) is not None:
+        if guard and healthy and gradient_problem(self.model.parameters(), self.refuse_grad_norm) is not None:
             for parameter in self.model.parameters():
                 if parameter.grad is not None:
                     parameter.grad.zero_()
@@ -231,6 +238,15 @@ class Replica:
         if healthy:
             self.clip()
         return healthy
+
+    def refuses(self, grads: list[torch.Tensor]) -> bool:
+        """Whether the guard refuses the gradient ``grads`` hold (say, the slices it was written into
+        for the wire), checked by a caller of :meth:`gradient` with ``guard=False``; a refusal is
+        counted in ``guard/refused_gradients``."""
+        if norm_problem(global_norm(grads), self.refuse_grad_norm) is None:
+            return False
+        self.refused += 1
+        return True
 
     def take_refused(self) -> dict[str, float]:
         """The ``guard/refused_gradients`` metric since the last call, and with a stream, the time this
@@ -244,9 +260,14 @@ class Replica:
         per_epoch = self.steps_per_epoch()
         self.optimizer_config.set_rate(optimizer, (epoch - 1) * per_epoch + step, self.epochs * per_epoch)
 
+    @property
+    def clips(self) -> bool:
+        """Whether the workload clips gradients."""
+        return self.clip_norm is not None or self.clip_value is not None
+
     def clip(self) -> None:
         """Clip the model's gradients as the workload says, after backward and before they are used."""
-        if self.clip_norm is not None or self.clip_value is not None:
+        if self.clips:
             clip(self.model.parameters(), norm=self.clip_norm, value=self.clip_value)
 
     def _measure(self, model: torch.nn.Module, batch: Batch, sums: dict[str, float]) -> torch.Tensor:
