@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 import yaml
 from ray.autoscaler.sdk import request_resources
 from ray.experimental.internal_kv import _internal_kv_get
@@ -52,7 +53,7 @@ def live_groups() -> list[str]:
 
 def test_a_busy_cluster_is_waited_for_until_the_limit_and_nothing_is_left(ray_local: None) -> None:
     busy = placement_group([{"CPU": 2.0}])
-    busy.ready()
+    ray.get(busy.ready(), timeout=30)  # placed before the job's group is asked for, not after
     try:
         with pytest.raises(SkateError, match=r"single: waited 1 s for \{CPU: 1\}, and the cluster has not placed "
                                              r"them \(its nodes are busy with other work"):
@@ -68,7 +69,7 @@ def test_ctrl_c_during_the_wait_removes_the_group(ray_local: None, monkeypatch: 
 
     monkeypatch.setattr(room_module, "_activity", interrupted)
     busy = placement_group([{"CPU": 2.0}])
-    busy.ready()
+    ray.get(busy.ready(), timeout=30)  # placed before the job's group is asked for, not after
     try:
         with pytest.raises(KeyboardInterrupt):
             reserve([{"CPU": 1.0}], what="single", limit_s=60.0)
