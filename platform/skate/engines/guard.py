@@ -21,7 +21,12 @@ import torch
 
 def gradient_problem(parameters: Iterable[torch.nn.Parameter], bound: float | None) -> str | None:
     """Why the gradients of ``parameters`` must be refused (``None``: they may be used)."""
-    return norm_problem(global_norm([p.grad for p in parameters if p.grad is not None]), bound)
+    return grads_problem([p.grad for p in parameters if p.grad is not None], bound)
+
+
+def grads_problem(grads: list[torch.Tensor], bound: float | None) -> str | None:
+    """Why the gradient made of the tensors ``grads`` must be refused (``None``: it may be used)."""
+    return norm_problem(global_norm(grads), bound)
 
 
 def global_norm(grads: list[torch.Tensor]) -> float:

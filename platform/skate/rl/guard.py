@@ -21,7 +21,7 @@ from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.utils.metrics import ALL_MODULES
 
-from skate.engines.guard import global_norm, norm_problem
+from skate.engines.guard import grads_problem
 from skate.rl.batched import BatchedUpdates
 
 REFUSED = "guard_refused_gradients"
@@ -34,8 +34,8 @@ class GuardedLearner:
     _refusal: str | None = None
 
     def postprocess_gradients(self, gradients_dict: dict[Any, torch.Tensor]) -> dict[Any, torch.Tensor]:
-        norm = global_norm([g for g in gradients_dict.values() if g is not None])
-        self._refusal = norm_problem(norm, self.config.learner_config_dict.get(BOUND))  # type: ignore[attr-defined]
+        grads = [g for g in gradients_dict.values() if g is not None]
+        self._refusal = grads_problem(grads, self.config.learner_config_dict.get(BOUND))  # type: ignore[attr-defined]
         return super().postprocess_gradients(gradients_dict)  # type: ignore[misc]
 
     def apply_gradients(self, gradients_dict: dict[Any, torch.Tensor]) -> None:
