@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from skate.engines.guard import gradient_problem, slice_problem
+from skate.engines.guard import gradient_problem, slice_problem, slices_problem
 from skate.engines.optim import OptimizerConfig
 from skate.engines.ps.asynchronous import AsyncRule
 from skate.engines.ps.shard import ParameterShard
@@ -33,6 +33,7 @@ def test_a_gradient_is_refused_for_nan_inf_or_its_norm(values: list[float], boun
     assert gradient_problem(with_gradient(values), bound) == problem
     assert gradient_problem(with_gradient(values[:1]) + with_gradient(values[1:]), bound) == problem  # two tensors
     assert slice_problem(np.array(values, dtype=np.float32), bound) == problem
+    assert slices_problem([np.array(values[:1], dtype=np.float32), np.array(values[1:], dtype=np.float32)], bound) == problem
 
 
 def shard(rule) -> ParameterShard:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ import torch
 
 from skate.data.base import info_of, to_numpy
 from skate.engines.base import Metrics, Workload
-from skate.engines.guard import gradient_problem, grads_problem
+from skate.engines.guard import gradient_problem, slices_problem
 from skate.engines.heap import keep_freed_memory
 from skate.engines.precision import autocast, LossScaler
 
@@ -239,11 +239,11 @@ class Replica:
             self.clip()
         return healthy
 
-    def refuses(self, grads: list[torch.Tensor]) -> bool:
-        """Whether the guard refuses the gradient ``grads`` hold (say, the slices it was written into
-        for the wire), checked by a caller of :meth:`gradient` with ``guard=False``; a refusal is
-        counted in ``guard/refused_gradients``."""
-        if grads_problem(grads, self.refuse_grad_norm) is None:
+    def refuses(self, slices: list[np.ndarray]) -> bool:
+        """Whether the guard refuses the gradient the float32 arrays ``slices`` hold (the slices it
+        was written into for the wire), checked by a caller of :meth:`gradient` with ``guard=False``;
+        a refusal is counted in ``guard/refused_gradients``."""
+        if slices_problem(slices, self.refuse_grad_norm) is None:
             return False
         self.refused += 1
         return True

@@ -99,6 +99,33 @@ def test_a_shard_s_gradient_is_written_at_its_slots_in_the_wire_format(compressi
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_a_payload_written_at_every_step_holds_that_step_s_gradient() -> None:
+    """The views of a worker's payload are kept from step to step; each step still writes its own
+    gradient there, zeros where a parameter has none, and a new payload is written, not the old."""
+    torch.manual_seed(0)
+    model = RnnClassifierConfig(num_units=4).build(DIGITS)
+    layout = Layout.of(model, 1)
+    flat = FlatModel(model, layout)
+    out = np.full(layout.size, 7, np.float32)
+
+    def expected() -> np.ndarray:
+        return np.concatenate([np.zeros(p.numel(), np.float32) if p.grad is None else p.grad.reshape(-1).numpy()
+                               for p in flat.parameters])
+
+    for step, without in enumerate([None, model.logits.bias, None]):
+        flat.zero_grad()
+        model(torch.randn(3, 8, 8)).sum().mul(step + 1).backward()
+        if without is not None:
+            without.grad = None
+        np.testing.assert_array_equal(flat.write_grads(0, layout.size, out, "none"), expected())
+    other = np.full(layout.size, 7, np.float32)
+    flat.write_grads(0, layout.size, other, "none")
+    np.testing.assert_array_equal(other, expected())
+    model.logits.bias.grad = torch.full_like(model.logits.bias, 5.0)
+    flat.write_grads(0, layout.size, out, "none")
+    np.testing.assert_array_equal(out, expected())  # back to the first payload
+
+
 @pytest.mark.parametrize(("compression", "tolerance", "dtype"), [("none", 0.0, np.float32), ("fp16", 1e-3, np.float16), ("bf16", 1e-2, np.int16)])
 def test_compression_halves_the_bytes_and_keeps_values_close(compression: str, tolerance: float, dtype: type) -> None:
     values = np.random.default_rng(0).standard_normal(1000).astype(np.float32)

@@ -37,6 +37,23 @@ def test_an_async_shard_counts_num_workers_gradients_as_one_step() -> None:
     assert seen == pytest.approx([0.5, 0.5, 0.25, 0.25, 0.125, 0.125])
 
 
+def test_a_shard_steps_a_new_optimizer_from_its_own_fresh_state() -> None:
+    """After a new phase's fresh optimizer (``reset_optimizer``), the shard's updates are that
+    optimizer's: the same as a new shard's from the same parameters."""
+    config = OptimizerConfig(name="adam", lr=0.1)
+    core = ShardCore(np.zeros(4), config, total_steps=10, updates_per_step=1)
+    for _ in range(3):
+        core.apply(np.ones(4))
+    core.optimizer = config.build([core.params])
+    fresh = ShardCore(core.params.detach().numpy().copy(), config, total_steps=10, updates_per_step=1)
+    fresh.version = core.version  # the same point of the schedule
+    for grad in (np.full(4, -1.0), np.full(4, 2.0)):
+        core.apply(grad)
+        fresh.apply(grad)
+    assert torch.equal(core.params.detach(), fresh.params.detach())
+    assert int(core.optimizer.state[core.params]["step"]) == 2
+
+
 def test_a_version_without_a_gradient_moves_the_version_only() -> None:
     core = ShardCore(np.ones(2), OptimizerConfig(name="sgd", lr=0.1), total_steps=2, updates_per_step=1)
     core.apply(None)

@@ -16,7 +16,7 @@ import torch
 
 from skate.engines.guard import slice_problem
 from skate.engines.heap import keep_freed_memory
-from skate.engines.optim import OptimizerConfig
+from skate.engines.optim import FlatStep, OptimizerConfig
 from skate.engines.ps.config import Compression
 from skate.engines.ps.layout import decode, encode, wire_dtype, wire_tensor
 from skate.engines.ps.warm import WarmUp
@@ -31,6 +31,7 @@ class ShardCore:
         self.params = torch.nn.Parameter(torch.from_numpy(np.array(init, dtype=np.float32)))
         self.config = optimizer
         self.optimizer = optimizer.build([self.params])
+        self._step = FlatStep(self.optimizer)
         self.total_steps, self.updates_per_step = total_steps, updates_per_step
         self.version = 0
         self.changed = asyncio.Condition()
@@ -48,7 +49,9 @@ class ShardCore:
         if grad is not None:
             self.params.grad = torch.from_numpy(np.asarray(grad, dtype=np.float32))
             self.config.set_rate(self.optimizer, self.version // self.updates_per_step, self.total_steps, scale=lr_scale)
-            self.optimizer.step()
+            if self._step.optimizer is not self.optimizer:  # a new one (a new phase of the model)
+                self._step = FlatStep(self.optimizer)
+            self._step()
             self.stats["applied"] += 1
         self.version += 1
         self.warm_up.updated()

@@ -7,7 +7,6 @@ from typing import Any, Callable
 
 import numpy as np
 import ray
-import torch
 
 from skate.engines.base import Metrics, Workload
 from skate.engines.ps.config import Compression, MessageAuth
@@ -137,7 +136,7 @@ class PSWorker:
         the examples to push with it (``count``, or 0 if the guard refuses what was written)."""
         grads = [self.flat.write_grads(lo, hi, out, self.compression) for (lo, hi), out in zip(self.layout.shards, into)]
         self.wire_bytes += sum(g.nbytes for g in grads) * 2  # the parameters come back in the same format
-        if count and self._guard_written and self.replica.refuses([torch.from_numpy(g) for g in grads]):
+        if count and self._guard_written and self.replica.refuses(grads):
             self._sums = self._sums_before  # the refused batch's metrics are left out
             count = 0
         return grads, count
