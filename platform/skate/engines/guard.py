@@ -48,7 +48,7 @@ def slices_problem(slices: list[np.ndarray], bound: float | None) -> str | None:
     """Why the gradient made of the float32 arrays ``slices`` must be refused: their norm together,
     as numpy's norm of one of them takes it (a dot product, summed in float32). Lighter than a torch
     call where the code paths are cold: in a PS worker right after backward (the seed's classifier,
-    ad hoc) 22 us against 39 us."""
+    ad hoc, medians of 60 steps) 28 us against 39 us."""
     squares = sum(float(np.dot(grad, grad)) for grad in (s.astype(np.float32, copy=False).ravel() for s in slices))
     return norm_problem(math.sqrt(squares), bound)
 

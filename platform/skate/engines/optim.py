@@ -82,7 +82,8 @@ class FlatStep:
     same kernel, with the arguments torch's own step passes it, so the results are the same to the
     bit (``tests/engines/test_optim.py``). torch's step spends most of its time in Python around
     that kernel: on a shard of the seed's classifier between synchronous steps (ad hoc, in the
-    shard, medians), 76 us against 21 us for the kernel alone, on the path every worker waits on.
+    shard, medians of 60 steps), torch's step took 76 us and this one 43 us (the kernel alone 21
+    us), on the path every worker of a sync step waits on.
 
     Every other optimizer and option is left to torch's step: another rule, several parameters or
     groups, amsgrad, maximize, capturable, differentiable, a learning rate held in a tensor, hooks,
@@ -125,7 +126,10 @@ class FlatStep:
         import torch
         import torch.optim.optimizer as hooks
 
-        if self._kernel is None or self._param.grad is None or isinstance(self._group["lr"], torch.Tensor):
+        if self._kernel is None:
+            return None
+        grad = self._param.grad
+        if grad is None or grad.dtype != self._param.dtype or isinstance(self._group["lr"], torch.Tensor):
             return None
         optimizer = self.optimizer
         if (optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
