@@ -41,14 +41,17 @@ def test_a_parameter_torch_cannot_fuse_for_gets_the_per_tensor_step() -> None:
 
 
 def stepped(name: str, *, flat: bool, steps: int = 30) -> tuple[torch.Tensor, dict]:
-    """A flat parameter after ``steps`` steps of ``name`` (weight decay, a rate changed at each step),
-    by :class:`FlatStep` or by torch's own step, and the optimizer's state."""
+    """A flat parameter after ``steps`` steps of ``name`` (weight decay, a rate changed at each step,
+    the state saved and loaded back halfway, as a rollback does), by :class:`FlatStep` or by torch's
+    own step, and the optimizer's state."""
     generator = torch.Generator().manual_seed(0)
     weight = torch.nn.Parameter(torch.randn(1000, generator=generator))
     config = OptimizerConfig(name=name, lr=0.01, weight_decay=0.1)
     optimizer = config.build([weight])
     step_of = FlatStep(optimizer) if flat else optimizer.step
     for step in range(steps):
+        if step == steps // 2:
+            optimizer.load_state_dict(optimizer.state_dict())  # new groups and state
         weight.grad = torch.randn(1000, generator=generator)
         config.set_rate(optimizer, step, steps, scale=1.0 + step / steps)
         step_of()

@@ -90,30 +90,39 @@ class FlatStep:
     a parameter with no gradient or no state yet (its first step)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self._group: dict[str, Any] | None = None
+        self._plan()
+
+    def _plan(self) -> None:
+        """The kernel for the optimizer's group as it is now (``load_state_dict`` makes new groups)."""
         import torch
 
-        self.optimizer = optimizer
+        optimizer = self.optimizer
         self._kernel: Any = None
-        groups = optimizer.param_groups
-        if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW) or len(groups) != 1:
+        self._group = optimizer.param_groups[0] if optimizer.param_groups else None
+        if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW) or len(optimizer.param_groups) != 1:
             return
-        group = groups[0]
+        group = optimizer.param_groups[0]
         if len(group["params"]) != 1 or not group.get("fused"):
             return
         if any(group.get(option) for option in ("amsgrad", "maximize", "capturable", "differentiable")):
             return
         decoupled = type(optimizer) is torch.optim.AdamW or group.get("decoupled_weight_decay", False)
         self._kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-        self._group, self._param = group, group["params"][0]
+        self._param = group["params"][0]
 
     def __call__(self) -> None:
         import torch
 
+        if not self.optimizer.param_groups or self.optimizer.param_groups[0] is not self._group:
+            self._plan()
         state = self._direct_state()
         if state is None:
             self.optimizer.step()
             return
         group, param = self._group, self._param
+        assert group is not None
         with torch.no_grad():
             state["step"].add_(1)
             self._kernel([param], [param.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]],
@@ -126,7 +135,7 @@ class FlatStep:
         import torch
         import torch.optim.optimizer as hooks
 
-        if self._kernel is None:
+        if self._kernel is None or self._group is None:
             return None
         grad = self._param.grad
         if grad is None or grad.dtype != self._param.dtype or isinstance(self._group["lr"], torch.Tensor):
