@@ -6,7 +6,10 @@ monotonic clock for every process of a node) at each phase of each step; the med
 timed epochs split a step into the worker's backward pass (forward, loss, backward, the guard and
 metrics), sending the gradient, the time until the next backward starts (drawing the next batch;
 for sync, also waiting for the shard and installing its reply), and, on the shard's side, its
-update (the update rule and optimizer step). The single-process loop's steps on one thread are
+update (the update rule and optimizer step), how long it takes to start on a push
+(``shard_wake_ms``: from the worker's send returning to the update starting, the shard's wake-up
+and event loop) and for its reply to be taken (``reply_ms``: from the update's end to the worker's
+install; sync only, since async's worker installs a reply after its next backward pass). The single-process loop's steps on one thread are
 measured beside the engine's, an epoch of the loop (on each core in turn) before each of the
 engine's, and the ratio is the median loop step over the median engine step (like with like;
 ``mean_step_ms`` and ``single_mean_step_ms`` show the tails that examples/s also pays).
@@ -20,7 +23,7 @@ time of the engine's timed epochs (1.0: a whole core): the workers, the shards a
 
 Prints one JSON line per mode (milliseconds, medians over steps):
 {"mode": .., "n": .., "single_step_ms": .., "step_ms": .., "ratio": .., "mean_step_ms": .., "single_mean_step_ms": ..,
- "backward_ms": .., "send_ms": .., "until_next_backward_ms": .., "install_ms": .., "shard_update_ms": ..,
+ "backward_ms": .., "send_ms": .., "until_next_backward_ms": .., "install_ms": .., "shard_update_ms": .., "shard_wake_ms": .., "reply_ms": ..,
  "epoch_outside_steps_ms": .., "cpu_share": {"worker 0": .., "shard 0": .., "driver": ..}}
 """
 
@@ -158,6 +161,8 @@ def profile(bench: Bench, mode: str, num_workers: int, epochs: int, steps: int, 
             "until_next_backward_ms": round(_gaps(_times(worker, "sent"), backward), 2),
             "install_ms": round(_gaps(_times(worker, "install"), _times(worker, "install_done")), 2),
             "shard_update_ms": round(_gaps(_times(shard, "update"), _times(shard, "update_done")), 2),
+            "shard_wake_ms": round(_gaps(_times(worker, "sent"), _times(shard, "update")), 3),
+            "reply_ms": round(_gaps(_times(shard, "update_done"), _times(worker, "install")), 3),
             "epoch_outside_steps_ms": round(statistics.median(outside), 1), "cpu_share": cpu}
 
 
