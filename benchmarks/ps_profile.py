@@ -9,9 +9,9 @@ for sync, also waiting for the shard and installing its reply), and, on the shar
 update (the update rule and optimizer step), how long it takes to start on a push
 (``shard_wake_ms``: from the worker's send returning to the update starting, the shard's wake-up
 and event loop) and for its reply to be taken (``reply_ms``: from the update's end to the worker's
-install; sync only, since async's worker installs a reply after its next backward pass). The single-process loop's steps on one thread are
-measured beside the engine's, an epoch of the loop (on each core in turn) before each of the
-engine's, and the ratio is the median loop step over the median engine step (like with like;
+install; sync only, since async's worker installs a reply after its next backward pass). The
+single-process loop's steps on one thread are measured beside the engine's, an epoch of the loop
+(on each core in turn) before each of the engine's, and the ratio is the median loop step over the median engine step (like with like;
 ``mean_step_ms`` and ``single_mean_step_ms`` show the tails that examples/s also pays).
 ``epoch_outside_steps_ms`` is the driver's time for an epoch less worker 0's span from its first
 backward to its last install: what a segment costs around its steps (starting it, gathering metrics,
@@ -23,7 +23,8 @@ time of the engine's timed epochs (1.0: a whole core): the workers, the shards a
 
 Prints one JSON line per mode (milliseconds, medians over steps):
 {"mode": .., "n": .., "single_step_ms": .., "step_ms": .., "ratio": .., "mean_step_ms": .., "single_mean_step_ms": ..,
- "backward_ms": .., "send_ms": .., "until_next_backward_ms": .., "install_ms": .., "shard_update_ms": .., "shard_wake_ms": .., "reply_ms": ..,
+ "backward_ms": .., "send_ms": .., "until_next_backward_ms": .., "install_ms": .., "shard_update_ms": ..,
+ "shard_wake_ms": .., "reply_ms": ..,
  "epoch_outside_steps_ms": .., "cpu_share": {"worker 0": .., "shard 0": .., "driver": ..}}
 """
 

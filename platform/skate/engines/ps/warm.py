@@ -69,10 +69,10 @@ class WarmUp:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # called outside the event loop (a compiled graph's step): nothing to schedule on
             return
-        due = min(self._gaps)  # the next update, at the earliest
-        delay = due - LEAD_S - TIMER_LATE_S
+        gap = min(self._gaps)  # the next update may come that soon
+        delay = gap - LEAD_S - TIMER_LATE_S
         if delay > LEAD_S:
-            self._latest = now + due - LEAD_S / 2
+            self._latest = now + gap - LEAD_S / 2
             self._pending = loop.call_later(delay, self._warm)
 
     def _warm(self) -> None:
