@@ -11,8 +11,9 @@ update (the update rule and optimizer step), how long it takes to start on a pus
 and event loop) and for its reply to be taken (``reply_ms``: from the update's end to the worker's
 install; sync only, since async's worker installs a reply after its next backward pass). The
 single-process loop's steps on one thread are measured beside the engine's, an epoch of the loop
-(on each core in turn) before each of the engine's, and the ratio is the median loop step over the median engine step (like with like;
-``mean_step_ms`` and ``single_mean_step_ms`` show the tails that examples/s also pays).
+(on each core in turn) before each of the engine's, and the ratio is the median loop step over the
+median engine step (like with like; ``mean_step_ms`` and ``single_mean_step_ms`` show the tails
+that examples/s also pays).
 ``epoch_outside_steps_ms`` is the driver's time for an epoch less worker 0's span from its first
 backward to its last install: what a segment costs around its steps (starting it, gathering metrics,
 the snapshot a rollback would return to). ``cpu_share`` is each process's CPU time over the wall
