@@ -57,7 +57,8 @@ def test_a_generator_restored_from_a_save_behind_the_trials_skips_the_trials_tun
     killed.on_trial_complete(first.trial_id)
     killed.save_to_dir(str(tmp_path), session_str="2026-12-06_21-00-00")  # the generator's last save copied
     second = killed.next_trial()  # in the trials' later save, not in the generator's
-    trials = [[json.dumps({"trial_id": trial.trial_id}), "{}"] for trial in (first, second)]
+    trials = [[json.dumps({"trial_id": trial.trial_id, "status": status}), "{}"]
+              for trial, status in ((first, "TERMINATED"), (second, "RUNNING"))]
     (tmp_path / "experiment_state-2026-12-06_21-00-00.json").write_text(json.dumps({"trial_data": trials}))
     restored = generator()
     restored.restore_from_dir(str(tmp_path))

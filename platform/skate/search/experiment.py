@@ -38,6 +38,7 @@ from skate.spec import JobSpec, dump_spec, load_spec
 from skate.uri import is_uri, join, open_location
 from skate.search.paths import explicit_data
 from skate.search.signed_state import TUNER_STATE, StateSigner, check_state
+from skate.search.tune_state import trial_states
 from skate.search.config import SearchConfig
 from skate.search.results import (BEST_SPEC, PLOT, TRIALS_TABLE, TrialRecord, best_record, trial_record,
                                 write_best_spec, write_trials_plot, write_trials_table)
@@ -325,13 +326,8 @@ def saved_states(filesystem: pafs.FileSystem, tune_dir: str) -> dict[str, str]:
                    key=lambda info: info.mtime_ns or 0)
     if not found:
         return {}
-    states = {}
     with filesystem.open_input_stream(found[-1].path) as stream:
-        saved = json.loads(stream.read())
-    for entry in saved.get("trial_data", []):
-        trial = json.loads(entry[0] if isinstance(entry, list) else entry)
-        states[trial["trial_id"]] = trial["status"]
-    return states
+        return trial_states(stream.read().decode())
 
 
 def _one_line(error_file: str | None) -> str:

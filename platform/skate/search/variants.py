@@ -20,12 +20,13 @@ reads which trials Tune restored (the experiment state beside its own) and skips
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ray.tune.execution.tune_controller import TuneController
 from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from skate.search.tune_state import trial_states
 
 
 class LimitedVariantGenerator(BasicVariantGenerator):
@@ -64,7 +65,4 @@ def restored_trials(folder: Path) -> set[str]:
     folder, where Tune restores the generator from: the state Tune restored its trials from is
     there too), or none."""
     states = sorted(folder.glob(TuneController.CKPT_FILE_TMPL.format("*")))
-    if not states:
-        return set()
-    trials = json.loads(states[-1].read_text()).get("trial_data", [])
-    return {json.loads(state)["trial_id"] for state, *_ in trials}
+    return set(trial_states(states[-1].read_text())) if states else set()
